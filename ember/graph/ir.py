@@ -138,7 +138,7 @@ class Call(Expr):
     a mismatch raises :class:`ShapeError` naming the op and the node.
     """
 
-    op: Op
+    op: Op | Function
     args: tuple[Expr, ...]
     attrs: Any
     name: str = ""
@@ -193,16 +193,45 @@ class TupleGetItem(Expr):
 
 @dataclass(frozen=True, eq=False, slots=True)
 class Function:
-    """``params`` are the inputs (model inputs first, then weights); ``body`` the result."""
+    """``params`` are the inputs (model inputs first, then weights); ``body`` the result.
+
+    A function with ``attrs["primitive"]`` set is a fused kernel: the fusion pass
+    builds one per group of ops, and a :class:`Call` whose ``op`` is the function
+    invokes it (as in TVM). ``attrs["name"]`` names the kernel.
+    """
 
     params: tuple[Var, ...]
     body: Expr
+    attrs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", tuple(self.params))
 
     @property
     def ret_type(self) -> Type:
+        return self.body.type
+
+    @property
+    def name(self) -> str:
+        return str(self.attrs.get("name", "function"))
+
+    @property
+    def is_primitive(self) -> bool:
+        return bool(self.attrs.get("primitive", False))
+
+    def infer_type(self, args: tuple[Expr, ...], attrs: Any, node_name: str = "") -> Type:
+        """Type of calling this function on ``args`` (used when a Call's op is a Function)."""
+        if len(args) != len(self.params):
+            raise ShapeError(
+                f"call of {self.name} (node {node_name!r}) passes {len(args)} argument(s), "
+                f"the function takes {len(self.params)}"
+            )
+        for i, (arg, param) in enumerate(zip(args, self.params)):
+            if arg.type != param.type:
+                raise ShapeError(
+                    f"call of {self.name} (node {node_name!r}): argument {i} ({param.name}) "
+                    f"is {arg.type}, expected {param.type}"
+                )
         return self.body.type
 
 

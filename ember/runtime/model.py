@@ -1,0 +1,209 @@
+"""Load and run a compiled model: numpy and ctypes only, no compiler.
+
+m = ember.load("resnet18.ember")
+outs = m.run({"data": x})          # list of numpy arrays
+print(m.benchmark(repeat=50))      # {"median_ms": ..., "p90_ms": ..., ...}
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ember.errors import EmberRuntimeError
+from ember.runtime.artifact import PARAM_ALIGNMENT, read_artifact
+
+_ABI_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.shape} {self.dtype}"
+
+
+def _aligned_empty(nbytes: int, alignment: int = PARAM_ALIGNMENT) -> np.ndarray:
+    raw = np.empty(nbytes + alignment, dtype=np.uint8)
+    start = (-raw.ctypes.data) % alignment
+    return raw[start : start + nbytes]
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _check_target(metadata: dict[str, Any], path: str) -> None:
+    target = metadata.get("target", {})
+    arch = target.get("arch")
+    here = platform.machine()
+    if arch and arch != here:
+        raise EmberRuntimeError(
+            f"{path!r} was compiled for {target.get('name', arch)} ({arch}); this machine is {here}",
+            hint=f"compile the model with --target for {here}, or run the artifact on a {arch} device",
+        )
+    needed = set(target.get("cpu_features", []))
+    have = _cpu_flags()
+    if needed and have and not needed <= have:
+        raise EmberRuntimeError(
+            f"{path!r} needs CPU features this machine lacks: {', '.join(sorted(needed - have))}",
+            hint="compile for this CPU (target 'host') or for a generic -mcpu",
+        )
+
+
+def _library_path(lib_bytes: bytes) -> Path:
+    """Write the library to a per-content file once (dlopen needs a path)."""
+    digest = hashlib.sha256(lib_bytes).hexdigest()[:24]
+    base = Path(
+        os.environ.get("EMBER_RUNTIME_DIR") or Path(tempfile.gettempdir()) / "ember-runtime"
+    )
+    base.mkdir(parents=True, exist_ok=True)
+    lib_path = base / f"model-{digest}.so"
+    if not lib_path.exists():
+        tmp = lib_path.with_name(f"{lib_path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(lib_bytes)
+        tmp.replace(lib_path)
+    return lib_path
+
+
+class Model:
+    """A loaded artifact. ``run`` takes a dict of input arrays and returns the outputs."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = str(path)
+        contents = read_artifact(path)
+        meta = contents.metadata
+        _check_target(meta, path)
+        self.path = path
+        self.metadata = meta
+        self.inputs = [TensorInfo(t["name"], tuple(t["shape"]), t["dtype"]) for t in meta["inputs"]]
+        self.outputs = [
+            TensorInfo(t["name"], tuple(t["shape"]), t["dtype"]) for t in meta["outputs"]
+        ]
+        try:
+            self._lib = ctypes.CDLL(str(_library_path(contents.lib_bytes)))
+        except OSError as err:
+            raise EmberRuntimeError(f"{path!r}: cannot load model.so: {err}") from None
+        self._lib.ember_run.restype = ctypes.c_int32
+        self._lib.ember_run.argtypes = [ctypes.c_void_p] * 4
+        self._lib.ember_abi_version.restype = ctypes.c_int32
+        if self._lib.ember_abi_version() != _ABI_VERSION:
+            raise EmberRuntimeError(f"{path!r}: model.so has another ABI version")
+
+        # Weights: one aligned block, each param a view at its offset.
+        blob = _aligned_empty(len(contents.params_blob))
+        blob[:] = np.frombuffer(contents.params_blob, dtype=np.uint8)
+        self._params_blob = blob
+        self._param_ptrs = (ctypes.c_void_p * max(len(meta["params"]), 1))(
+            *[blob.ctypes.data + p["offset"] for p in meta["params"]]
+        )
+        self._workspace = _aligned_empty(max(int(meta["workspace_bytes"]), 1))
+        self._in_ptrs = (ctypes.c_void_p * max(len(self.inputs), 1))()
+        self._out_ptrs = (ctypes.c_void_p * max(len(self.outputs), 1))()
+
+    def __repr__(self) -> str:
+        ins = ", ".join(map(str, self.inputs))
+        outs = ", ".join(map(str, self.outputs))
+        return f"Model({self.path!r}; inputs {ins}; outputs {outs})"
+
+    def _check_inputs(self, inputs: dict[str, Any]) -> list[np.ndarray]:
+        if not isinstance(inputs, dict):
+            raise EmberRuntimeError(
+                f"run() takes a dict of input name to array, got {type(inputs).__name__}",
+                hint=f"e.g. m.run({{{self.inputs[0].name!r}: x}})" if self.inputs else None,
+            )
+        expected = [i.name for i in self.inputs]
+        unknown = sorted(set(inputs) - set(expected))
+        missing = [n for n in expected if n not in inputs]
+        if unknown or missing:
+            parts = []
+            if missing:
+                parts.append(f"missing input(s) {', '.join(map(repr, missing))}")
+            if unknown:
+                parts.append(f"unknown input(s) {', '.join(map(repr, unknown))}")
+            raise EmberRuntimeError(
+                "; ".join(parts) + f"; the model's inputs are: {', '.join(map(str, self.inputs))}"
+            )
+        arrays = []
+        for info in self.inputs:
+            value = inputs[info.name]
+            array = np.asarray(value)
+            if isinstance(value, list | tuple | float | int):
+                array = array.astype(info.dtype)
+            if array.shape != info.shape:
+                raise EmberRuntimeError(
+                    f"input {info.name!r} has shape {array.shape}; the model was compiled for "
+                    f"{info.shape}",
+                    hint="recompile with the new shape (--input) or reshape the data",
+                )
+            if str(array.dtype) != info.dtype:
+                raise EmberRuntimeError(
+                    f"input {info.name!r} has dtype {array.dtype}; the model expects {info.dtype}",
+                    hint=f"pass x.astype({info.dtype!r})",
+                )
+            arrays.append(np.ascontiguousarray(array))
+        return arrays
+
+    def run(self, inputs: dict[str, Any]) -> list[np.ndarray]:
+        """Run one inference; returns the outputs in the model's order."""
+        arrays = self._check_inputs(inputs)
+        outs = [np.empty(o.shape, dtype=o.dtype) for o in self.outputs]
+        for i, a in enumerate(arrays):
+            self._in_ptrs[i] = a.ctypes.data
+        for i, o in enumerate(outs):
+            self._out_ptrs[i] = o.ctypes.data
+        status = self._lib.ember_run(
+            self._in_ptrs, self._out_ptrs, self._param_ptrs, self._workspace.ctypes.data
+        )
+        if status != 0:
+            raise EmberRuntimeError(f"{self.path!r}: kernel {status} reported an error")
+        return outs
+
+    def benchmark(self, repeat: int = 50, warmup: int = 5, inputs: dict | None = None) -> dict:
+        """Median / p90 / min latency in ms over ``repeat`` runs on random (or given) inputs."""
+        if inputs is None:
+            rng = np.random.default_rng(0)
+            inputs = {
+                i.name: rng.standard_normal(i.shape).astype(i.dtype)
+                if np.dtype(i.dtype).kind == "f"
+                else np.zeros(i.shape, i.dtype)
+                for i in self.inputs
+            }
+        for _ in range(warmup):
+            self.run(inputs)
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            self.run(inputs)
+            times.append((time.perf_counter() - start) * 1e3)
+        t = np.array(times)
+        return {
+            "median_ms": float(np.median(t)),
+            "p90_ms": float(np.percentile(t, 90)),
+            "min_ms": float(t.min()),
+            "repeat": repeat,
+        }
+
+
+def load(path: str | Path) -> Model:
+    """Load an artifact written by ``ember.compile(...).export(path)``."""
+    return Model(path)

@@ -58,8 +58,9 @@ def _check_target(metadata: dict[str, Any], path: str) -> None:
     here = platform.machine()
     if arch and arch != here:
         raise EmberRuntimeError(
-            f"{path!r} was compiled for {target.get('name', arch)} ({arch}); this machine is {here}",
-            hint=f"compile the model with --target for {here}, or run the artifact on a {arch} device",
+            f"{path!r} was compiled for {target.get('name', arch)} ({arch}); "
+            f"this machine is {here}",
+            hint=f"compile the model with a target for {here}, or run it on a {arch} device",
         )
     needed = set(target.get("cpu_features", []))
     have = _cpu_flags()

@@ -1,0 +1,25 @@
+"""Graph ops: importing this package registers every op listed in docs/ops.md.
+
+>>> from ember.ops import get_op
+>>> get_op("nn.conv2d").pattern
+<OpPattern.OUT_ELEMWISE_FUSABLE: 4>
+"""
+
+from ember.ops import image, math, nn, nn_conv, nn_pool, reduce, transform
+from ember.ops.registry import NoAttrs, Op, OpPattern, get_op, list_ops, register_op
+
+__all__ = [
+    "NoAttrs",
+    "Op",
+    "OpPattern",
+    "get_op",
+    "image",
+    "list_ops",
+    "math",
+    "nn",
+    "nn_conv",
+    "nn_pool",
+    "reduce",
+    "register_op",
+    "transform",
+]

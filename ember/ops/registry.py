@@ -43,9 +43,12 @@ class OpPattern(enum.IntEnum):
 
     ELEMWISE = 0  # out[i] = f(in[i]) on same-shaped tensors
     BROADCAST = 1  # elementwise with numpy broadcasting
-    INJECTIVE = 2  # each output element reads one input element (reshape, transpose, pad, concat)
+    # each output element reads one input element (reshape, transpose, pad, concat)
+    INJECTIVE = 2
     COMM_REDUCE = 3  # commutative reduction (sum, max, pooling)
-    OUT_ELEMWISE_FUSABLE = 4  # complex op whose output can take an elementwise epilogue (conv, dense)
+    OUT_ELEMWISE_FUSABLE = (
+        4  # complex op whose output can take an elementwise epilogue (conv, dense)
+    )
     TUPLE = 7  # produces a tuple (split)
     OPAQUE = 8  # never fused
 
@@ -105,7 +108,9 @@ class Op:
         try:
             return self.attrs_type(**attrs)
         except EmberError as err:
-            raise AttrError(f"op {self.name} (node {node_name!r}): {err.message}", hint=err.hint) from None
+            raise AttrError(
+                f"op {self.name} (node {node_name!r}): {err.message}", hint=err.hint
+            ) from None
         except (TypeError, ValueError) as err:
             raise AttrError(f"op {self.name} (node {node_name!r}): bad attributes: {err}") from None
 
@@ -115,7 +120,8 @@ class Op:
             raise InternalError(f"op {self.name} has no type rule")
         if self.num_inputs is not None and len(args) != self.num_inputs:
             raise ShapeError(
-                f"op {self.name} (node {node_name!r}) takes {self.num_inputs} input(s), got {len(args)}"
+                f"op {self.name} (node {node_name!r}) takes {self.num_inputs} input(s), "
+                f"got {len(args)}"
             )
         if not isinstance(attrs, self.attrs_type):
             raise InternalError(

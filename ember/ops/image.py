@@ -1,0 +1,190 @@
+"""``image.resize2d``: ONNX Resize over the H and W axes of NCHW data.
+
+Each output coordinate maps back to the input with the
+``coordinate_transformation_mode``; ``nearest`` rounds it with ``nearest_mode``,
+``linear`` and ``cubic`` interpolate (separably, H then W) with ONNX's rules::
+
+    >>> from ember.graph.ir import Var, TensorType, call
+    >>> x = Var("x", TensorType((1, 3, 8, 8)))
+    >>> call("image.resize2d", x, size=(16, 16), method="linear").type.shape
+    (1, 3, 16, 16)
+
+The reference builds one (out, in) interpolation matrix per axis (or an index
+vector for ``nearest``), so it is exact and vectorized.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ember.errors import AttrError
+from ember.graph.ir import TensorType
+from ember.ops._shape import (
+    NUMBER_DTYPES,
+    check_dtype,
+    check_rank,
+    choice,
+    int_tuple,
+    number,
+    set_attr,
+    tensor,
+)
+from ember.ops.registry import OpPattern, register_op
+
+METHODS = ("nearest", "linear", "cubic")
+COORDINATE_MODES = (
+    "half_pixel",
+    "asymmetric",
+    "align_corners",
+    "pytorch_half_pixel",
+    "tf_half_pixel_for_nn",
+)
+NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
+
+
+@dataclass(frozen=True)
+class Resize2DAttrs:
+    """Output ``size`` (out_h, out_w) and ONNX Resize's interpolation options.
+
+    ``scales`` (h, w) is the scale ONNX used when a model gave scales rather than
+    sizes; the coordinate transform divides by it. ``None`` means ``out / in``.
+    """
+
+    size: tuple[int, int]
+    method: str = "nearest"
+    coordinate_transformation_mode: str = "half_pixel"
+    nearest_mode: str = "round_prefer_floor"
+    cubic_coeff_a: float = -0.75
+    exclude_outside: bool = False
+    scales: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        set_attr(self, "size", int_tuple("size", self.size, 2, min_value=1))
+        choice("method", self.method, METHODS)
+        choice(
+            "coordinate_transformation_mode", self.coordinate_transformation_mode, COORDINATE_MODES
+        )
+        choice("nearest_mode", self.nearest_mode, NEAREST_MODES)
+        set_attr(self, "cubic_coeff_a", number("cubic_coeff_a", self.cubic_coeff_a))
+        if not isinstance(self.exclude_outside, bool | np.bool_):
+            raise AttrError(
+                f"attribute exclude_outside must be a bool, got {self.exclude_outside!r}"
+            )
+        set_attr(self, "exclude_outside", bool(self.exclude_outside))
+        if self.scales is not None:
+            try:
+                scales = tuple(number("scales", s, positive=True) for s in self.scales)
+            except TypeError:
+                raise AttrError(
+                    f"attribute scales must be two numbers, got {self.scales!r}"
+                ) from None
+            if len(scales) != 2:
+                raise AttrError(f"attribute scales must be two numbers (h, w), got {self.scales!r}")
+            set_attr(self, "scales", scales)
+
+
+resize2d = register_op("image.resize2d", Resize2DAttrs, OpPattern.INJECTIVE, num_inputs=1)
+
+
+@resize2d.type_rule
+def _resize2d_type(types: list, attrs: Resize2DAttrs) -> TensorType:
+    data = tensor(types, 0, "data")
+    check_rank(data, "data (N, C, H, W)", 4)
+    check_dtype(data, "data", NUMBER_DTYPES)
+    return TensorType((*data.shape[:2], *attrs.size), data.dtype)
+
+
+def source_coordinates(out_size: int, in_size: int, scale: float, mode: str) -> np.ndarray:
+    """Input coordinate (float64) of each output index under ONNX ``mode``."""
+    x = np.arange(out_size, dtype=np.float64)
+    if scale == 1.0 and out_size == in_size:
+        # An axis that is not resized is copied (onnxruntime and the ONNX reference skip it),
+        # which differs from the formula only for tf_half_pixel_for_nn.
+        return x
+    if mode == "half_pixel":
+        return (x + 0.5) / scale - 0.5
+    if mode == "pytorch_half_pixel":
+        return (x + 0.5) / scale - 0.5 if out_size > 1 else np.zeros_like(x)
+    if mode == "align_corners":
+        # ONNX divides by the unrounded output length (in * scale) when scales were given.
+        length = in_size * scale
+        return x * (in_size - 1) / (length - 1) if out_size > 1 else np.zeros_like(x)
+    if mode == "asymmetric":
+        return x / scale
+    return (x + 0.5) / scale  # tf_half_pixel_for_nn
+
+
+def _nearest_index(coord: np.ndarray, mode: str, in_size: int) -> np.ndarray:
+    if mode == "round_prefer_floor":
+        idx = np.ceil(coord - 0.5)
+    elif mode == "round_prefer_ceil":
+        idx = np.floor(coord + 0.5)
+    elif mode == "floor":
+        idx = np.floor(coord)
+    else:
+        idx = np.ceil(coord)
+    return np.clip(idx, 0, in_size - 1).astype(np.int64)
+
+
+def _cubic_weights(t: np.ndarray, a: float) -> np.ndarray:
+    """Keys cubic weights of the 4 neighbours at offsets -1, 0, 1, 2 for fraction ``t``."""
+
+    def near(d: np.ndarray) -> np.ndarray:  # |d| <= 1
+        return ((a + 2) * d - (a + 3)) * d * d + 1
+
+    def far(d: np.ndarray) -> np.ndarray:  # 1 < |d| < 2
+        return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+
+    return np.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], axis=-1)
+
+
+def interpolation_matrix(
+    out_size: int, in_size: int, scale: float, attrs: Resize2DAttrs
+) -> np.ndarray:
+    """(out_size, in_size) float64 weights of linear or cubic resizing along one axis."""
+    coord = source_coordinates(out_size, in_size, scale, attrs.coordinate_transformation_mode)
+    matrix = np.zeros((out_size, in_size))
+    rows = np.arange(out_size)
+    if attrs.method == "linear":
+        coord = np.clip(coord, 0, in_size - 1)
+        low = np.floor(coord).astype(np.int64)
+        high = np.minimum(low + 1, in_size - 1)
+        frac = coord - low
+        np.add.at(matrix, (rows, low), 1 - frac)
+        np.add.at(matrix, (rows, high), frac)
+        return matrix
+    base = np.floor(coord).astype(np.int64)
+    weights = _cubic_weights(coord - base, attrs.cubic_coeff_a)
+    index = base[:, None] + np.arange(-1, 3)[None, :]
+    inside = (index >= 0) & (index < in_size)
+    if attrs.exclude_outside:
+        weights = np.where(inside, weights, 0.0)
+        weights = weights / weights.sum(axis=1, keepdims=True)
+    np.add.at(matrix, (rows[:, None], np.clip(index, 0, in_size - 1)), weights)
+    return matrix
+
+
+@resize2d.reference
+def _resize2d_ref(inputs: list[np.ndarray], attrs: Resize2DAttrs) -> np.ndarray:
+    x = np.asarray(inputs[0])
+    in_h, in_w = x.shape[2:]
+    out_h, out_w = attrs.size
+    scales = attrs.scales or (out_h / in_h, out_w / in_w)
+    if attrs.method == "nearest":
+        mode = attrs.coordinate_transformation_mode
+        rows = _nearest_index(
+            source_coordinates(out_h, in_h, scales[0], mode), attrs.nearest_mode, in_h
+        )
+        cols = _nearest_index(
+            source_coordinates(out_w, in_w, scales[1], mode), attrs.nearest_mode, in_w
+        )
+        return x[:, :, rows[:, None], cols[None, :]]
+    mat_h = interpolation_matrix(out_h, in_h, scales[0], attrs)
+    mat_w = interpolation_matrix(out_w, in_w, scales[1], attrs)
+    out = np.matmul(np.matmul(mat_h, x.astype(np.float64)), mat_w.T)
+    if np.issubdtype(x.dtype, np.integer):
+        info = np.iinfo(x.dtype)
+        out = np.clip(np.round(out), info.min, info.max)
+    return out.astype(x.dtype)

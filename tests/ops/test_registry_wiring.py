@@ -1,0 +1,64 @@
+"""Every op of docs/ops.md is registered, complete, and reachable as a module attribute."""
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+import ember.ops
+from ember.errors import AttrError
+from ember.graph.ir import TensorType, Var, call
+from ember.ops import OpPattern, get_op, image, list_ops, math, nn, reduce, transform
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "ops.md"
+
+EXPECTED = """
+nn.relu sigmoid tanh erf exp log sqrt rsqrt abs negative floor ceil round sign reciprocal sin cos
+logical_not nn.gelu nn.leaky_relu nn.elu nn.selu nn.softplus nn.hard_sigmoid nn.hard_swish clip
+cast identity nn.dropout add subtract multiply divide power maximum minimum mod logical_and
+logical_or logical_xor equal not_equal less less_equal greater greater_equal nn.prelu where
+nn.conv2d nn.conv2d_transpose nn.dense nn.matmul nn.batch_matmul nn.batch_norm nn.max_pool2d
+nn.avg_pool2d nn.global_avg_pool2d nn.global_max_pool2d nn.lrn nn.softmax nn.log_softmax nn.pad
+reshape flatten transpose squeeze expand_dims concatenate split strided_slice take broadcast_to
+tile image.resize2d reduce_sum reduce_mean reduce_max reduce_min reduce_prod argmax argmin
+""".split()
+
+
+def test_registry_holds_exactly_the_documented_ops():
+    assert sorted(EXPECTED) == list_ops()
+    documented = set(re.findall(r"`([a-z_0-9.]+)[`(]", DOCS.read_text()))
+    missing = [name for name in EXPECTED if name not in documented]
+    assert not missing, f"registered but not in docs/ops.md: {missing}"
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_op_is_complete_and_a_module_attribute(name):
+    op = get_op(name)
+    assert op._type_rule is not None and op._reference is not None
+    assert dataclasses.is_dataclass(op.attrs_type)
+    assert op.attrs_type.__dataclass_params__.frozen
+    prefix, _, short = name.rpartition(".")
+    modules = {"nn": [nn], "image": [image], "": [math, transform, reduce]}[prefix]
+    assert any(getattr(mod, short, None) is op for mod in modules), f"{name} not a module attr"
+
+
+def test_package_exports():
+    for attr in ("get_op", "list_ops", "register_op", "OpPattern"):
+        assert hasattr(ember.ops, attr)
+    assert get_op("nn.conv2d").pattern is OpPattern.OUT_ELEMWISE_FUSABLE
+    assert get_op("split").pattern is OpPattern.TUPLE
+    assert get_op("add").pattern is OpPattern.BROADCAST
+    assert get_op("nn.relu").pattern is OpPattern.ELEMWISE
+    with pytest.raises(AttrError, match="no op named 'nn.conv3d'"):
+        get_op("nn.conv3d")
+
+
+def test_attrs_are_frozen_and_normalized():
+    x, w = Var("x", TensorType((1, 4, 8, 8))), Var("w", TensorType((4, 4, 3, 3)))
+    node = call("nn.conv2d", x, w, strides=[2, 2], padding=1, name="conv")
+    assert node.attrs.strides == (2, 2) and node.attrs.padding == (1, 1, 1, 1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        node.attrs.groups = 2
+    with pytest.raises(AttrError, match=r"op nn.conv2d \(node 'c2'\): attribute strides"):
+        call("nn.conv2d", x, w, strides=(1, True), name="c2")

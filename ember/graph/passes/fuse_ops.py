@@ -1,0 +1,183 @@
+"""fuse_ops: group ops into kernels the way TVM's FuseOps does.
+
+Needs: a typed module whose weights are bound as constants (run ``optimize``
+first, or fusion sees weights as inputs and still works).
+Guarantees: ``main`` calls only primitive functions (``Function.attrs["primitive"]``),
+one per kernel, plus the Tuple/TupleGetItem glue between them; every call of the
+original graph sits in exactly one primitive function; the result computes the
+same values (the interpreter runs both).
+
+The rules, by op pattern (``OpPattern``):
+
+- elementwise and broadcast ops fuse into their producer's group when they are
+  that producer's only consumer: a conv2d / dense / matmul (OUT_ELEMWISE_FUSABLE)
+  takes its bias, remaining batch norm, activation and residual add as an
+  epilogue, as long as the epilogue keeps the anchor's output shape;
+- injective ops (reshape, transpose, pad, concatenate, ...) fuse with
+  elementwise / injective neighbours, so chains of data movement become one pass
+  over memory;
+- elementwise / injective producers fuse into a reduction (pooling, reduce_*),
+  which then ends its group;
+- opaque ops (softmax, lrn) and tuple ops (split) are kernels of their own.
+
+Weights and other non-scalar constants become parameters of the primitive
+function, so two layers of the same shape share one kernel.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ember.graph.ir import Call, Constant, Expr, Function, Module, Tuple, TupleGetItem, Var
+from ember.graph.visitor import post_order
+from ember.ops.registry import Op, OpPattern
+
+MAX_GROUP_SIZE = 64
+"""Upper bound on ops per kernel: keeps generated kernels (and compile time) small."""
+
+INLINE_CONSTANT_MAX_ELEMENTS = 1
+"""Constants up to this size stay inside the kernel as immediates; larger ones are arguments."""
+
+
+@dataclass(eq=False)
+class _Group:
+    nodes: list[Call] = field(default_factory=list)
+    kind: OpPattern = OpPattern.ELEMWISE
+
+    @property
+    def output(self) -> Call:
+        return self.nodes[-1]
+
+
+def _pattern(node: Call) -> OpPattern:
+    if isinstance(node.op, Op):
+        return node.op.pattern
+    return OpPattern.OPAQUE
+
+
+def _can_join(group: _Group, node: Call, pattern: OpPattern) -> bool:
+    """May ``node`` (whose input is ``group.output``) join ``group``?"""
+    if len(group.nodes) >= MAX_GROUP_SIZE:
+        return False
+    if group.kind in (OpPattern.OPAQUE, OpPattern.TUPLE, OpPattern.COMM_REDUCE):
+        return False  # reductions end a group; opaque ops stand alone
+    if group.kind == OpPattern.OUT_ELEMWISE_FUSABLE:
+        # An epilogue is computed per element of the anchor's output.
+        return pattern <= OpPattern.BROADCAST and node.type == group.output.type
+    # The group is elementwise / broadcast / injective.
+    return pattern <= OpPattern.INJECTIVE or pattern == OpPattern.COMM_REDUCE
+
+
+def _use_counts(nodes: list[Expr], body: Expr) -> dict[Expr, int]:
+    uses: dict[Expr, int] = {n: 0 for n in nodes}
+    for n in nodes:
+        if isinstance(n, Call):
+            children = n.args
+        elif isinstance(n, Tuple):
+            children = n.fields
+        elif isinstance(n, TupleGetItem):
+            children = (n.tuple_value,)
+        else:
+            children = ()
+        for c in children:
+            uses[c] += 1
+    uses[body] += 1  # the function result is a use the graph cannot see
+    return uses
+
+
+def _partition(nodes: list[Expr], uses: dict[Expr, int]) -> dict[Call, _Group]:
+    group_of: dict[Call, _Group] = {}
+    for node in nodes:
+        if not isinstance(node, Call):
+            continue
+        pattern = _pattern(node)
+        chosen: _Group | None = None
+        if pattern not in (OpPattern.OPAQUE, OpPattern.TUPLE):
+            candidates = [
+                group_of[arg]
+                for arg in node.args
+                if isinstance(arg, Call) and uses[arg] == 1 and group_of[arg].output is arg
+            ]
+            # Prefer joining a conv/dense anchor: that is where an epilogue saves the most.
+            candidates.sort(key=lambda g: -int(g.kind))
+            for group in candidates:
+                if _can_join(group, node, pattern):
+                    chosen = group
+                    break
+        if chosen is None:
+            chosen = _Group()
+        chosen.nodes.append(node)
+        chosen.kind = max(chosen.kind, pattern)
+        group_of[node] = chosen
+    return group_of
+
+
+def _kernel_name(group: _Group) -> str:
+    names = [n.op.name.replace(".", "_") for n in group.nodes if isinstance(n.op, Op)]
+    name = "fused_" + "_".join(names)
+    if len(name) > 80:
+        name = name[:80]
+    return re.sub(r"[^0-9A-Za-z_]", "_", name)
+
+
+def _build_function(group: _Group, outer: dict[Expr, Expr]) -> tuple[Function, list[Expr]]:
+    """The primitive function of ``group`` and the outer arguments to call it with."""
+    members = set(group.nodes)
+    inner: dict[Expr, Expr] = {}
+    params: list[Var] = []
+    call_args: list[Expr] = []
+
+    def argument(arg: Expr) -> Expr:
+        if arg in inner:
+            return inner[arg]
+        if isinstance(arg, Constant) and arg.type.size <= INLINE_CONSTANT_MAX_ELEMENTS:
+            inner[arg] = arg
+            return arg
+        param = Var(f"p{len(params)}", arg.type)  # type: ignore[arg-type]
+        params.append(param)
+        call_args.append(arg if isinstance(arg, Constant) else outer[arg])
+        inner[arg] = param
+        return param
+
+    for node in group.nodes:
+        new_args = tuple(inner[a] if a in members else argument(a) for a in node.args)
+        inner[node] = Call(node.op, new_args, node.attrs, node.name)
+    attrs = {
+        "primitive": True,
+        "name": _kernel_name(group),
+        "pattern": group.kind.name,
+    }
+    return Function(tuple(params), inner[group.output], attrs), call_args
+
+
+def fuse_ops(mod: Module) -> Module:
+    """Group the ops of ``main`` into primitive functions (kernels); see the module docstring."""
+    main = mod.main
+    nodes = post_order(main.body)
+    uses = _use_counts(nodes, main.body)
+    group_of = _partition(nodes, uses)
+
+    outer: dict[Expr, Expr] = {}  # original node -> node of the fused graph
+    for node in nodes:
+        if isinstance(node, Var | Constant):
+            outer[node] = node
+        elif isinstance(node, Tuple):
+            outer[node] = Tuple(tuple(outer[f] for f in node.fields), node.name)
+        elif isinstance(node, TupleGetItem):
+            outer[node] = TupleGetItem(outer[node.tuple_value], node.index, node.name)
+        elif isinstance(node, Call):
+            group = group_of[node]
+            if node is group.output:
+                func, args = _build_function(group, outer)
+                outer[node] = Call(func, tuple(args), None, group.output.name or func.name)
+    return mod.with_main(Function(main.params, outer[main.body], dict(main.attrs)))
+
+
+def kernels(mod: Module) -> list[Call]:
+    """The calls of primitive functions in ``main``, in execution order."""
+    return [
+        n
+        for n in post_order(mod.main.body)
+        if isinstance(n, Call) and isinstance(n.op, Function) and n.op.is_primitive
+    ]

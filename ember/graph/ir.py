@@ -53,7 +53,9 @@ class TensorType:
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
         if self.dtype not in DTYPES:
-            raise ShapeError(f"unknown dtype {self.dtype!r}", hint=f"use one of {', '.join(DTYPES)}")
+            raise ShapeError(
+                f"unknown dtype {self.dtype!r}", hint=f"use one of {', '.join(DTYPES)}"
+            )
         if any(d < 0 for d in self.shape):
             raise ShapeError(f"negative dimension in shape {self.shape}")
 
@@ -186,7 +188,8 @@ class TupleGetItem(Expr):
             raise ShapeError(f"TupleGetItem {self.name!r}: value is {tt}, not a tuple")
         if not 0 <= self.index < len(tt.fields):
             raise ShapeError(
-                f"TupleGetItem {self.name!r}: index {self.index} out of range for {len(tt.fields)} fields"
+                f"TupleGetItem {self.name!r}: index {self.index} out of range "
+                f"for {len(tt.fields)} fields"
             )
         object.__setattr__(self, "type", tt.fields[self.index])
 

@@ -22,6 +22,8 @@ class Config:
     """Threads for parallel loops (0: let OpenMP decide)."""
     keep_build_dirs: bool
     """Keep temporary build folders for inspection."""
+    debug: bool = False
+    """Show full tracebacks of ember errors in the CLI (``EMBER_DEBUG=1``)."""
 
 
 def _read() -> Config:
@@ -30,6 +32,7 @@ def _read() -> Config:
         cc=os.environ.get("EMBER_CC", "cc"),
         num_threads=int(os.environ.get("EMBER_NUM_THREADS", "0") or 0),
         keep_build_dirs=os.environ.get("EMBER_KEEP_BUILD_DIRS", "") not in ("", "0"),
+        debug=os.environ.get("EMBER_DEBUG", "") not in ("", "0"),
     )
 
 

@@ -192,6 +192,9 @@ def convert(value: Any, like: PrimExpr | None = None) -> PrimExpr:
     """Turn a Python number into a constant of ``like``'s element dtype."""
     if isinstance(value, PrimExpr):
         return value
+    as_expr = getattr(value, "__prim_expr__", None)  # te.IterVar stands for its variable
+    if as_expr is not None:
+        return as_expr()
     if isinstance(value, bool | int | float):
         if like is not None:
             dtype = dtype_element(like.dtype)

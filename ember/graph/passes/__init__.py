@@ -9,6 +9,7 @@
 from ember.graph.passes.bind_params import bind_params
 from ember.graph.passes.eliminate_dead_code import eliminate_dead_code
 from ember.graph.passes.fold_constants import fold_constants
+from ember.graph.passes.fuse_ops import fuse_ops
 from ember.graph.passes.infer_types import infer_types
 from ember.graph.passes.pipeline import default_pipeline, optimize, pass_name, run_passes
 from ember.graph.passes.simplify import simplify
@@ -18,6 +19,7 @@ __all__ = [
     "default_pipeline",
     "eliminate_dead_code",
     "fold_constants",
+    "fuse_ops",
     "infer_types",
     "optimize",
     "pass_name",

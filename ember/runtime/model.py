@@ -8,6 +8,7 @@ print(m.benchmark(repeat=50))      # {"median_ms": ..., "p90_ms": ..., ...}
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import hashlib
 import os
 import platform
@@ -163,6 +164,15 @@ class Model:
                 )
             arrays.append(np.ascontiguousarray(array))
         return arrays
+
+    def set_num_threads(self, n: int) -> None:
+        """Threads for the kernels' parallel loops (OpenMP), e.g. to match another runtime."""
+        if n < 1:
+            raise EmberRuntimeError(f"set_num_threads needs a positive count, got {n}")
+        gomp = ctypes.util.find_library("gomp")
+        if gomp is None:
+            raise EmberRuntimeError("cannot find the OpenMP runtime (libgomp) to set threads")
+        ctypes.CDLL(gomp).omp_set_num_threads(ctypes.c_int(n))
 
     def run(self, inputs: dict[str, Any]) -> list[np.ndarray]:
         """Run one inference; returns the outputs in the model's order."""

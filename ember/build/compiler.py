@@ -1,0 +1,272 @@
+"""ember.compile: a whole model -> one native library with an AOT entry point.
+
+    lib = ember.compile(mod, params, target="host")
+    lib.export("resnet18.ember")
+    m = ember.load("resnet18.ember")
+
+The pipeline, one line per step:
+
+1. ``optimize``: bind weights, fold batch norm and constants, drop dead code;
+2. ``fuse_ops``: group ops into kernels (primitive functions);
+3. ``plan_memory``: place every intermediate tensor in one reused workspace;
+4. per distinct kernel workload: the op strategy gives a TE schedule, ``lower``
+   turns it into loop IR, and the C code generator into one C file;
+5. the C files compile in parallel (each cached by content), and link with the
+   AOT entry (``aot_source``) into ``model.so``;
+6. weights are packed into ``params.bin`` (bound at load time, never pasted into
+   C source: compile time does not grow with the weights).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import ember
+from ember.build.aot import aot_source
+from ember.build.memory_plan import MemoryPlan, plan_memory
+from ember.build.toolchain import BASE_FLAGS, cache_key, stats
+from ember.config import config
+from ember.errors import BuildError, EmberError, LoweringError
+from ember.graph.ir import Call, Constant, Function, Module, Var
+from ember.graph.passes.fuse_ops import fuse_ops, kernels
+from ember.graph.visitor import post_order
+from ember.runtime.artifact import pack_params, write_artifact
+from ember.target import Target
+
+RUNTIME_INCLUDE = Path(__file__).resolve().parents[1] / "runtime" / "c"
+CPU_FEATURES = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl")
+"""CPU flags recorded in an artifact built for this CPU; the runtime checks them at load."""
+
+Progress = Callable[[str], None]
+
+
+def workload_key(func: Function) -> str:
+    """A content hash of a primitive function: its ops, attributes and types, not its names.
+
+    Two kernels with the same key compute the same thing on same-shaped data, so
+    they are compiled once.
+    """
+    ids: dict[Any, int] = {}
+    parts = []
+    params = {p: i for i, p in enumerate(func.params)}
+    for node in post_order(func.body):
+        ids[node] = len(ids)
+        if isinstance(node, Var):
+            parts.append(f"param{params[node]}:{node.type}")
+        elif isinstance(node, Constant):
+            parts.append(f"const:{node.type}:{node.value.tobytes().hex()}")
+        elif isinstance(node, Call):
+            args = ",".join(str(ids[a]) for a in node.args)
+            parts.append(f"{node.op.name}({args}){node.attrs!r}:{node.type}")
+        else:
+            parts.append(f"{type(node).__name__}:{node.type}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+
+def _host_cpu_features() -> list[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return [c for c in CPU_FEATURES if c in flags]
+    except OSError:
+        pass
+    return []
+
+
+def _compile_object(source: str, flags: tuple[str, ...], name: str) -> Path:
+    """Compile one C file to a cached object file."""
+    cc = config.cc
+    obj_flags = tuple(f for f in BASE_FLAGS if f != "-shared") + flags + ("-c",)
+    key = cache_key(source, obj_flags, cc)
+    cache = Path(config.cache_dir) / "objects"
+    obj = cache / f"{key}.o"
+    if obj.exists():
+        stats["cache_hits"] += 1
+        return obj
+    cache.mkdir(parents=True, exist_ok=True)
+    src = cache / f"{key}.c"
+    src.write_text(source)
+    fd, tmp = tempfile.mkstemp(suffix=".o", dir=cache)
+    os.close(fd)
+    cmd = [cc, *obj_flags, f"-I{RUNTIME_INCLUDE}", str(src), "-o", tmp]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    stats["compiles"] += 1
+    if proc.returncode != 0:
+        os.unlink(tmp)
+        raise BuildError(
+            f"the C compiler failed on kernel {name} ({src}):\n{proc.stderr.strip()[:4000]}",
+            hint=f"the generated source is kept at {src}",
+        )
+    os.replace(tmp, obj)
+    return obj
+
+
+def _link(objects: list[Path], flags: tuple[str, ...]) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="ember-link-") as tmp:
+        out = Path(tmp) / "model.so"
+        cmd = [config.cc, "-shared", "-fopenmp", *flags, *map(str, objects), "-o", str(out), "-lm"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise BuildError(f"linking the model library failed:\n{proc.stderr.strip()[:4000]}")
+        return out.read_bytes()
+
+
+@dataclass
+class CompiledModel:
+    """The result of :func:`compile`: a model library, its weights and metadata."""
+
+    lib_bytes: bytes
+    params: list[np.ndarray]
+    metadata: dict[str, Any]
+    plan: MemoryPlan
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def export(self, path: str | Path) -> Path:
+        """Write the one-file artifact (``.ember``) that :func:`ember.load` reads."""
+        blob, offsets = pack_params(self.params)
+        meta = dict(self.metadata)
+        meta["params"] = [dict(p, offset=o) for p, o in zip(meta["params"], offsets)]
+        write_artifact(path, self.lib_bytes, blob, meta)
+        return Path(path)
+
+    def load(self) -> ember.runtime.Model:
+        """Export to a temporary file and load it (handy in notebooks and tests)."""
+        from ember.runtime import load
+
+        tmp = Path(tempfile.mkdtemp(prefix="ember-model-")) / "model.ember"
+        return load(self.export(tmp))
+
+    def get_source(self, kernel: str | None = None) -> str:
+        """The generated C: of one kernel, or of all kernels and the AOT entry."""
+        if kernel is not None:
+            return self.sources[kernel]
+        return "\n\n".join(self.sources.values())
+
+
+def _lower_kernel(func: Function, name: str, target: Target) -> str:
+    from ember.codegen.c import codegen_c
+    from ember.ops.strategy import schedule_primitive
+    from ember.te.lower import lower
+
+    try:
+        sch, args = schedule_primitive(func, target)
+        prim = lower(sch, args, name=name)
+    except EmberError:
+        raise
+    except Exception as err:  # a bug in a schedule: say which kernel
+        raise LoweringError(
+            f"could not generate kernel {name} ({func.name}): {type(err).__name__}: {err}",
+            hint="please report this with the model; EMBER_DEBUG=1 shows the traceback",
+        ) from err
+    return codegen_c([prim]).get_source()
+
+
+def compile(
+    mod: Module,
+    params: dict[str, np.ndarray] | None = None,
+    target: str | Target = "host",
+    *,
+    progress: Progress | None = None,
+) -> CompiledModel:
+    """Compile ``mod`` (with weights ``params``) for ``target`` into a :class:`CompiledModel`."""
+    from ember.graph.analysis import summarize
+    from ember.graph.passes import optimize
+
+    say = progress or (lambda msg: None)
+    tgt = Target.parse(target)
+    start = time.perf_counter()
+    opt = optimize(mod, params or {})
+    fused = fuse_ops(opt)
+    plan = plan_memory(fused)
+    calls = kernels(fused)
+    say(f"{len(calls)} kernel calls after fusion; {plan.summary()}")
+
+    # One C file per distinct workload; names carry the workload hash so identical
+    # kernels in other models hit the object cache.
+    names: dict[str, str] = {}
+    funcs: dict[str, Function] = {}
+    kernel_names = []
+    for call in calls:
+        func = call.op
+        assert isinstance(func, Function)
+        key = workload_key(func)
+        if key not in names:
+            names[key] = f"{func.name[:48]}_{key}"
+            funcs[key] = func
+        kernel_names.append(names[key])
+    say(f"{len(funcs)} distinct kernels")
+
+    sources: dict[str, str] = {}
+    for i, (key, func) in enumerate(funcs.items(), start=1):
+        say(f"[{i}/{len(funcs)}] generating {names[key]}")
+        sources[names[key]] = _lower_kernel(func, names[key], tgt)
+
+    input_names = [v.name for v in plan.inputs]
+    output_names = list(opt.main.attrs.get("output_names", ())) or [
+        f"output{i}" for i in range(len(plan.output_types))
+    ]
+    param_names = [c.name or f"param{i}" for i, c in enumerate(plan.params)]
+    param_arrays = [np.ascontiguousarray(c.value) for c in plan.params]
+    _, offsets = pack_params(param_arrays)
+    sources["ember_aot"] = aot_source(
+        plan, kernel_names, input_names, output_names, param_names, offsets
+    )
+
+    say(f"compiling {len(sources)} C files")
+    flags = tgt.cflags
+    workers = max(1, min(len(sources), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        objects = list(pool.map(lambda kv: _compile_object(kv[1], flags, kv[0]), sources.items()))
+    lib_bytes = _link(objects, flags)
+    seconds = time.perf_counter() - start
+    say(f"done in {seconds:.1f} s")
+
+    summary = summarize(opt)
+    metadata = {
+        "ember_version": ember.__version__,
+        "target": {
+            "name": str(tgt),
+            "arch": platform.machine(),
+            "cpu_features": _host_cpu_features() if tgt.kind == "host" else [],
+            "cflags": list(flags),
+        },
+        "inputs": [
+            {"name": n, "shape": list(v.type.shape), "dtype": v.type.dtype}
+            for n, v in zip(input_names, plan.inputs)
+        ],
+        "outputs": [
+            {"name": n, "shape": list(t.shape), "dtype": t.dtype}
+            for n, t in zip(output_names, plan.output_types)
+        ],
+        "params": [
+            {"name": n, "shape": list(a.shape), "dtype": str(a.dtype)}
+            for n, a in zip(param_names, param_arrays)
+        ],
+        "workspace_bytes": plan.workspace_bytes,
+        "memory": {
+            "workspace_bytes": plan.workspace_bytes,
+            "total_intermediate_bytes": plan.total_intermediate_bytes,
+        },
+        "graph": {
+            "kernel_calls": len(calls),
+            "distinct_kernels": len(funcs),
+            "flops": summary.get("flops"),
+            "op_counts": summary.get("op_counts"),
+        },
+        "compile_seconds": round(seconds, 2),
+    }
+    return CompiledModel(lib_bytes, param_arrays, metadata, plan, sources)

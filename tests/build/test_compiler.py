@@ -1,0 +1,157 @@
+"""ember.compile end to end: graph -> one library -> artifact -> runtime (Python and C)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ember
+from ember.errors import TargetError
+from ember.graph import interpret
+from ember.graph.ir import Function, Module, TensorType, Tuple, Var, call, const
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _rand(*shape, scale=1.0):
+    return (np.random.default_rng().standard_normal(shape) * scale).astype(np.float32)
+
+
+def _small_cnn(batch=1) -> tuple[Module, dict[str, np.ndarray]]:
+    """conv-bn-relu, residual block, maxpool, global pool, dense, softmax: the CNN kernel zoo."""
+    x = Var("data", TensorType((batch, 3, 16, 16), "float32"))
+    w1 = Var("w1", TensorType((8, 3, 3, 3), "float32"))
+    params = {"w1": _rand(8, 3, 3, 3, scale=0.3)}
+    y = call("nn.conv2d", x, w1, strides=(2, 2), padding=(1, 1, 1, 1), name="conv1")
+    bn = [const(_rand(8) * 0.1 + 1), const(_rand(8) * 0.1), const(_rand(8) * 0.1), const(
+        np.abs(_rand(8)) + 0.5)]
+    y = call("nn.batch_norm", y, *bn, name="bn1")
+    y = call("nn.relu", y, name="relu1")
+    z = call("nn.conv2d", y, const(_rand(8, 1, 3, 3, scale=0.3)), padding=(1, 1, 1, 1),
+             groups=8, name="dw")
+    z = call("nn.relu", call("add", z, y, name="residual"), name="relu2")
+    z = call("nn.max_pool2d", z, pool_size=(3, 3), strides=(2, 2), padding=(1, 1, 1, 1),
+             name="pool")
+    g = call("nn.global_avg_pool2d", z, name="gap")
+    f = call("reshape", g, newshape=(batch, 8), name="flatten")
+    d = call("nn.dense", f, const(_rand(10, 8, scale=0.3)), const(_rand(10)), name="fc")
+    s = call("nn.softmax", d, name="prob")
+    return Module.from_function(Function((x, w1), Tuple((s, d)))), params
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    mod, params = _small_cnn()
+    lib = ember.compile(mod, params, target="host")
+    path = tmp_path_factory.mktemp("art") / "small.ember"
+    lib.export(path)
+    return mod, params, lib, path
+
+
+def test_artifact_matches_reference(compiled):
+    mod, params, lib, path = compiled
+    m = ember.load(path)
+    for _ in range(2):  # fresh inputs each time; the workspace is reused between runs
+        x = _rand(1, 3, 16, 16)
+        ours = m.run({"data": x})
+        ref = interpret(mod, params, {"data": x})
+        assert len(ours) == 2
+        for a, b in zip(ours, ref):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_metadata_and_memory_plan(compiled):
+    _, _, lib, _ = compiled
+    meta = lib.metadata
+    assert [i["name"] for i in meta["inputs"]] == ["data"]
+    assert [o["shape"] for o in meta["outputs"]] == [[1, 10], [1, 10]]
+    mem = meta["memory"]
+    assert 0 < mem["workspace_bytes"] <= mem["total_intermediate_bytes"]
+    # weights live in params.bin, not in the C source
+    assert len(lib.params) >= 2 and "static const float" not in lib.get_source()
+
+
+def test_identical_kernels_compile_once():
+    x = Var("x", TensorType((1, 4, 8, 8), "float32"))
+    y = x
+    for i in range(3):  # three convs of one shape, different weights: one kernel
+        y = call("nn.relu", call("nn.conv2d", y, const(_rand(4, 4, 3, 3)), padding=(1, 1, 1, 1)))
+    lib = ember.compile(Module.from_function(Function((x,), y)), {}, target="host")
+    assert lib.metadata["graph"]["kernel_calls"] == 3
+    assert lib.metadata["graph"]["distinct_kernels"] == 1
+
+
+def test_batch_and_wrong_input(compiled, tmp_path):
+    mod, params = _small_cnn(batch=2)
+    m = ember.compile(mod, params).load()
+    x = _rand(2, 3, 16, 16)
+    np.testing.assert_allclose(
+        m.run({"data": x})[0], interpret(mod, params, {"data": x})[0], rtol=1e-4, atol=1e-5
+    )
+    with pytest.raises(ember.errors.EmberRuntimeError, match="compiled for \\(2, 3, 16, 16\\)"):
+        m.run({"data": _rand(1, 3, 16, 16)})
+
+
+def test_unknown_target():
+    mod, params = _small_cnn()
+    with pytest.raises(TargetError, match="unknown target 'tpu'"):
+        ember.compile(mod, params, target="tpu")
+
+
+def test_c_runner_runs_the_artifact(compiled, tmp_path):
+    mod, params, _, path = compiled
+    c_dir = REPO / "ember" / "runtime" / "c"
+    runner = tmp_path / "ember_run"
+    subprocess.run(
+        ["cc", "-O2", f"-I{c_dir}", "-o", str(runner), str(c_dir / "ember_run.c"), "-ldl"],
+        check=True,
+    )
+    x = _rand(1, 3, 16, 16)
+    np.save(tmp_path / "data.npy", x)
+    subprocess.run([str(runner), str(path), str(tmp_path / "out"), str(tmp_path / "data.npy")],
+                   check=True, capture_output=True)
+    ref = interpret(mod, params, {"data": x})
+    for i in range(2):
+        np.testing.assert_allclose(np.load(tmp_path / f"out{i}.npy"), ref[i], rtol=1e-4, atol=1e-5)
+
+
+def test_artifact_runs_where_only_numpy_is_installed(compiled, tmp_path):
+    """A bare venv whose only package is numpy (copied in), plus ember's runtime sources."""
+    mod, params, _, path = compiled
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    shutil.copytree(Path(np.__file__).parent, site / "numpy")
+    libs = Path(np.__file__).parent.parent / "numpy.libs"
+    if libs.exists():
+        shutil.copytree(libs, site / "numpy.libs")
+    pkg = tmp_path / "src" / "ember"
+    shutil.copytree(REPO / "ember" / "runtime", pkg / "runtime")
+    for name in ("__init__.py", "errors.py"):
+        shutil.copy(REPO / "ember" / name, pkg / name)
+    x = _rand(1, 3, 16, 16)
+    np.save(tmp_path / "x.npy", x)
+    script = textwrap.dedent(
+        f"""
+        import importlib.util, sys
+        import numpy as np
+        import ember
+        for name in ("onnx", "onnxruntime", "torch"):
+            assert importlib.util.find_spec(name) is None, name + " is installed"
+        m = ember.load({str(path)!r})
+        out = m.run({{"data": np.load({str(tmp_path / "x.npy")!r})}})
+        np.save({str(tmp_path / "y.npy")!r}, out[0])
+        assert not any(k.startswith(("ember.graph", "ember.te", "ember.build")) for k in sys.modules)
+        """
+    )
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path / "src")}
+    subprocess.run([str(venv / "bin" / "python"), "-c", script], check=True, env=env)
+    ref = interpret(mod, params, {"data": x})[0]
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), ref, rtol=1e-4, atol=1e-5)

@@ -63,7 +63,9 @@ def is_bool(dtype: str) -> bool:
 
 def check_dtype(dtype: str) -> str:
     if dtype_element(dtype) not in SCALAR_DTYPES:
-        raise LoweringError(f"unknown dtype {dtype!r}", hint=f"use one of {', '.join(SCALAR_DTYPES)}")
+        raise LoweringError(
+            f"unknown dtype {dtype!r}", hint=f"use one of {', '.join(SCALAR_DTYPES)}"
+        )
     return dtype
 
 
@@ -181,7 +183,9 @@ class PrimExpr:
 def const(value: int | float | bool, dtype: str | None = None) -> PrimExpr:
     """A constant; the dtype defaults to int32 / float32 / bool by the Python type."""
     if dtype is None:
-        dtype = "bool" if isinstance(value, bool) else "int32" if isinstance(value, int) else "float32"
+        dtype = (
+            "bool" if isinstance(value, bool) else "int32" if isinstance(value, int) else "float32"
+        )
     check_dtype(dtype)
     if is_float(dtype):
         return FloatImm(float(value), dtype)

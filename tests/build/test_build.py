@@ -116,3 +116,32 @@ def test_separately_generated_kernels_link_into_one_library(tmp_path):
         c = np.zeros_like(a)
         mod[name](a, b, c)
         np.testing.assert_allclose(c, want)
+
+
+def test_num_threads_from_config_reaches_openmp(monkeypatch):
+    import dataclasses
+
+    import ember.config
+
+    A = decl_buffer((1,), "int32", "A")
+    f = PrimFunc(
+        "max_threads_probe",
+        (A,),
+        BufferStore(A, Call("int32", "probe_max_threads", ()), (const(0),)),
+    )
+    f.attrs["c_prelude"] = [
+        "static int32_t probe_max_threads(void) {\n"
+        "#ifdef _OPENMP\n  return omp_get_max_threads();\n#else\n  return -1;\n#endif\n}"
+    ]
+    out = np.zeros(1, "int32")
+    build_module([f]).entry(out)
+    before = int(out[0])
+    assert before >= 1
+    monkeypatch.setattr(
+        ember.config, "config", dataclasses.replace(ember.config.config, num_threads=1)
+    )
+    mod = build_module([f])  # loading applies config.num_threads
+    mod.entry(out)
+    assert out[0] == 1
+    # OpenMP's setting is per process: put it back for the tests that follow.
+    mod._lib.ember_set_num_threads(before)

@@ -30,15 +30,26 @@ def _small_cnn(batch=1) -> tuple[Module, dict[str, np.ndarray]]:
     w1 = Var("w1", TensorType((8, 3, 3, 3), "float32"))
     params = {"w1": _rand(8, 3, 3, 3, scale=0.3)}
     y = call("nn.conv2d", x, w1, strides=(2, 2), padding=(1, 1, 1, 1), name="conv1")
-    bn = [const(_rand(8) * 0.1 + 1), const(_rand(8) * 0.1), const(_rand(8) * 0.1), const(
-        np.abs(_rand(8)) + 0.5)]
+    bn = [
+        const(_rand(8) * 0.1 + 1),
+        const(_rand(8) * 0.1),
+        const(_rand(8) * 0.1),
+        const(np.abs(_rand(8)) + 0.5),
+    ]
     y = call("nn.batch_norm", y, *bn, name="bn1")
     y = call("nn.relu", y, name="relu1")
-    z = call("nn.conv2d", y, const(_rand(8, 1, 3, 3, scale=0.3)), padding=(1, 1, 1, 1),
-             groups=8, name="dw")
+    z = call(
+        "nn.conv2d",
+        y,
+        const(_rand(8, 1, 3, 3, scale=0.3)),
+        padding=(1, 1, 1, 1),
+        groups=8,
+        name="dw",
+    )
     z = call("nn.relu", call("add", z, y, name="residual"), name="relu2")
-    z = call("nn.max_pool2d", z, pool_size=(3, 3), strides=(2, 2), padding=(1, 1, 1, 1),
-             name="pool")
+    z = call(
+        "nn.max_pool2d", z, pool_size=(3, 3), strides=(2, 2), padding=(1, 1, 1, 1), name="pool"
+    )
     g = call("nn.global_avg_pool2d", z, name="gap")
     f = call("reshape", g, newshape=(batch, 8), name="flatten")
     d = call("nn.dense", f, const(_rand(10, 8, scale=0.3)), const(_rand(10)), name="fc")
@@ -81,7 +92,7 @@ def test_metadata_and_memory_plan(compiled):
 def test_identical_kernels_compile_once():
     x = Var("x", TensorType((1, 4, 8, 8), "float32"))
     y = x
-    for i in range(3):  # three convs of one shape, different weights: one kernel
+    for _ in range(3):  # three convs of one shape, different weights: one kernel
         y = call("nn.relu", call("nn.conv2d", y, const(_rand(4, 4, 3, 3)), padding=(1, 1, 1, 1)))
     lib = ember.compile(Module.from_function(Function((x,), y)), {}, target="host")
     assert lib.metadata["graph"]["kernel_calls"] == 3
@@ -115,8 +126,11 @@ def test_c_runner_runs_the_artifact(compiled, tmp_path):
     )
     x = _rand(1, 3, 16, 16)
     np.save(tmp_path / "data.npy", x)
-    subprocess.run([str(runner), str(path), str(tmp_path / "out"), str(tmp_path / "data.npy")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [str(runner), str(path), str(tmp_path / "out"), str(tmp_path / "data.npy")],
+        check=True,
+        capture_output=True,
+    )
     ref = interpret(mod, params, {"data": x})
     for i in range(2):
         np.testing.assert_allclose(np.load(tmp_path / f"out{i}.npy"), ref[i], rtol=1e-4, atol=1e-5)
@@ -148,7 +162,8 @@ def test_artifact_runs_where_only_numpy_is_installed(compiled, tmp_path):
         m = ember.load({str(path)!r})
         out = m.run({{"data": np.load({str(tmp_path / "x.npy")!r})}})
         np.save({str(tmp_path / "y.npy")!r}, out[0])
-        assert not any(k.startswith(("ember.graph", "ember.te", "ember.build")) for k in sys.modules)
+        compiler = ("ember.graph", "ember.te", "ember.build")
+        assert not any(k.startswith(compiler) for k in sys.modules)
         """
     )
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path / "src")}

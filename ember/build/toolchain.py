@@ -1,0 +1,127 @@
+"""Compile C source into a shared library with the host compiler, with an on-disk cache.
+
+    path, hit = compile_shared(source, flags=("-O3", "-march=native"))
+
+The cache key is a hash of the source, the flags and the compiler's version
+line, so a second build of the same kernel loads the cached ``.so`` without
+running the compiler. On failure :class:`ember.errors.BuildError` carries the
+compiler's error output and the path of the kept source file.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+from ember.config import config
+from ember.errors import BuildError
+
+BASE_FLAGS = ("-O3", "-fPIC", "-shared", "-fopenmp", "-ffp-contract=fast", "-std=gnu11")
+"""Always used for host builds: optimized, position independent, OpenMP, FMA contraction."""
+
+MAX_ERROR_CHARS = 4000
+"""Compiler output kept in a BuildError message (the full text is in the log file)."""
+
+stats = {"compiles": 0, "cache_hits": 0}
+"""Counters over this process (tests read them)."""
+
+
+@functools.lru_cache(maxsize=8)
+def compiler_version(cc: str) -> str:
+    """First line of ``cc --version`` (part of the cache key)."""
+    try:
+        out = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BuildError(
+            f"cannot run the C compiler {cc!r}: {exc}",
+            hint="install gcc or clang, or point EMBER_CC at one",
+        ) from None
+    return (out.stdout.splitlines() or ["unknown"])[0]
+
+
+@functools.lru_cache(maxsize=1)
+def host_cpu_fingerprint() -> str:
+    """What ``-march=native`` means here (CPU model and feature flags): a cache shared by
+    machines with different CPUs must not hand one of them code for the other's ISA."""
+    text = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith(("model name", "flags", "Features", "CPU part")):
+                    text += line
+                if line.strip() == "":  # the first processor is enough
+                    break
+    except OSError:
+        text += platform.processor()
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cache_key(source: str, flags: tuple[str, ...], cc: str) -> str:
+    """Hash of everything that decides the compiled bytes (source, flags, compiler, CPU)."""
+    h = hashlib.sha256()
+    cpu = host_cpu_fingerprint() if any("native" in f for f in flags) else ""
+    for part in (source, "\0".join(flags), cc, compiler_version(cc), cpu):
+        h.update(part.encode())
+        h.update(b"\x01")
+    return h.hexdigest()[:32]
+
+
+def compile_shared(
+    source: str,
+    *,
+    flags: tuple[str, ...] = (),
+    extra_sources: tuple[str, ...] = (),
+    libs: tuple[str, ...] = (),
+    cc: str | None = None,
+    cache_dir: Path | None = None,
+) -> tuple[Path, bool]:
+    """Build ``source`` (+ extra C files) into a cached shared library; return (path, cache hit)."""
+    cc = cc or config.cc
+    cache_dir = Path(cache_dir or config.cache_dir) / "kernels"
+    extra_text = []
+    for p in extra_sources:
+        try:
+            extra_text.append(Path(p).read_text())
+        except OSError as exc:
+            raise BuildError(f"cannot read extra source {p!r}: {exc}") from None
+    all_flags = (
+        BASE_FLAGS
+        + tuple(flags)
+        + tuple(f"-l{lib}" if not lib.startswith("-") else lib for lib in libs)
+    )
+    key = cache_key(source + "\0".join(extra_text), all_flags, cc)
+    so_path = cache_dir / f"{key}.so"
+    if so_path.exists():
+        stats["cache_hits"] += 1
+        return so_path, True
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    src_path = cache_dir / f"{key}.c"
+    src_path.write_text(source)
+    fd, tmp_so = tempfile.mkstemp(suffix=".so", dir=cache_dir)
+    os.close(fd)
+    cmd = [cc, *BASE_FLAGS, *flags, str(src_path), *map(str, extra_sources), "-o", tmp_so, "-lm"]
+    cmd += [f"-l{lib}" if not lib.startswith("-") else lib for lib in libs]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        os.unlink(tmp_so)
+        raise BuildError(f"cannot run the C compiler {cc!r}: {exc}", hint="set EMBER_CC") from None
+    stats["compiles"] += 1
+    if proc.returncode != 0:
+        os.unlink(tmp_so)
+        log = cache_dir / f"{key}.log"
+        log.write_text(" ".join(cmd) + "\n" + proc.stderr)
+        err = proc.stderr.strip()
+        if len(err) > MAX_ERROR_CHARS:
+            err = err[:MAX_ERROR_CHARS] + f"\n... (full output in {log})"
+        raise BuildError(
+            f"the C compiler failed (exit {proc.returncode}) on {src_path}:\n{err}",
+            hint=f"the generated source is kept at {src_path}",
+        )
+    os.replace(tmp_so, so_path)  # atomic: a concurrent build never sees half a file
+    return so_path, False

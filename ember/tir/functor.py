@@ -1,0 +1,205 @@
+"""Visitors and mutators over loop IR expressions and statements.
+
+A :class:`Mutator` walks every child of a node and rebuilds the node only when a
+child changed, so an unchanged tree comes back as the very same object. A
+subclass overrides ``visit_<NodeClass>`` for the nodes it cares about and calls
+``self.generic(node)`` to recurse into the children::
+
+    class Double(Mutator):
+        def visit_IntImm(self, e):
+            return IntImm(e.value * 2, e.dtype)
+
+    Double().expr(i + 3)       # i + 6
+
+Binding positions (``For.loop_var``, ``Let.var``, ``LetStmt.var``) are not
+visited: a substitution never turns a loop variable into an expression.
+Buffers are visited through :meth:`Mutator.buffer` (identity by default), the
+hook storage flattening uses to swap N-D buffers for 1-D ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ember.tir.buffer import Buffer
+from ember.tir.expr import BufferLoad, PrimExpr, Var
+from ember.tir.stmt import Allocate, BufferStore, Stmt
+
+_BINDING_FIELDS = frozenset({"loop_var", "var"})
+
+
+def _fields(node: Any) -> tuple[dataclasses.Field, ...]:
+    return dataclasses.fields(node)
+
+
+class Mutator:
+    """Rebuild-on-change mutator over expressions and statements (see the module docstring)."""
+
+    def expr(self, e: PrimExpr) -> PrimExpr:
+        method = getattr(self, "visit_" + type(e).__name__, None)
+        if method is not None:
+            return method(e)
+        return self.generic(e)
+
+    def stmt(self, s: Stmt) -> Stmt:
+        method = getattr(self, "visit_" + type(s).__name__, None)
+        if method is not None:
+            return method(s)
+        return self.generic(s)
+
+    def buffer(self, b: Buffer) -> Buffer:
+        """Hook for buffers referenced by loads, stores and allocations."""
+        return b
+
+    def _child(self, value: Any) -> Any:
+        if isinstance(value, PrimExpr):
+            return self.expr(value)
+        if isinstance(value, Stmt):
+            return self.stmt(value)
+        if isinstance(value, Buffer):
+            return self.buffer(value)
+        if isinstance(value, tuple) and value and isinstance(value[0], PrimExpr | Stmt):
+            items = tuple(self._child(v) for v in value)
+            if all(a is b for a, b in zip(items, value, strict=True)):
+                return value
+            return items
+        return value
+
+    def generic(self, node: Any) -> Any:
+        """Visit the children of ``node``; rebuild it only when one of them changed."""
+        if isinstance(node, Var) or not dataclasses.is_dataclass(node):
+            return node
+        changes: dict[str, Any] = {}
+        for f in _fields(node):
+            if f.name in _BINDING_FIELDS or not f.init:
+                continue
+            old = getattr(node, f.name)
+            new = self._child(old)
+            if new is not old:
+                changes[f.name] = new
+        if not changes:
+            return node
+        return dataclasses.replace(node, **changes)
+
+
+class Visitor:
+    """Read-only walk; override ``visit_<NodeClass>`` and call ``self.generic(node)`` to recurse."""
+
+    def expr(self, e: PrimExpr) -> None:
+        method = getattr(self, "visit_" + type(e).__name__, None)
+        if method is not None:
+            method(e)
+        else:
+            self.generic(e)
+
+    def stmt(self, s: Stmt) -> None:
+        method = getattr(self, "visit_" + type(s).__name__, None)
+        if method is not None:
+            method(s)
+        else:
+            self.generic(s)
+
+    def generic(self, node: Any) -> None:
+        if not dataclasses.is_dataclass(node) or isinstance(node, Var):
+            return
+        for f in _fields(node):
+            if f.name in _BINDING_FIELDS or not f.init:
+                continue
+            value = getattr(node, f.name)
+            if isinstance(value, PrimExpr):
+                self.expr(value)
+            elif isinstance(value, Stmt):
+                self.stmt(value)
+            elif isinstance(value, tuple):
+                for v in value:
+                    if isinstance(v, PrimExpr):
+                        self.expr(v)
+                    elif isinstance(v, Stmt):
+                        self.stmt(v)
+
+
+def children(node: Any) -> Iterator[Any]:
+    """The expression/statement children of ``node`` (binding variables excluded)."""
+    if not dataclasses.is_dataclass(node) or isinstance(node, Var):
+        return
+    for f in _fields(node):
+        if f.name in _BINDING_FIELDS or not f.init:
+            continue
+        value = getattr(node, f.name)
+        if isinstance(value, PrimExpr | Stmt):
+            yield value
+        elif isinstance(value, tuple):
+            yield from (v for v in value if isinstance(v, PrimExpr | Stmt))
+
+
+def post_order(node: Any, fn: Callable[[Any], None]) -> None:
+    """Call ``fn`` on every expression and statement under ``node``, children first."""
+    stack: list[tuple[Any, bool]] = [(node, False)]
+    while stack:
+        n, done = stack.pop()
+        if done:
+            fn(n)
+            continue
+        stack.append((n, True))
+        for c in reversed(list(children(n))):
+            stack.append((c, False))
+
+
+def uses_var(node: Any, var_pred: Callable[[Var], bool] | Var) -> bool:
+    """True when ``node`` mentions a variable (given one, or a predicate on variables)."""
+    pred = (lambda v: v is var_pred) if isinstance(var_pred, Var) else var_pred
+    found = False
+
+    def check(n: Any) -> None:
+        nonlocal found
+        if isinstance(n, Var) and pred(n):
+            found = True
+
+    post_order(node, check)
+    return found
+
+
+class _Substitute(Mutator):
+    def __init__(self, vmap: dict[Var, PrimExpr]) -> None:
+        self.vmap = vmap
+
+    def visit_Var(self, e: Var) -> PrimExpr:
+        return self.vmap.get(e, e)
+
+    def visit_SizeVar(self, e: Var) -> PrimExpr:
+        return self.vmap.get(e, e)
+
+
+def substitute(node: Any, vmap: dict[Var, PrimExpr]) -> Any:
+    """Replace variables by expressions in an expression or statement.
+
+    >>> substitute(i + 1, {i: j * 2})   # j*2 + 1
+    """
+    if not vmap:
+        return node
+    m = _Substitute(vmap)
+    return m.expr(node) if isinstance(node, PrimExpr) else m.stmt(node)
+
+
+def stores_and_loads(node: Any) -> tuple[list[BufferStore], list[BufferLoad]]:
+    """All BufferStores and BufferLoads under ``node``."""
+    stores: list[BufferStore] = []
+    loads: list[BufferLoad] = []
+
+    def collect(n: Any) -> None:
+        if isinstance(n, BufferStore):
+            stores.append(n)
+        elif isinstance(n, BufferLoad):
+            loads.append(n)
+
+    post_order(node, collect)
+    return stores, loads
+
+
+def allocated_buffers(node: Any) -> list[Buffer]:
+    """Buffers allocated by Allocate statements under ``node``."""
+    out: list[Buffer] = []
+    post_order(node, lambda n: out.append(n.buffer) if isinstance(n, Allocate) else None)
+    return out

@@ -1,0 +1,54 @@
+"""Loop IR passes (one per file) and the lowering pipeline that runs them in order.
+
+func = lower_pipeline(func)                 # what ember.lower calls last
+func = lower_pipeline(func, dump=True)      # prints the IR after every pass
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from ember.tir.passes.flatten_storage import flatten_storage
+from ember.tir.passes.loop_partition import partition_loops
+from ember.tir.passes.remove_no_op import remove_no_op
+from ember.tir.passes.unroll import unroll_loops
+from ember.tir.passes.vectorize import vectorize_loops
+from ember.tir.simplify import simplify_func
+from ember.tir.stmt import PrimFunc
+
+PIPELINE: list[tuple[str, Callable[[PrimFunc], PrimFunc]]] = [
+    ("flatten_storage", flatten_storage),  # N-D buffer accesses -> 1-D (row-major or strided)
+    ("simplify", simplify_func),  # fold index arithmetic; drop guards that always hold
+    ("unroll_loops", unroll_loops),  # UNROLLED loops of constant extent -> copies
+    ("partition_loops", partition_loops),  # peel split tails so full tiles run unguarded
+    ("vectorize_loops", vectorize_loops),  # VECTORIZED loops -> ramp/broadcast vector code
+    ("simplify", simplify_func),  # fold what unrolling and vectorizing exposed
+    ("remove_no_op", remove_no_op),  # drop empty loops, guards and unused allocations
+]
+"""The loop IR lowering pipeline: (name, pass) in order."""
+
+
+def lower_pipeline(func: PrimFunc, *, dump: bool = False) -> PrimFunc:
+    """Run :data:`PIPELINE` over ``func``; ``dump`` prints the IR and time after each pass.
+
+    >>> print(lower_pipeline(func))
+    """
+    for name, fn in PIPELINE:
+        start = time.perf_counter()
+        func = fn(func)
+        if dump:
+            print(f"# after {name} ({(time.perf_counter() - start) * 1e3:.2f} ms)\n{func}")
+    return func
+
+
+__all__ = [
+    "PIPELINE",
+    "flatten_storage",
+    "lower_pipeline",
+    "partition_loops",
+    "remove_no_op",
+    "simplify_func",
+    "unroll_loops",
+    "vectorize_loops",
+]

@@ -37,6 +37,7 @@ import ember
 from ember.build.aot import aot_source
 from ember.build.memory_plan import MemoryPlan, plan_memory
 from ember.build.toolchain import BASE_FLAGS, cache_key, stats
+from ember.codegen.c import c_symbol
 from ember.config import config
 from ember.errors import BuildError, EmberError, LoweringError
 from ember.graph.ir import Call, Constant, Function, Module, Var
@@ -205,7 +206,7 @@ def compile(
         assert isinstance(func, Function)
         key = workload_key(func)
         if key not in names:
-            names[key] = f"{func.name[:48]}_{key}"
+            names[key] = c_symbol(f"{func.name[:48]}_{key}")
             funcs[key] = func
         kernel_names.append(names[key])
     say(f"{len(funcs)} distinct kernels")

@@ -24,7 +24,9 @@ class FrontendError(EmberError):
 class UnsupportedOpError(FrontendError):
     """A model uses ops ember does not support; lists every one of them at once."""
 
-    def __init__(self, framework: str, unsupported: list[tuple[str, str]], *, extra: str = "") -> None:
+    def __init__(
+        self, framework: str, unsupported: list[tuple[str, str]], *, extra: str = ""
+    ) -> None:
         # unsupported: (op description, node name) pairs, in model order
         self.unsupported = list(unsupported)
         by_op: dict[str, list[str]] = {}
@@ -36,8 +38,10 @@ class UnsupportedOpError(FrontendError):
             for op, nodes in by_op.items()
         ]
         super().__init__(
-            f"the {framework} model uses {len(by_op)} unsupported op(s){extra}:\n" + "\n".join(lines),
-            hint="see `ember.frontend.supported_ops()` for the list of supported ops",
+            f"the {framework} model uses {len(by_op)} unsupported op(s){extra}:\n"
+            + "\n".join(lines),
+            hint=f"`ember.frontend.{framework.lower()}.supported_ops()` lists what the "
+            f"{framework} frontend supports",
         )
 
 

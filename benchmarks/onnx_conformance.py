@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'plain tensors of ember dtypes':<38} {len(cases) - not_plain:>5}")
     print(f"  {'supported (claimed by ember)':<38} {claimed:>5}")
     print(f"  {'passed':<38} {status['passed']:>5}")
+    frozen = sum(1 for r in results if r.status == "passed" and r.frozen)
+    print(f"    {'of which with shape inputs frozen':<36} {frozen:>5}")
     print(f"  {'failed':<38} {status['failed']:>5}")
     print(f"  {'skipped':<38} {status['skipped']:>5}")
     for category, count in skipped.most_common():

@@ -1,0 +1,188 @@
+"""Run the ONNX backend *node* conformance cases (shipped in the onnx wheel) through ember.
+
+Each case is a one-node model with input and expected output arrays. A case is
+
+- ``skipped`` when ember does not claim it: non-tensor (sequence/optional)
+  inputs or outputs, a dtype ember lacks, an unsupported op, or a use of a
+  supported op that ember reports as a limitation (UnsupportedFeatureError);
+- otherwise run with :func:`ember.frontend.from_onnx` + :func:`ember.graph.interpret`
+  and ``passed`` or ``failed`` against the expected outputs.
+
+ember compiles static shapes, so inputs that decide a shape (Reshape's shape,
+Slice's starts, ...) must be constants. The node tests feed them as graph
+inputs; the runner freezes exactly those (the ones a NotStaticError names) into
+initializers, as a user would export such a model.
+
+    >>> results = run_cases(["test_relu"])            # doctest: +SKIP
+    >>> results[0].status
+    'passed'
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ember.errors import EmberError, UnsupportedOpError
+from ember.frontend.onnx_common import ONNX_DTYPES, NotStaticError, UnsupportedFeatureError
+
+RTOL, ATOL = 1e-3, 1e-4  # onnxruntime's backend-test runner uses these
+FLOAT16_RTOL, FLOAT16_ATOL = 4e-3, 2e-3  # float16 keeps ~3 decimal digits
+MAX_FREEZE_ROUNDS = 8
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """Outcome of one conformance case: ``passed``, ``failed`` or ``skipped``, and why."""
+
+    name: str
+    status: str
+    reason: str = ""
+    category: str = ""  # for skips: the reason's class (unsupported op, dtype, ...)
+    frozen: tuple[str, ...] = ()  # graph inputs given as initializers (shape-deciding inputs)
+
+
+@functools.cache
+def all_cases() -> dict[str, object]:
+    """The onnx wheel's node test cases by name (collecting them takes a few seconds)."""
+    from onnx.backend.test.case.node import collect_testcases
+
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        cases = collect_testcases(None)
+    return {case.name: case for case in cases if case.kind == "node"}
+
+
+def _as_array(value: object) -> object:
+    """Case data as numpy (a few cases store TensorProtos); other kinds are returned as-is."""
+    import onnx
+    from onnx import numpy_helper
+
+    if isinstance(value, onnx.TensorProto):
+        return numpy_helper.to_array(value)
+    if isinstance(value, np.generic):
+        return np.asarray(value)
+    return value
+
+
+def _plain_tensors(case: object) -> str | None:
+    """Why the case is not plain tensors in and out, or None if it is."""
+    graph = case.model.graph  # type: ignore[attr-defined]
+    for vi in (*graph.input, *graph.output):
+        kind = vi.type.WhichOneof("value")
+        if kind != "tensor_type":
+            return f"{(kind or 'untyped').replace('_type', '')} input/output {vi.name!r}"
+        elem = vi.type.tensor_type.elem_type
+        if ONNX_DTYPES.get(elem) is None:
+            import onnx
+
+            return f"dtype {onnx.TensorProto.DataType.Name(elem)} of {vi.name!r}"
+    for inputs, outputs in case.data_sets:  # type: ignore[attr-defined]
+        for value in (*inputs, *outputs):
+            if not isinstance(_as_array(value), np.ndarray):
+                return f"non-tensor data ({type(value).__name__})"
+    return None
+
+
+def _freeze(model: object, names: Iterable[str], values: dict[str, np.ndarray]) -> object:
+    """A copy of ``model`` whose inputs ``names`` are initializers holding ``values``."""
+    from onnx import numpy_helper
+
+    frozen = copy.deepcopy(model)
+    graph = frozen.graph  # type: ignore[attr-defined]
+    for name in names:
+        graph.initializer.append(numpy_helper.from_array(values[name], name))
+    return frozen
+
+
+def _compare(name: str, index: int, ours: np.ndarray, expected: np.ndarray) -> str | None:
+    """A mismatch description, or None when ``ours`` matches ``expected``."""
+    if ours.shape != expected.shape:
+        return f"output {index}: shape {ours.shape}, expected {expected.shape}"
+    if ours.dtype != expected.dtype:
+        return f"output {index}: dtype {ours.dtype}, expected {expected.dtype}"
+    if expected.dtype.kind == "f":
+        rtol, atol = (FLOAT16_RTOL, FLOAT16_ATOL) if expected.dtype == np.float16 else (RTOL, ATOL)
+        close = np.isclose(ours, expected, rtol=rtol, atol=atol, equal_nan=True)
+        if not close.all():
+            worst = np.nanmax(np.abs(ours.astype(np.float64) - expected.astype(np.float64)))
+            return (
+                f"output {index}: {int((~close).sum())} of {close.size} values differ "
+                f"(max abs diff {worst:.3g})"
+            )
+        return None
+    if not np.array_equal(ours, expected):
+        return f"output {index}: {int((ours != expected).sum())} of {ours.size} values differ"
+    return None
+
+
+def run_case(case: object) -> CaseResult:
+    """Classify and (if ember claims it) run one node test case."""
+    from ember.frontend.onnx import from_onnx, load_model, unsupported_nodes
+    from ember.graph.interpreter import interpret
+
+    name = case.name  # type: ignore[attr-defined]
+    why_not_plain = _plain_tensors(case)
+    if why_not_plain is not None:
+        category = "dtype" if why_not_plain.startswith("dtype") else "non-tensor inputs/outputs"
+        return CaseResult(name, "skipped", why_not_plain, category)
+    model = case.model  # type: ignore[attr-defined]
+    try:
+        unsupported = unsupported_nodes(load_model(model))
+    except EmberError as err:
+        return CaseResult(name, "failed", f"load: {err}")
+    if unsupported:
+        ops = sorted({op for op, _ in unsupported})
+        return CaseResult(name, "skipped", f"unsupported op {', '.join(ops)}", "unsupported op")
+    graph_inputs = [vi.name for vi in model.graph.input]
+    frozen: list[str] = []
+    for inputs, outputs in case.data_sets:  # type: ignore[attr-defined]
+        values = {n: _as_array(v) for n, v in zip(graph_inputs, inputs)}
+        outputs = [_as_array(v) for v in outputs]
+        frozen = []
+        current = model
+        for _ in range(MAX_FREEZE_ROUNDS):
+            try:
+                feeds = {n: v for n, v in values.items() if n not in frozen}
+                shapes = {n: v.shape for n, v in feeds.items()}
+                mod, params = from_onnx(current, shape=shapes)
+                break
+            except NotStaticError as err:
+                new = [n for n in err.input_names if n in values and n not in frozen]
+                if not new:
+                    return CaseResult(name, "failed", f"import: {err}")
+                frozen.extend(new)
+                current = _freeze(model, frozen, values)
+            except UnsupportedFeatureError as err:
+                return CaseResult(name, "skipped", f"ember limitation: {err.message}", "limitation")
+            except UnsupportedOpError as err:
+                return CaseResult(name, "skipped", str(err), "unsupported op")
+            except EmberError as err:
+                return CaseResult(name, "failed", f"import: {err}")
+            except Exception as err:  # noqa: BLE001 (an ember bug: report it as a failure)
+                return CaseResult(name, "failed", f"import crashed: {type(err).__name__}: {err}")
+        else:
+            return CaseResult(name, "failed", "import: too many inputs to freeze")
+        try:
+            with np.errstate(all="ignore"):
+                ours = interpret(mod, params, feeds)
+        except Exception as err:  # noqa: BLE001
+            return CaseResult(name, "failed", f"run: {type(err).__name__}: {err}")
+        if len(ours) != len(outputs):
+            return CaseResult(name, "failed", f"{len(ours)} outputs, expected {len(outputs)}")
+        for i, (got, want) in enumerate(zip(ours, outputs)):
+            mismatch = _compare(name, i, np.asarray(got), np.asarray(want))
+            if mismatch is not None:
+                return CaseResult(name, "failed", mismatch)
+    return CaseResult(name, "passed", frozen=tuple(frozen))
+
+
+def run_cases(names: Iterable[str] | None = None) -> list[CaseResult]:
+    """Run the named cases (all by default), in name order."""
+    cases = all_cases()
+    return [run_case(cases[n]) for n in sorted(cases if names is None else names)]

@@ -1,0 +1,184 @@
+"""ONNX converters: integer quantize/dequantize, window functions, CenterCropPad, SwiGLU, LpPool.
+
+QuantizeLinear(x, s, zp)    ->  cast(clip(round(x / s) + zp), zp's dtype)
+DequantizeLinear(q, s, zp)  ->  (cast(q) - cast(zp)) * s
+HannWindow(size=8)          ->  Constant (the window does not depend on data)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ember.frontend.onnx_common import NodeContext, converter, ember_dtype, normalize_axis
+from ember.frontend.onnx_ops_nn import _pool
+from ember.graph.ir import Constant, Expr
+
+# ----------------------------------------------------------------------------- quantization
+
+
+def _per_axis(
+    node: NodeContext, value: Expr, shape: tuple[int, ...], axis: int, block_size: int
+) -> Expr:
+    """Scale / zero point reshaped (and, blocked, repeated) to broadcast against ``shape``."""
+    vshape = value.type.shape  # type: ignore[union-attr]
+    if math.prod(vshape) == 1:
+        return node.call("reshape", value, newshape=()) if vshape else value
+    rank = len(shape)
+    axis = normalize_axis(axis, rank, node)
+    if not block_size:
+        return node.call(
+            "reshape", value, newshape=tuple(d if a == axis else 1 for a, d in enumerate(shape))
+        )
+    # Blocked: repeat each entry block_size times along axis, then trim the last block.
+    repeated = node.call("expand_dims", value, axes=(axis + 1,))
+    full = list(vshape)
+    full.insert(axis + 1, block_size)
+    repeated = node.call("broadcast_to", repeated, shape=tuple(full))
+    merged = list(vshape)
+    merged[axis] *= block_size
+    repeated = node.call("reshape", repeated, newshape=tuple(merged))
+    if merged[axis] != shape[axis]:
+        repeated = node.call(
+            "strided_slice", repeated, begin=(0,), end=(shape[axis],), strides=(1,), axes=(axis,)
+        )
+    return repeated
+
+
+_INT_RANGES = {
+    "uint8": (0, 255),
+    "int8": (-128, 127),
+    "int16": (-32768, 32767),
+    "int32": (-(2**31), 2**31 - 1),
+    "uint32": (0, 2**32 - 1),
+}
+
+
+@converter("QuantizeLinear", min_version=10)
+def _quantize(node: NodeContext) -> Expr:
+    x = node.input(0)
+    shape = node.shape(0)
+    axis, block = node.attr("axis", 1), node.attr("block_size", 0)
+    if node.has_input(2):
+        out_dtype = node.dtype(2)
+    elif node.attr("output_dtype"):
+        out_dtype = ember_dtype(node.attr("output_dtype"), f"{node} output_dtype")
+    else:
+        out_dtype = "uint8"
+    if out_dtype not in _INT_RANGES:
+        raise node.unsupported(f"quantizing to {out_dtype} is not supported (integer types are)")
+    scale = _per_axis(node, node.input(1), shape, axis, block)
+    if node.attr("precision"):
+        precision = ember_dtype(node.attr("precision"), f"{node} precision")
+        x, scale = node.call("cast", x, dtype=precision), node.call("cast", scale, dtype=precision)
+    elif scale.type.dtype != x.type.dtype:  # type: ignore[union-attr]
+        scale = node.call("cast", scale, dtype=x.type.dtype)  # type: ignore[union-attr]
+    # round half to even, then shift by the zero point and saturate in int64.
+    q = node.call("cast", node.call("round", node.call("divide", x, scale)), dtype="int64")
+    if node.has_input(2):
+        zero_point = _per_axis(node, node.input(2), shape, axis, block)
+        q = node.call("add", q, node.call("cast", zero_point, dtype="int64"))
+    low, high = _INT_RANGES[out_dtype]
+    q = node.call("maximum", q, node.constant(low, "int64"))
+    q = node.call("minimum", q, node.constant(high, "int64"))
+    return node.call("cast", q, dtype=out_dtype)
+
+
+@converter("DequantizeLinear", min_version=10)
+def _dequantize(node: NodeContext) -> Expr:
+    x = node.input(0)
+    shape = node.shape(0)
+    axis, block = node.attr("axis", 1), node.attr("block_size", 0)
+    if node.dtype(0) not in _INT_RANGES:
+        raise node.unsupported(f"dequantizing {node.dtype(0)} is not supported")
+    scale = _per_axis(node, node.input(1), shape, axis, block)
+    values = node.call("cast", x, dtype="float32")
+    if node.has_input(2):
+        zero_point = _per_axis(node, node.input(2), shape, axis, block)
+        values = node.call("subtract", values, node.call("cast", zero_point, dtype="float32"))
+    if scale.type.dtype != "float32":  # type: ignore[union-attr]
+        scale = node.call("cast", scale, dtype="float32")
+    y = node.call("multiply", values, scale)
+    out_dtype = node.dtype(1)
+    if node.attr("output_dtype"):
+        out_dtype = ember_dtype(node.attr("output_dtype"), f"{node} output_dtype")
+    return y if out_dtype == "float32" else node.call("cast", y, dtype=out_dtype)
+
+
+# ----------------------------------------------------------------------------- windows
+
+
+@converter("HannWindow", "HammingWindow", "BlackmanWindow", min_version=17)
+def _window(node: NodeContext) -> Expr:
+    size = int(node.const(0, "size").reshape(-1)[0])
+    dtype = ember_dtype(node.attr("output_datatype", 1), f"{node} output_datatype")
+    length = size if node.attr("periodic", 1) else size - 1
+    n = np.arange(size, dtype=np.float64)
+    if node.op_type == "HannWindow":
+        window = np.sin(n * np.pi / length) ** 2
+    elif node.op_type == "HammingWindow":
+        alpha = 25.0 / 46.0
+        window = alpha - np.cos(n * np.pi * 2 / length) * (1 - alpha)
+    else:
+        window = 0.42 - 0.5 * np.cos(n * np.pi * 2 / length) + 0.08 * np.cos(n * np.pi * 4 / length)
+    return Constant(window.astype(dtype), node.name)
+
+
+# ----------------------------------------------------------------------------- misc
+
+
+@converter("CenterCropPad", min_version=18)
+def _center_crop_pad(node: NodeContext) -> Expr:
+    x = node.input(0)
+    shape = node.shape(0)
+    rank = len(shape)
+    wanted = [int(v) for v in node.const(1, "shape").reshape(-1)]
+    axes = [normalize_axis(a, rank, node) for a in node.attr("axes", range(rank))]
+    if len(axes) != len(wanted):
+        raise node.error(f"shape has {len(wanted)} values for {len(axes)} axes")
+    crops, pads = [], [(0, 0)] * rank
+    for axis, size in zip(axes, wanted):
+        dim = shape[axis]
+        if size < dim:
+            begin = (dim - size) // 2
+            crops.append((axis, begin, begin + size))
+        elif size > dim:
+            extra = size - dim
+            pads[axis] = (extra // 2, extra - extra // 2)
+    if crops:
+        x = node.call(
+            "strided_slice",
+            x,
+            begin=tuple(c[1] for c in crops),
+            end=tuple(c[2] for c in crops),
+            strides=(1,) * len(crops),
+            axes=tuple(c[0] for c in crops),
+        )
+    if any(p != (0, 0) for p in pads):
+        x = node.call("nn.pad", x, pad_width=tuple(pads), pad_value=0.0)
+    return x if crops or any(p != (0, 0) for p in pads) else node.call("identity", x)
+
+
+@converter("SwiGLU")
+def _swiglu(node: NodeContext) -> Expr:
+    a, b = node.input(0), node.input(1)
+    alpha = node.attr("alpha", 1.0)
+    gate_input = (
+        a if alpha == 1.0 else node.call("multiply", a, node.constant(alpha, node.dtype(0)))
+    )
+    swish = node.call("multiply", a, node.call("sigmoid", gate_input))
+    return node.call("multiply", swish, b)
+
+
+@converter("LpPool", min_version=11)
+def _lp_pool(node: NodeContext) -> Expr:
+    """(sum over the window of |x|^p)^(1/p), as an average pool of |x|^p times the window size."""
+    x = node.input(0)
+    p = float(node.attr("p", 2))
+    dtype = node.dtype(0)
+    powered = node.call("power", node.call("abs", x), node.constant(p, dtype))
+    kernel = node.attr("kernel_shape", ())
+    mean = _pool(node, "nn.avg_pool2d", powered, count_include_pad=True)
+    total = node.call("multiply", mean, node.constant(float(math.prod(kernel)), dtype))
+    return node.call("power", total, node.constant(1.0 / p, dtype))

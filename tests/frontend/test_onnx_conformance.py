@@ -1,0 +1,60 @@
+"""ONNX backend node conformance: every case of the onnx wheel, one test each.
+
+A case ember claims (its ops are supported, its inputs plain tensors of ember
+dtypes) must match the expected outputs (rtol 1e-3, atol 1e-4 as onnxruntime's
+runner; integers and bools exactly). Other cases skip with the reason: an
+unsupported op, a dtype ember lacks, sequence/optional values, or an ember
+limitation reported by the frontend (a 3-D pool, antialiased resize, ...).
+Counts for the README come from ``benchmarks/onnx_conformance.py``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ember.frontend.onnx_conformance import all_cases, run_case
+
+# Supported cases known to fail, each with its reason. Keep this empty: fix the
+# frontend or the op instead of adding to it.
+KNOWN_FAILURES: dict[str, str] = {}
+
+
+@pytest.mark.parametrize("name", sorted(all_cases()))
+def test_onnx_node_case(name: str) -> None:
+    result = run_case(all_cases()[name])
+    if result.status == "skipped":
+        pytest.skip(f"{result.category}: {result.reason}")
+    if name in KNOWN_FAILURES:
+        if result.status == "failed":
+            pytest.xfail(KNOWN_FAILURES[name])
+        pytest.fail(f"{name} passes now: remove it from KNOWN_FAILURES")
+    assert result.status == "passed", result.reason
+
+
+# Cases ember must claim (not skip): a guard against a classification bug that
+# would silently turn failures into skips.
+MUST_CLAIM = [
+    "test_conv_with_strides_padding",
+    "test_convtranspose_output_shape",
+    "test_gemm_all_attributes",
+    "test_batchnorm_example",
+    "test_maxpool_2d_ceil",
+    "test_averagepool_2d_pads_count_include_pad",
+    "test_softmax_axis_0",
+    "test_reshape_negative_extended_dims",
+    "test_slice_neg_steps",
+    "test_resize_upsample_sizes_cubic",
+    "test_attention_4d_gqa",
+    "test_layer_normalization_4d_axis1",
+    "test_cast_FLOAT_to_FLOAT16",
+    "test_gather_elements_negative_indices",
+    "test_reduce_max_empty_set",
+    "test_lstm_with_peepholes",
+    "test_gru_seq_length",
+]
+
+
+@pytest.mark.parametrize("name", MUST_CLAIM)
+def test_core_cases_are_claimed(name: str) -> None:
+    result = run_case(all_cases()[name])
+    assert result.status == "passed", f"{result.status}: {result.reason}"

@@ -238,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     run.add_argument("--output", "-o", metavar="OUT.npz", help="save the outputs to a .npz file")
     run.set_defaults(func=_cmd_run_reference)
+
+    from ember.cli_model import add_model_commands
+
+    add_model_commands(commands)  # compile, run, bench
     return parser
 
 

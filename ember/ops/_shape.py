@@ -209,14 +209,13 @@ def conv_output_size(
     start inside the input or its leading padding (PyTorch and onnxruntime >= 1.16).
     """
     span = size + pad_before + pad_after - dilation * (kernel - 1) - 1
-    if span < 0:
-        return 0
     if not ceil_mode:
-        return span // stride + 1
+        return span // stride + 1 if span >= 0 else 0
+    # A ceil-mode window may also be wider than the whole padded input (torch, onnxruntime).
     out = -(-span // stride) + 1
     if (out - 1) * stride >= size + pad_before:
         out -= 1
-    return out
+    return max(out, 0)
 
 
 def accumulate_dtype(dtype: np.dtype) -> np.dtype:

@@ -1,0 +1,591 @@
+"""PyTorch ATen op converters (shared by the torch.export and TorchScript importers).
+
+Both importers hand a converter an :class:`AtenNode` whose ``args`` follow the
+op's ATen schema positionally (defaults filled in): tensors as ember
+expressions or constant ``torch.Tensor`` s, everything else as Python values.
+Converters are keyed by the op's base name without namespace, overload or the
+in-place ``_`` suffix (``aten::add_``, ``aten.add.Tensor`` -> ``add``)::
+
+    @converter("relu")
+    def _relu(node: AtenNode) -> Expr:
+        return node.call("nn.relu", node.tensor(0))
+
+Layer norm and attention have no ember op: they are composed from ember ops
+(``reduce_mean``, ``subtract``, ``multiply``, ``rsqrt``, ``nn.matmul``,
+``nn.softmax``), which the fuser later groups again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ember.errors import FrontendError
+from ember.frontend.common import ImportContext, normalize_axis, shape_of
+from ember.graph.ir import Expr, const
+
+Converter = Callable[["AtenNode"], Any]
+CONVERTERS: dict[str, Converter] = {}
+
+
+def converter(*ops: str) -> Callable[[Converter], Converter]:
+    def register(fn: Converter) -> Converter:
+        for op in ops:
+            CONVERTERS[op] = fn
+        return fn
+
+    return register
+
+
+@dataclass
+class AtenNode:
+    """One ATen call being converted. ``to_expr`` turns a constant tensor into a graph leaf."""
+
+    ctx: ImportContext
+    name: str
+    op: str
+    overload: str
+    args: list[Any]
+    to_expr: Callable[[Any, str], Expr]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def arg(self, index: int, default: Any = None) -> Any:
+        value = self.args[index] if index < len(self.args) else default
+        return default if value is None else value
+
+    def tensor(self, index: int) -> Expr:
+        value = self.args[index] if index < len(self.args) else None
+        if value is None:
+            raise self.fail(f"argument {index} must be a tensor, got None")
+        return self.to_expr(value, f"{self.name}/arg{index}")
+
+    def optional_tensor(self, index: int) -> Expr | None:
+        value = self.args[index] if index < len(self.args) else None
+        return None if value is None else self.to_expr(value, f"{self.name}/arg{index}")
+
+    def call(self, op: str, *args: Expr, suffix: str = "", **attrs: Any) -> Expr:
+        return self.ctx.call(op, *args, name=self.name + suffix, **attrs)
+
+    def fail(self, what: str, hint: str | None = None) -> FrontendError:
+        return FrontendError(f"PyTorch node {self.name!r} (aten::{self.op}): {what}", hint=hint)
+
+    def axis(self, value: int, rank: int) -> int:
+        return normalize_axis(int(value), rank, f"PyTorch node {self.name!r} (aten::{self.op})")
+
+
+def pair(value: Any, default: int) -> tuple[int, int]:
+    """A 2-D attribute from an int or a list of one or two ints (empty: ``default``)."""
+    if value is None:
+        return (default, default)
+    if isinstance(value, int):
+        return (value, value)
+    values = [int(v) for v in value]
+    if not values:
+        return (default, default)
+    return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
+
+
+def scalar_like(value: float | int | bool, like: Expr) -> Expr:
+    return const(np.asarray(value, dtype=like.type.dtype))
+
+
+# ----------------------------------------------------------------------------- convolution
+
+
+def _conv(
+    node: AtenNode, data, weight, bias, stride, padding, dilation, transposed, out_pad, groups
+):
+    x, w = node.to_expr(data, node.name + "/input"), node.to_expr(weight, node.name + "/weight")
+    if len(shape_of(x)) != 4:
+        raise node.fail(f"input has shape {shape_of(x)}; ember supports 2-D convolution only")
+    kernel = shape_of(w)[2:]
+    dil = pair(dilation, 1)
+    if isinstance(padding, str):  # conv2d.padding overload: "same" / "valid"
+        if padding == "valid":
+            pads = (0, 0, 0, 0)
+        else:
+            total = [dil[i] * (kernel[i] - 1) for i in range(2)]
+            pads = (
+                total[0] // 2,
+                total[1] // 2,
+                total[0] - total[0] // 2,
+                total[1] - total[1] // 2,
+            )
+    else:
+        ph, pw = pair(padding, 0)
+        pads = (ph, pw, ph, pw)
+    args = [x, w]
+    if bias is not None:
+        args.append(node.to_expr(bias, node.name + "/bias"))
+    attrs = {"strides": pair(stride, 1), "padding": pads, "dilation": dil, "groups": int(groups)}
+    if transposed:
+        return node.call("nn.conv2d_transpose", *args, output_padding=pair(out_pad, 0), **attrs)
+    return node.call("nn.conv2d", *args, **attrs)
+
+
+@converter("conv2d", "_convolution_mode")
+def _conv2d(node: AtenNode) -> Expr:
+    a = node.args
+    return _conv(node, a[0], a[1], a[2], a[3], a[4], a[5], False, 0, node.arg(6, 1))
+
+
+@converter("convolution", "_convolution")
+def _convolution(node: AtenNode) -> Expr:
+    a = node.args
+    return _conv(node, a[0], a[1], a[2], a[3], a[4], a[5], bool(a[6]), a[7], a[8])
+
+
+@converter("conv_transpose2d")
+def _conv_transpose2d(node: AtenNode) -> Expr:
+    a = node.args
+    return _conv(node, a[0], a[1], a[2], a[3], a[4], node.arg(7, 1), True, a[5], node.arg(6, 1))
+
+
+# ----------------------------------------------------------------------------- normalization
+
+
+def _batch_norm(node: AtenNode, eps: float) -> Expr:
+    x = node.tensor(0)
+    channels = shape_of(x)[1]
+    dtype = x.type.dtype
+    gamma = node.optional_tensor(1)
+    beta = node.optional_tensor(2)
+    mean, var = node.optional_tensor(3), node.optional_tensor(4)
+    if mean is None or var is None:
+        raise node.fail(
+            "batch norm without running statistics normalizes by batch statistics, which "
+            "ember does not support at inference",
+            hint="call model.eval() with track_running_stats=True before exporting",
+        )
+    if gamma is None:
+        gamma = const(np.ones((channels,), dtype))
+    if beta is None:
+        beta = const(np.zeros((channels,), dtype))
+    return node.call("nn.batch_norm", x, gamma, beta, mean, var, epsilon=float(eps), axis=1)
+
+
+@converter("batch_norm")
+def _batch_norm_op(node: AtenNode) -> Expr:
+    if node.arg(5, False):
+        raise node.fail("batch norm in training mode", hint="call model.eval() before exporting")
+    return _batch_norm(node, node.arg(7, 1e-5))
+
+
+@converter("_native_batch_norm_legit_no_training")
+def _native_bn_no_training(node: AtenNode) -> tuple:
+    return (_batch_norm(node, node.arg(6, 1e-5)), None, None)
+
+
+@converter("native_batch_norm", "_native_batch_norm_legit")
+def _native_bn(node: AtenNode) -> tuple:
+    if node.arg(5, False):
+        raise node.fail("batch norm in training mode", hint="call model.eval() before exporting")
+    return (_batch_norm(node, node.arg(7, 1e-5)), None, None)
+
+
+def _layer_norm(node: AtenNode) -> Expr:
+    """(x - mean) * rsqrt(var + eps) * weight + bias over the trailing normalized dims."""
+    x = node.tensor(0)
+    rank = len(shape_of(x))
+    normalized = [int(d) for d in node.arg(1)]
+    axes = tuple(range(rank - len(normalized), rank))
+    if list(shape_of(x)[rank - len(normalized) :]) != normalized:
+        raise node.fail(f"normalized_shape {normalized} does not end the input shape {shape_of(x)}")
+    mean = node.call("reduce_mean", x, suffix="/mean", axes=axes, keepdims=True)
+    centered = node.call("subtract", x, mean, suffix="/centered")
+    square = node.call("multiply", centered, centered, suffix="/square")
+    var = node.call("reduce_mean", square, suffix="/var", axes=axes, keepdims=True)
+    eps = scalar_like(float(node.arg(4, 1e-5)), x)
+    inv = node.call("rsqrt", node.call("add", var, eps, suffix="/var_eps"), suffix="/rstd")
+    out = node.call("multiply", centered, inv, suffix="/normalized")
+    weight, bias = node.optional_tensor(2), node.optional_tensor(3)
+    if weight is not None:
+        out = node.call("multiply", out, weight, suffix="/scale")
+    if bias is not None:
+        out = node.call("add", out, bias, suffix="/shift")
+    return out
+
+
+@converter("layer_norm")
+def _layer_norm_op(node: AtenNode) -> Expr:
+    return _layer_norm(node)
+
+
+@converter("native_layer_norm")
+def _native_layer_norm(node: AtenNode) -> tuple:
+    return (_layer_norm(node), None, None)
+
+
+# ----------------------------------------------------------------------------- activations
+
+
+def _unary(op: str) -> Converter:
+    return lambda node: node.call(op, node.tensor(0))
+
+
+for _torch_name, _ember_name in {
+    "relu": "nn.relu",
+    "sigmoid": "sigmoid",
+    "tanh": "tanh",
+    "exp": "exp",
+    "log": "log",
+    "sqrt": "sqrt",
+    "rsqrt": "rsqrt",
+    "abs": "abs",
+    "neg": "negative",
+    "negative": "negative",
+    "erf": "erf",
+    "reciprocal": "reciprocal",
+    "sin": "sin",
+    "cos": "cos",
+    "floor": "floor",
+    "ceil": "ceil",
+    "sign": "sign",
+    "hardswish": "nn.hard_swish",
+    "logical_not": "logical_not",
+}.items():
+    CONVERTERS[_torch_name] = _unary(_ember_name)
+
+
+@converter("relu6")
+def _relu6(node: AtenNode) -> Expr:
+    return node.call("clip", node.tensor(0), a_min=0.0, a_max=6.0)
+
+
+@converter("hardtanh")
+def _hardtanh(node: AtenNode) -> Expr:
+    low, high = float(node.arg(1, -1.0)), float(node.arg(2, 1.0))
+    return node.call("clip", node.tensor(0), a_min=low, a_max=high)
+
+
+@converter("clamp", "clip")
+def _clamp(node: AtenNode) -> Expr:
+    low, high = node.arg(1), node.arg(2)
+    if not isinstance(low, int | float | None) or not isinstance(high, int | float | None):
+        raise node.fail("clamp with tensor bounds is not supported")
+    return node.call(
+        "clip",
+        node.tensor(0),
+        a_min=None if low is None else float(low),
+        a_max=None if high is None else float(high),
+    )
+
+
+@converter("clamp_min")
+def _clamp_min(node: AtenNode) -> Expr:
+    return node.call("clip", node.tensor(0), a_min=float(node.arg(1)))
+
+
+@converter("clamp_max")
+def _clamp_max(node: AtenNode) -> Expr:
+    return node.call("clip", node.tensor(0), a_max=float(node.arg(1)))
+
+
+@converter("hardsigmoid")
+def _hardsigmoid(node: AtenNode) -> Expr:
+    return node.call("nn.hard_sigmoid", node.tensor(0), alpha=1.0 / 6.0, beta=0.5)
+
+
+@converter("silu")
+def _silu(node: AtenNode) -> Expr:
+    x = node.tensor(0)
+    return node.call("multiply", x, node.call("sigmoid", x, suffix="/sigmoid"))
+
+
+@converter("gelu")
+def _gelu(node: AtenNode) -> Expr:
+    return node.call("nn.gelu", node.tensor(0), approximate=str(node.arg(1, "none")))
+
+
+@converter("leaky_relu")
+def _leaky_relu(node: AtenNode) -> Expr:
+    return node.call("nn.leaky_relu", node.tensor(0), alpha=float(node.arg(1, 0.01)))
+
+
+@converter("elu")
+def _elu(node: AtenNode) -> Expr:
+    alpha, scale = float(node.arg(1, 1.0)), float(node.arg(2, 1.0))
+    if float(node.arg(3, 1.0)) != 1.0:
+        raise node.fail("elu with input_scale other than 1 is not supported")
+    x = node.tensor(0)
+    if scale == 1.0:
+        return node.call("nn.elu", x, alpha=alpha)
+    out = node.call("nn.elu", x, suffix="/elu", alpha=alpha)  # selu decomposes to this
+    return node.call("multiply", out, scalar_like(scale, x))
+
+
+@converter("selu")
+def _selu(node: AtenNode) -> Expr:
+    return node.call("nn.selu", node.tensor(0))
+
+
+@converter("softplus")
+def _softplus(node: AtenNode) -> Expr:
+    x, beta = node.tensor(0), float(node.arg(1, 1.0))
+    # PyTorch returns x where beta*x > threshold; softplus equals x there to float precision
+    if beta == 1.0:
+        return node.call("nn.softplus", x)
+    scaled = node.call("multiply", x, scalar_like(beta, x), suffix="/beta")
+    soft = node.call("nn.softplus", scaled, suffix="/softplus")
+    return node.call("divide", soft, scalar_like(beta, x))
+
+
+@converter("prelu", "_prelu_kernel")
+def _prelu(node: AtenNode) -> Expr:
+    x, slope = node.tensor(0), node.tensor(1)
+    rank, slope_shape = len(shape_of(x)), shape_of(slope)
+    if rank > 2 and len(slope_shape) == 1 and slope_shape[0] > 1:
+        newshape = (slope_shape[0],) + (1,) * (rank - 2)
+        slope = node.call("reshape", slope, suffix="/slope", newshape=newshape)
+    return node.call("nn.prelu", x, slope)
+
+
+@converter("dropout", "feature_dropout", "alpha_dropout", "feature_alpha_dropout")
+def _dropout(node: AtenNode) -> Expr:
+    if node.arg(2, False):
+        raise node.fail("dropout in training mode", hint="call model.eval() before exporting")
+    return node.tensor(0)
+
+
+@converter("native_dropout")
+def _native_dropout(node: AtenNode) -> tuple:
+    if node.arg(2, False):
+        raise node.fail("dropout in training mode", hint="call model.eval() before exporting")
+    return (node.tensor(0), None)
+
+
+@converter(
+    "contiguous", "clone", "alias", "detach", "lift_fresh_copy", "lift_fresh", "dequantize_noop"
+)
+def _identity(node: AtenNode) -> Expr:
+    return node.tensor(0)
+
+
+# ----------------------------------------------------------------------------- softmax
+
+
+@converter("softmax", "_softmax", "log_softmax", "_log_softmax")
+def _softmax(node: AtenNode) -> Expr:
+    x = node.tensor(0)
+    op = "nn.log_softmax" if "log" in node.op else "nn.softmax"
+    return node.call(op, x, axis=node.axis(node.arg(1, -1), len(shape_of(x))))
+
+
+@converter("scaled_dot_product_attention")
+def _attention(node: AtenNode) -> Expr:
+    """softmax(q @ k^T * scale + mask) @ v, composed from ember ops."""
+    query, key, value = node.tensor(0), node.tensor(1), node.tensor(2)
+    mask = node.args[3] if len(node.args) > 3 else None
+    if float(node.arg(4, 0.0)) != 0.0:
+        raise node.fail("dropout_p must be 0 at inference")
+    if node.arg(7, False):
+        raise node.fail("enable_gqa=True is not supported")
+    rank = len(shape_of(query))
+    depth = shape_of(query)[-1]
+    scale = node.arg(6)
+    scale = 1.0 / math.sqrt(depth) if scale is None else float(scale)
+    axes = tuple(range(rank - 2)) + (rank - 1, rank - 2)
+    key_t = node.call("transpose", key, suffix="/key_t", axes=axes)
+    scores = node.call("nn.matmul", query, key_t, suffix="/scores")
+    scores = node.call("multiply", scores, scalar_like(scale, scores), suffix="/scaled")
+    length_q, length_k = shape_of(query)[-2], shape_of(key)[-2]
+    if node.arg(5, False):  # is_causal: query i sees keys j <= i
+        causal = np.tril(np.ones((length_q, length_k), dtype=bool))
+        mask = const(np.where(causal, 0.0, -np.inf).astype(scores.type.dtype))
+    if mask is not None:
+        mask_expr = node.to_expr(mask, node.name + "/mask")
+        if mask_expr.type.dtype == "bool":
+            neg = const(np.asarray(-np.inf, scores.type.dtype))
+            zero = const(np.asarray(0.0, scores.type.dtype))
+            mask_expr = node.call("where", mask_expr, zero, neg, suffix="/mask_bias")
+        scores = node.call("add", scores, mask_expr, suffix="/masked")
+    weights = node.call("nn.softmax", scores, suffix="/softmax", axis=-1)
+    return node.call("nn.matmul", weights, value)
+
+
+# ----------------------------------------------------------------------------- pooling
+
+
+def _pool_args(
+    node: AtenNode,
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int, int, int]]:
+    kernel = pair(node.arg(1), 1)
+    stride = pair(node.arg(2), 0)
+    if stride == (0, 0):  # PyTorch's empty stride means "the kernel size"
+        stride = kernel
+    ph, pw = pair(node.arg(3, 0), 0)
+    return kernel, stride, (ph, pw, ph, pw)
+
+
+@converter("max_pool2d")
+def _max_pool2d(node: AtenNode) -> Expr:
+    kernel, stride, pads = _pool_args(node)
+    return node.call(
+        "nn.max_pool2d",
+        node.tensor(0),
+        pool_size=kernel,
+        strides=stride,
+        padding=pads,
+        dilation=pair(node.arg(4, 1), 1),
+        ceil_mode=bool(node.arg(5, False)),
+    )
+
+
+@converter("max_pool2d_with_indices")
+def _max_pool2d_with_indices(node: AtenNode) -> tuple:
+    return (_max_pool2d(node), None)
+
+
+@converter("avg_pool2d")
+def _avg_pool2d(node: AtenNode) -> Expr:
+    if node.arg(6) is not None:
+        raise node.fail("divisor_override is not supported")
+    kernel, stride, pads = _pool_args(node)
+    return node.call(
+        "nn.avg_pool2d",
+        node.tensor(0),
+        pool_size=kernel,
+        strides=stride,
+        padding=pads,
+        ceil_mode=bool(node.arg(4, False)),
+        count_include_pad=bool(node.arg(5, True)),
+    )
+
+
+def _adaptive_pool(node: AtenNode, kind: str) -> Expr:
+    x = node.tensor(0)
+    height, width = shape_of(x)[2:]
+    size = node.arg(1)
+    size = [size, size] if isinstance(size, int) else list(size)
+    out = (
+        height if size[0] is None else int(size[0]),
+        width if size[-1] is None else int(size[-1]),
+    )
+    if out == (1, 1):
+        return node.call(f"nn.global_{kind}_pool2d", x)
+    if height % out[0] or width % out[1]:
+        raise node.fail(
+            f"adaptive pooling from {height}x{width} to {out[0]}x{out[1]} needs uneven windows",
+            hint="ember supports output sizes that divide the input size (and 1x1)",
+        )
+    window = (height // out[0], width // out[1])
+    return node.call(f"nn.{kind}_pool2d", x, pool_size=window, strides=window)
+
+
+@converter("adaptive_avg_pool2d", "_adaptive_avg_pool2d")
+def _adaptive_avg_pool2d(node: AtenNode) -> Expr:
+    return _adaptive_pool(node, "avg")
+
+
+@converter("adaptive_max_pool2d")
+def _adaptive_max_pool2d(node: AtenNode) -> tuple:
+    return (_adaptive_pool(node, "max"), None)
+
+
+# ----------------------------------------------------------------------------- matmul
+
+
+@converter("linear")
+def _linear(node: AtenNode) -> Expr:
+    args = [node.tensor(0), node.tensor(1)]
+    bias = node.optional_tensor(2)
+    if bias is not None:
+        args.append(bias)
+    return node.call("nn.dense", *args)
+
+
+@converter("mm", "bmm", "matmul")
+def _matmul(node: AtenNode) -> Expr:
+    return node.call("nn.matmul", node.tensor(0), node.tensor(1))
+
+
+@converter("addmm")
+def _addmm(node: AtenNode) -> Expr:
+    bias, a, b = node.tensor(0), node.tensor(1), node.tensor(2)
+    beta, alpha = float(node.arg(3, 1.0)), float(node.arg(4, 1.0))
+    product = node.call("nn.matmul", a, b, suffix="/mm")
+    if alpha != 1.0:
+        product = node.call("multiply", product, scalar_like(alpha, product), suffix="/alpha")
+    if beta == 0.0:
+        return product
+    if beta != 1.0:
+        bias = node.call("multiply", bias, scalar_like(beta, bias), suffix="/beta")
+    return node.call("add", product, bias)
+
+
+def _pad_pairs(node: AtenNode, rank: int, pads: Sequence[int]) -> list[tuple[int, int]]:
+    """PyTorch pads list the last axis first: (left, right, top, bottom, ...)."""
+    if len(pads) % 2 or len(pads) // 2 > rank:
+        raise node.fail(f"pad {list(pads)} must hold (before, after) pairs for at most {rank} axes")
+    pairs = [(0, 0)] * rank
+    for i in range(len(pads) // 2):
+        pairs[rank - 1 - i] = (int(pads[2 * i]), int(pads[2 * i + 1]))
+    return pairs
+
+
+@converter("constant_pad_nd", "pad")
+def _pad(node: AtenNode) -> Expr:
+    x = node.tensor(0)
+    shape = shape_of(x)
+    pairs = _pad_pairs(node, len(shape), node.arg(1))
+    if node.op == "pad":
+        mode, value = str(node.arg(2, "constant")), node.arg(3, 0.0)
+    else:
+        mode, value = "constant", node.arg(2, 0.0)
+    modes = {"constant": "constant", "reflect": "reflect", "replicate": "edge"}
+    if mode not in modes:
+        raise node.fail(f"pad mode {mode!r} is not supported ({', '.join(modes)})")
+    if any(before < 0 or after < 0 for before, after in pairs):  # negative pads crop
+        begin = [max(-before, 0) for before, _ in pairs]
+        end = [shape[i] - max(-after, 0) for i, (_, after) in enumerate(pairs)]
+        x = node.call("strided_slice", x, suffix="/crop", begin=tuple(begin), end=tuple(end))
+        pairs = [(max(before, 0), max(after, 0)) for before, after in pairs]
+    return node.call(
+        "nn.pad",
+        x,
+        pad_width=tuple(pairs),
+        pad_value=float(value or 0.0),
+        mode=modes[mode],
+    )
+
+
+def _resize(node: AtenNode, method: str, size: Any, align: bool, scales: Any) -> Expr:
+    x = node.tensor(0)
+    height, width = shape_of(x)[2:]
+    factors = None
+    if scales is not None and any(s is not None for s in scales):
+        factors = (float(scales[0]), float(scales[-1]))
+    if size is not None:
+        out = pair(size, 0)
+    elif factors is not None:
+        out = (int(math.floor(height * factors[0])), int(math.floor(width * factors[1])))
+    else:
+        raise node.fail("neither output_size nor scale_factors is given")
+    attrs: dict[str, Any] = {"size": out, "method": method}
+    if method == "nearest":
+        attrs.update(coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    else:
+        attrs["coordinate_transformation_mode"] = "align_corners" if align else "pytorch_half_pixel"
+    if factors is not None and not align:
+        attrs["scales"] = factors  # PyTorch maps coordinates by 1/scale_factor when given
+    return node.call("image.resize2d", x, **attrs)
+
+
+@converter("upsample_nearest2d", "_upsample_nearest_exact2d")
+def _upsample_nearest(node: AtenNode) -> Expr:
+    if node.op == "_upsample_nearest_exact2d":
+        raise node.fail("nearest-exact upsampling is not supported")
+    if node.overload == "vec":
+        return _resize(node, "nearest", node.arg(1), False, node.arg(2))
+    return _resize(node, "nearest", node.arg(1), False, [node.arg(2), node.arg(3)])
+
+
+@converter("upsample_bilinear2d")
+def _upsample_bilinear(node: AtenNode) -> Expr:
+    if node.overload == "vec":
+        return _resize(node, "linear", node.arg(1), bool(node.arg(2)), node.arg(3))
+    return _resize(node, "linear", node.arg(1), bool(node.arg(2)), [node.arg(3), node.arg(4)])

@@ -180,13 +180,29 @@ def _hard_swish(args, attrs, dtype):
     return x * relu6 / _c(6, x.dtype)
 
 
+def _int_bounds(dtype: str) -> tuple[int, int]:
+    bits = int(dtype.lstrip("uint"))
+    if is_unsigned(dtype):
+        return 0, 2**bits - 1
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
 @_rule("clip")
 def _clip(args, attrs, dtype):
     (x,) = args
-    if attrs.a_min is not None:
-        x = max_(x, _c(attrs.a_min, x.dtype))
-    if attrs.a_max is not None:
-        x = min_(x, _c(attrs.a_max, x.dtype))
+    low, high = attrs.a_min, attrs.a_max
+    if is_int(x.dtype):
+        # Integer bounds: the smallest / largest integer inside the float bound, clamped
+        # to the dtype's range (ONNX Clip on int8 with min=-1000).
+        lo_t, hi_t = _int_bounds(x.dtype)
+        if low is not None:
+            low = min(max(math.ceil(low), lo_t), hi_t)
+        if high is not None:
+            high = max(min(math.floor(high), hi_t), lo_t)
+    if low is not None:
+        x = max_(x, _c(low, x.dtype))
+    if high is not None:
+        x = min_(x, _c(high, x.dtype))
     return x
 
 
@@ -208,14 +224,40 @@ def _multiply(args, attrs, dtype):
     return args[0] * args[1]
 
 
+def _nonzero(b: PrimExpr) -> PrimExpr:
+    # Integer division by zero traps in C; the reference defines x / 0 = x % 0 = 0.
+    return select(b.equal(_c(0, b.dtype)), _c(1, b.dtype), b)
+
+
 @_rule("divide")
 def _divide(args, attrs, dtype):
-    return args[0] / args[1]  # Div: C division, truncating on integers like ONNX
+    a, b = args
+    if is_int(a.dtype):
+        return select(b.equal(_c(0, b.dtype)), _c(0, a.dtype), a / _nonzero(b))
+    return a / b  # Div: C division, truncating on integers like ONNX
 
 
 @_rule("power")
 def _power(args, attrs, dtype):
-    return call_intrin(args[0].dtype, "pow", args[0], args[1])
+    a, b = args
+    if not is_int(a.dtype):
+        return call_intrin(a.dtype, "pow", a, b)
+    # C has no integer pow: exact in double below 2**53. A negative exponent truncates to
+    # 0 unless |a| == 1 (the reference's rule).
+    zero, one = _c(0, a.dtype), _c(1, a.dtype)
+    positive = Cast(
+        a.dtype,
+        call_intrin(
+            "float64", "pow", a.astype("float64"), max_(b, _c(0, b.dtype)).astype("float64")
+        ),
+    )
+    if is_unsigned(a.dtype):
+        return positive
+    odd = (b % _c(2, b.dtype)).not_equal(_c(0, b.dtype))
+    negative = select(
+        a.equal(one), one, select(a.equal(_c(-1, a.dtype)), select(odd, _c(-1, a.dtype), one), zero)
+    )
+    return select(b < _c(0, b.dtype), negative, positive)
 
 
 @_rule("maximum")
@@ -239,9 +281,12 @@ def _mod(args, attrs, dtype):
         zero = _c(0, a.dtype)
         fix = rem.not_equal(zero) & (rem < zero).not_equal(b < zero)
         return select(fix, rem + b, rem)
+    safe = _nonzero(b)
     if attrs.fmod:
-        return call_intrin(a.dtype, "truncmod", a, b)
-    return a % b  # FloorMod
+        rem = a - (a / safe) * safe  # C's / truncates, so this is C's % (truncated mod)
+    else:
+        rem = a % safe  # FloorMod
+    return select(b.equal(_c(0, b.dtype)), _c(0, a.dtype), rem)
 
 
 @_rule("nn.prelu")

@@ -1,0 +1,154 @@
+"""Op strategy: one fused graph kernel (a primitive function) -> TE compute + schedule.
+
+The compiler driver calls this once per distinct kernel that ``fuse_ops`` made::
+
+    s, args = schedule_primitive(func, Target.parse("host"))
+    prim = ember.lower(s, args, name=func.name)
+
+Each call in the function body becomes TE stages through its op's compute
+(``op.extensions["compute"]``, from :mod:`ember.topi`); the default CPU schedule
+(:mod:`ember.topi.schedule_x86`) then inlines the injective stages, hosts the
+anchor (conv / dense / pooling) inside the output's loops, vectorizes and
+parallelizes. The argument order is the C ABI of the kernel: one input per
+``func.params`` (same order), then one output per result (per tuple field).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ember import te
+from ember.errors import ScheduleError
+from ember.graph.ir import Call, Constant, Expr, Function, Tuple, TupleGetItem, TupleType, Var
+from ember.graph.visitor import post_order
+from ember.ops.registry import Op
+from ember.target import Target
+from ember.te.schedule import Schedule
+from ember.te.tensor import Tensor
+from ember.tir import expr as E
+
+Value = Tensor | tuple[Any, ...]
+
+
+def _load_topi() -> None:
+    # Importing the operator library registers every op's compute.
+    from ember.topi import (  # noqa: F401
+        elementwise,
+        image,
+        nn,
+        pool,
+        reduce,
+        softmax,
+        transform,
+        x86,  # the x86 helper's blocked-layout ops: layout_transform, conv2d_nchwc
+    )
+
+
+def _constant_tensor(node: Constant, name: str) -> Tensor:
+    """A small constant (fuse_ops keeps only 1-element ones inline) as a TE stage."""
+    value = np.asarray(node.value)
+    dtype = str(value.dtype)
+    if value.size != 1:
+        raise ScheduleError(
+            f"constant {node.name or name!r} of shape {value.shape} inside a primitive function: "
+            "only single-element constants can be compiled into a kernel",
+            hint="run fuse_ops, which turns larger constants into kernel parameters",
+        )
+    scalar = value.reshape(()).item()
+    literal = E.const(bool(scalar) if dtype == "bool" else scalar, dtype)
+    return te.compute(tuple(value.shape), lambda *i: literal, name=name)
+
+
+def build_compute(func: Function) -> tuple[list[Tensor], list[Tensor]]:
+    """TE tensors of a primitive function: (one placeholder per param, the outputs)."""
+    _load_topi()
+    env: dict[Expr, Value] = {}
+    params: list[Tensor] = []
+    for k, p in enumerate(func.params):
+        t = te.placeholder(p.type.shape, p.type.dtype, name=f"p{k}")
+        env[p] = t
+        params.append(t)
+    for node in post_order(func.body):
+        if node in env:
+            continue
+        if isinstance(node, Var):
+            raise ScheduleError(
+                f"primitive function {func.name!r} reads the free variable {node.name!r}",
+                hint="every input of a kernel must be one of its parameters",
+            )
+        if isinstance(node, Constant):
+            env[node] = _constant_tensor(node, f"const{len(env)}")
+        elif isinstance(node, Tuple):
+            env[node] = tuple(env[f] for f in node.fields)
+        elif isinstance(node, TupleGetItem):
+            env[node] = env[node.tuple_value][node.index]  # type: ignore[index]
+        elif isinstance(node, Call):
+            env[node] = _call_compute(node, [env[a] for a in node.args], func)
+        else:
+            raise ScheduleError(f"primitive function {func.name!r}: unexpected node {node!r}")
+    result = env[func.body]
+    outputs = list(result) if isinstance(result, tuple) else [result]
+    if isinstance(func.ret_type, TupleType) and len(outputs) != len(func.ret_type.fields):
+        raise ScheduleError(f"kernel {func.name!r}: result does not match its tuple type")
+    # An output must be its own stage (a kernel cannot return its input unchanged).
+    fixed: list[Tensor] = []
+    seen: set[Tensor] = set()
+    for k, t in enumerate(outputs):
+        if t in params or t in seen or not isinstance(t.op, te.ComputeOp):
+            src = t
+            t = te.compute(src.shape, lambda *i, src=src: src[i], name=f"output{k}")
+        seen.add(t)
+        fixed.append(t)
+    return params, fixed
+
+
+def _call_compute(node: Call, args: list[Value], func: Function) -> Value:
+    op = node.op
+    if not isinstance(op, Op):
+        raise ScheduleError(
+            f"kernel {func.name!r} calls a nested function; primitive functions hold op calls only"
+        )
+    fcompute = op.extensions.get("compute")
+    if fcompute is None:
+        raise ScheduleError(
+            f"op {op.name} (node {node.name!r}) has no TE compute, so kernel {func.name!r} "
+            "cannot be compiled",
+            hint="add one in ember/topi and register it with register_compute",
+        )
+    for a in args:
+        if not isinstance(a, Tensor):
+            raise ScheduleError(f"op {op.name} (node {node.name!r}) got a tuple as an input")
+    return fcompute(args, node.attrs, node.type)
+
+
+def schedule_primitive(
+    func: Function, target: Target | str = "host"
+) -> tuple[Schedule, list[Tensor]]:
+    """TE schedule of one fused kernel.
+
+    Returns ``(schedule, args)``: one ``te.placeholder`` per ``func.params`` (same
+    order, shapes, dtypes) followed by the output tensor(s), one per field when
+    ``func.ret_type`` is a TupleType.
+
+    >>> s, args = schedule_primitive(func, Target.parse("host"))
+    >>> kernel = ember.build(s, args, name=func.name)
+    """
+    from ember.topi.schedule_x86 import schedule_outputs
+
+    target = Target.parse(target)
+    params, outputs = build_compute(func)
+    # x86 fast paths (ember.topi.x86, x86 helper): kernels anchored on the blocked-layout ops
+    # that alter_layout introduces (nn.conv2d_nchwc) get register-tiled schedules; the rule
+    # returns None for every other kernel, which keeps the default schedule below.
+    if target.kind == "host":
+        from ember.topi.x86 import schedule_fast
+
+        fast = schedule_fast(outputs, target)
+        if fast is not None:
+            return fast, params + outputs
+    return schedule_outputs(outputs, target), params + outputs
+
+
+__all__ = ["build_compute", "schedule_primitive"]

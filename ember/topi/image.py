@@ -1,0 +1,149 @@
+"""``image.resize2d`` (ONNX Resize over H and W) as a TE compute.
+
+Each output row / column maps back to an input coordinate (in float64, like the
+reference) with the coordinate transformation mode; ``nearest`` rounds it,
+``linear`` and ``cubic`` blend 2 or 4 taps per axis::
+
+    y = resize2d_compute(x, attrs)    # (N, C, out_h, out_w)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ember import te
+from ember.te.tensor import Tensor
+from ember.tir import expr as E
+from ember.topi.common import TAG_INJECTIVE, int_shape, register_compute
+
+F64 = "float64"
+
+
+def _f(value: float) -> E.PrimExpr:
+    return E.const(float(value), F64)
+
+
+def _intrin(name: str, x: E.PrimExpr) -> E.PrimExpr:
+    return E.call_intrin(F64, name, x)
+
+
+def _coordinate(i: E.PrimExpr, out_size: int, in_size: int, scale: float, mode: str) -> E.PrimExpr:
+    """Input coordinate of output index ``i`` (float64), as the reference computes it."""
+    x = i.astype(F64)
+    if scale == 1.0 and out_size == in_size:
+        return x  # an axis that is not resized is copied
+    if mode in ("half_pixel", "pytorch_half_pixel"):
+        if mode == "pytorch_half_pixel" and out_size <= 1:
+            return _f(0.0)
+        return (x + _f(0.5)) / _f(scale) - _f(0.5)
+    if mode == "align_corners":
+        if out_size <= 1:
+            return _f(0.0)
+        return x * _f(in_size - 1) / _f(in_size * scale - 1)
+    if mode == "asymmetric":
+        return x / _f(scale)
+    return (x + _f(0.5)) / _f(scale)  # tf_half_pixel_for_nn
+
+
+def _clamp_index(v: E.PrimExpr, in_size: int) -> E.PrimExpr:
+    return E.max_(E.min_(v, E.const(in_size - 1)), E.const(0))
+
+
+def _nearest(coord: E.PrimExpr, mode: str, in_size: int) -> E.PrimExpr:
+    if mode == "round_prefer_floor":
+        v = _intrin("ceil", coord - _f(0.5))
+    elif mode == "round_prefer_ceil":
+        v = _intrin("floor", coord + _f(0.5))
+    elif mode == "floor":
+        v = _intrin("floor", coord)
+    else:
+        v = _intrin("ceil", coord)
+    v = E.max_(E.min_(v, _f(in_size - 1)), _f(0.0))
+    return v.astype("int32")
+
+
+def _linear_taps(coord: E.PrimExpr, in_size: int) -> list[tuple[E.PrimExpr, E.PrimExpr]]:
+    c = E.max_(E.min_(coord, _f(in_size - 1)), _f(0.0))
+    low = _intrin("floor", c)
+    frac = c - low
+    low_i = low.astype("int32")
+    high_i = E.min_(low_i + 1, E.const(in_size - 1))
+    return [(low_i, _f(1.0) - frac), (high_i, frac)]
+
+
+def _cubic_taps(
+    coord: E.PrimExpr, in_size: int, a: float, exclude_outside: bool
+) -> list[tuple[E.PrimExpr, E.PrimExpr]]:
+    base = _intrin("floor", coord)
+    t = coord - base
+    base_i = base.astype("int32")
+    av = _f(a)
+
+    def near(d: E.PrimExpr) -> E.PrimExpr:
+        return ((av + _f(2)) * d - (av + _f(3))) * d * d + _f(1)
+
+    def far(d: E.PrimExpr) -> E.PrimExpr:
+        return ((av * d - _f(5) * av) * d + _f(8) * av) * d - _f(4) * av
+
+    weights = [far(t + _f(1)), near(t), near(_f(1) - t), far(_f(2) - t)]
+    index = [base_i + off for off in (-1, 0, 1, 2)]
+    if exclude_outside:
+        inside = [te.all(k >= 0, k < in_size) for k in index]
+        weights = [E.select(ok, wt, _f(0.0)) for ok, wt in zip(inside, weights, strict=True)]
+        total = weights[0] + weights[1] + weights[2] + weights[3]
+        weights = [wt / total for wt in weights]
+    return [(_clamp_index(k, in_size), wt) for k, wt in zip(index, weights, strict=True)]
+
+
+def resize2d_compute(x: Tensor, attrs: Any) -> Tensor:
+    """ONNX Resize of NCHW ``x`` to ``attrs.size`` with ``attrs.method``."""
+    n, c, in_h, in_w = int_shape(x)
+    out_h, out_w = attrs.size
+    scale_h, scale_w = attrs.scales or (out_h / in_h, out_w / in_w)
+    mode = attrs.coordinate_transformation_mode
+
+    def fcompute(b: E.PrimExpr, ch: E.PrimExpr, y: E.PrimExpr, xx: E.PrimExpr) -> E.PrimExpr:
+        cy = _coordinate(y, out_h, in_h, scale_h, mode)
+        cx = _coordinate(xx, out_w, in_w, scale_w, mode)
+        if attrs.method == "nearest":
+            return x[
+                b,
+                ch,
+                _nearest(cy, attrs.nearest_mode, in_h),
+                _nearest(cx, attrs.nearest_mode, in_w),
+            ]
+        if attrs.method == "linear":
+            taps_y, taps_x = _linear_taps(cy, in_h), _linear_taps(cx, in_w)
+        else:
+            a, excl = attrs.cubic_coeff_a, attrs.exclude_outside
+            taps_y = _cubic_taps(cy, in_h, a, excl)
+            taps_x = _cubic_taps(cx, in_w, a, excl)
+        total: E.PrimExpr | None = None
+        for iy, wy in taps_y:
+            row: E.PrimExpr | None = None
+            for ix, wx in taps_x:
+                term = wx * x[b, ch, iy, ix].astype(F64)
+                row = term if row is None else row + term
+            assert row is not None
+            term = wy * row
+            total = term if total is None else total + term
+        assert total is not None
+        if E.is_int(x.dtype):
+            info_lo, info_hi = _int_range(x.dtype)
+            total = _intrin("nearbyint", total)
+            total = E.max_(E.min_(total, _f(info_hi)), _f(info_lo))
+        return total.astype(x.dtype)
+
+    return te.compute((n, c, out_h, out_w), fcompute, name="resize2d", tag=TAG_INJECTIVE)
+
+
+def _int_range(dtype: str) -> tuple[int, int]:
+    bits = int(dtype.lstrip("uint"))
+    if dtype.startswith("u"):
+        return 0, 2**bits - 1
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+@register_compute("image.resize2d")
+def _resize2d(inputs: list[Tensor], attrs: Any, out_type: Any) -> Tensor:
+    return resize2d_compute(inputs[0], attrs)

@@ -62,6 +62,7 @@ __all__ = [
     "Reduce",
     "Schedule",
     "Stage",
+    "Tensor",
     "TensorIntrin",
     "abs",
     "access_ptr",

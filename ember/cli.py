@@ -242,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ember.cli_model import add_model_commands
 
     add_model_commands(commands)  # compile, run, bench
+    from ember.autotune.cli import add_tune_command
+
+    add_tune_command(commands)  # tune
     return parser
 
 

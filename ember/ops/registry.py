@@ -86,6 +86,11 @@ class Op:
     def __repr__(self) -> str:
         return f"Op({self.name})"
 
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        # Pickle by name (tuning builds graph kernels in worker processes): the registered
+        # op is the one object per name.
+        return (get_op, (self.name,))
+
     # -- registration decorators
     def type_rule(self, fn: TypeRule) -> TypeRule:
         self._type_rule = fn

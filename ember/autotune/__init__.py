@@ -1,0 +1,76 @@
+"""Autotuning: search a schedule template's knob space for the fastest config.
+
+    from ember import autotune
+    task = autotune.create_task("matmul", (512, 512, 512), target="host")
+    tuner = autotune.ModelBasedTuner(task)
+    tuner.tune(n_trial=200, measure=autotune.LocalMeasure(task), log="matmul.jsonl")
+    with autotune.apply_history_best("matmul.jsonl"):
+        s, args = autotune.instantiate("matmul", (512, 512, 512), "host")
+
+See docs/tuning.md.
+"""
+
+from ember.autotune.dispatch import (
+    ApplyHistoryBest,
+    DispatchContext,
+    apply_history_best,
+    config_for,
+    current_context,
+    instantiate,
+)
+from ember.autotune.measure import (
+    LocalBuilder,
+    LocalMeasure,
+    LocalRunner,
+    MeasureInput,
+    MeasureResult,
+    Runner,
+)
+from ember.autotune.model_tuner import CostModel, ModelBasedTuner
+from ember.autotune.record import (
+    Record,
+    RecordError,
+    append_records,
+    best_per_workload,
+    load_records,
+    save_records,
+)
+from ember.autotune.space import ConfigEntity, ConfigSpace, FallbackConfig
+from ember.autotune.task import Task, create_task, get_template, list_templates, template
+from ember.autotune.tuner import GridTuner, RandomTuner, Tuner, TuneResult, progress_printer
+
+__all__ = [
+    "ApplyHistoryBest",
+    "ConfigEntity",
+    "ConfigSpace",
+    "CostModel",
+    "DispatchContext",
+    "FallbackConfig",
+    "GridTuner",
+    "LocalBuilder",
+    "LocalMeasure",
+    "LocalRunner",
+    "MeasureInput",
+    "MeasureResult",
+    "ModelBasedTuner",
+    "RandomTuner",
+    "Record",
+    "RecordError",
+    "Runner",
+    "Task",
+    "TuneResult",
+    "Tuner",
+    "append_records",
+    "apply_history_best",
+    "best_per_workload",
+    "config_for",
+    "create_task",
+    "current_context",
+    "get_template",
+    "instantiate",
+    "list_templates",
+    "load_records",
+    "progress_printer",
+    "save_records",
+    "template",
+]

@@ -1,0 +1,97 @@
+"""What one isolated measurement process does: load a kernel library, check its answer, time it.
+
+Imports only numpy and ctypes (the runner forks this from a small server process), so a
+kernel that crashes takes only its own process down.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+
+
+def _load(lib_path: str, symbol: str) -> Any:
+    lib = ctypes.CDLL(lib_path)
+    fn = getattr(lib, symbol)
+    fn.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
+    fn.restype = ctypes.c_int32
+    return lib, fn
+
+
+def _argv(arrays: list[np.ndarray]) -> Any:
+    return (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
+
+
+def make_reference(job: dict[str, Any]) -> dict[str, Any]:
+    """Run the default kernel on fresh random inputs; save inputs and outputs to ``job["npz"]``."""
+    _lib, fn = _load(job["lib_path"], job["symbol"])
+    rng = np.random.default_rng()
+    arrays = []
+    for k, (shape, dtype) in enumerate(job["arg_specs"]):
+        if k in job["output_indices"]:
+            arrays.append(np.zeros(shape, dtype))
+        elif np.issubdtype(np.dtype(dtype), np.floating):
+            arrays.append(rng.uniform(-1, 1, size=shape).astype(dtype))
+        else:
+            arrays.append(rng.integers(-8, 8, size=shape).astype(dtype))
+    rc = fn(_argv(arrays))
+    if rc != 0:
+        return {"error": ("runtime_error", f"the default kernel returned status {rc}")}
+    np.savez(job["npz"], *arrays)
+    return {"error": None}
+
+
+def measure(job: dict[str, Any]) -> dict[str, Any]:
+    """Check the candidate against the reference once, then time it; a dict of costs or error."""
+    _lib, fn = _load(job["lib_path"], job["symbol"])
+    ref = np.load(job["npz"])
+    arrays = [np.array(ref[f"arr_{k}"]) for k in range(len(job["arg_specs"]))]
+    expected = {k: arrays[k].copy() for k in job["output_indices"]}
+    for k in job["output_indices"]:
+        arrays[k].fill(np.nan if np.issubdtype(arrays[k].dtype, np.floating) else 0)
+    argv = _argv(arrays)
+    start = time.perf_counter()
+    rc = fn(argv)
+    first = time.perf_counter() - start
+    if rc != 0:
+        return {"error": ("runtime_error", f"the kernel returned status {rc}")}
+    if job["check"]:
+        for k, want in expected.items():
+            got = arrays[k]
+            scale = float(np.max(np.abs(want))) if want.size else 0.0
+            atol = job["rtol"] * max(scale, 1.0)
+            if not np.allclose(got, want, rtol=job["rtol"], atol=atol, equal_nan=False):
+                bad = np.abs(got.astype(np.float64) - want.astype(np.float64))
+                worst = float(np.nanmax(bad)) if np.isfinite(bad).any() else float("nan")
+                return {
+                    "error": (
+                        "wrong_answer",
+                        f"output {k} differs from the default schedule's output (max abs "
+                        f"difference {worst:.3g}; {int(np.sum(~np.isclose(got, want)))} of "
+                        f"{want.size} elements)",
+                    )
+                }
+    # Enough back-to-back calls per sample that one sample lasts min_repeat_seconds.
+    number = max(1, min(job["max_number"], math.ceil(job["min_repeat_seconds"] / max(first, 1e-7))))
+    costs = []
+    for _ in range(job["repeat"]):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn(argv)
+        costs.append((time.perf_counter() - start) / number)
+    return {"error": None, "costs": costs, "median": statistics.median(costs)}
+
+
+def entry(kind: str, job: dict[str, Any], conn: Any) -> None:
+    """Process target: run ``kind`` ("measure" or "reference") and send the answer back."""
+    try:
+        out = measure(job) if kind == "measure" else make_reference(job)
+    except Exception as err:  # reported to the parent as this candidate's error
+        out = {"error": ("runtime_error", f"{type(err).__name__}: {err}")}
+    conn.send(out)
+    conn.close()

@@ -1,0 +1,130 @@
+"""Dispatch: pick the config a template uses when compiling (best record, or the default).
+
+    with ember.autotune.apply_history_best("matmul.jsonl") as ctx:
+        s, tensors = ember.autotune.instantiate("matmul", (512, 512, 512), target="host")
+        f = ember.build(s, tensors)
+    print(ctx.summary())      # "1 of 1 kernels tuned"
+
+Outside any context (or for a workload without records) templates get their
+:class:`FallbackConfig`; the context counts those kernels as untuned.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ember.autotune.record import Record, best_per_workload, load_records
+from ember.autotune.space import FallbackConfig, _ConfigBase
+from ember.autotune.task import Task, create_task
+from ember.errors import ScheduleError
+
+_CURRENT: contextvars.ContextVar[DispatchContext | None] = contextvars.ContextVar(
+    "ember_autotune_dispatch", default=None
+)
+
+
+class DispatchContext:
+    """Answers "which config for this task?"; nest with ``with``."""
+
+    def __init__(self) -> None:
+        self.tuned: list[str] = []
+        self.untuned: list[str] = []
+        self.not_tunable: list[str] = []  # kernels no template covers (layout transforms...)
+        self._token: contextvars.Token | None = None
+
+    def query(self, task: Task) -> Record | None:
+        raise NotImplementedError
+
+    def config_for(self, task: Task) -> _ConfigBase:
+        """The best recorded config of ``task``, or its fallback config (counted untuned)."""
+        rec = self.query(task)
+        label = f"{task.name}{tuple(task.args)}"
+        if rec is not None:
+            try:
+                index = task.config_space.index_of(rec.config["knobs"])
+            except ScheduleError:
+                rec = None  # recorded by another version of the template
+            else:
+                self.tuned.append(label)
+                return task.config_space.get(index)
+        self.untuned.append(label)
+        return FallbackConfig()
+
+    def summary(self) -> str:
+        """One line: how many kernels used a tuned config, and which did not."""
+        n = len(self.tuned) + len(self.untuned)
+        line = f"{len(self.tuned)} of {n} tunable kernels tuned"
+        if self.untuned:
+            shown = ", ".join(self.untuned[:5]) + (" ..." if len(self.untuned) > 5 else "")
+            line += f"; {len(self.untuned)} untuned (default schedule): {shown}"
+        if self.not_tunable:
+            line += f"; {len(self.not_tunable)} without a tuning template (default schedule)"
+        return line
+
+    def __enter__(self) -> DispatchContext:
+        self._token = _CURRENT.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _CURRENT.reset(self._token)
+            self._token = None
+
+
+class ApplyHistoryBest(DispatchContext):
+    """Use the fastest error-free record of each (target, workload key)."""
+
+    def __init__(self, records: Iterable[Record]) -> None:
+        super().__init__()
+        self.best = best_per_workload(records)
+
+    def query(self, task: Task) -> Record | None:
+        return self.best.get((task.target, task.workload["key"]))
+
+
+def apply_history_best(logs: str | Path | Iterable[Any]) -> ApplyHistoryBest:
+    """A dispatch context from one or more tuning logs (or Record objects).
+
+    >>> with apply_history_best("log.jsonl") as ctx: lib = ember.compile(mod, params)
+    """
+    if isinstance(logs, str | Path):
+        logs = [logs]
+    records: list[Record] = []
+    for item in logs:
+        if isinstance(item, Record):
+            records.append(item)
+        else:
+            records.extend(load_records(item))
+    return ApplyHistoryBest(records)
+
+
+def current_context() -> DispatchContext | None:
+    """The innermost active dispatch context (None outside ``with``)."""
+    return _CURRENT.get()
+
+
+def config_for(task: Task) -> _ConfigBase:
+    """The config compiling should use for ``task`` (fallback outside a context)."""
+    ctx = current_context()
+    return ctx.config_for(task) if ctx is not None else FallbackConfig()
+
+
+def instantiate(
+    name: str, args: tuple[Any, ...], target: Any = "host", key: str | None = None
+) -> tuple[Any, list[Any]]:
+    """Build template ``name`` on ``args`` with the dispatched config: ``(schedule, tensors)``."""
+    task = create_task(name, args, target, key)
+    return task.instantiate(config_for(task))
+
+
+__all__ = [
+    "ApplyHistoryBest",
+    "DispatchContext",
+    "apply_history_best",
+    "config_for",
+    "current_context",
+    "instantiate",
+]

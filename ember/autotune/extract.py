@@ -1,0 +1,157 @@
+"""Tune a whole model: extract its distinct tunable kernels and share a trial budget.
+
+    tasks = extract_tasks(mod, params, target="host")       # [(Task, calls per inference)]
+    tune_model(mod, params, target="host", n_trial=400, log="resnet18.jsonl")
+    with apply_history_best("resnet18.jsonl") as ctx:
+        lib = ember.compile(mod, params, target="host")      # tuned kernels where recorded
+    print(ctx.summary())
+
+Kernels come from the compiler's own pipeline (optimize -> fuse_ops -> kernels), one
+task per distinct ``workload_key``; only kernels the ``fused_kernel`` template can
+schedule (one conv2d / dense / matmul anchor plus its epilogue) are tuned. Each task
+gets a share of the trials proportional to its FLOPs times its calls per inference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ember.autotune.dispatch import current_context
+from ember.autotune.task import Task, get_template
+from ember.autotune.tuner import progress_printer
+
+MIN_TRIALS_PER_TASK = 8
+"""Even a tiny kernel gets one batch of trials."""
+
+
+def kernel_task(func: Any, target: Any = "host") -> Task:
+    """The ``fused_kernel`` task of one primitive function (keyed by its workload_key)."""
+    from ember.build.compiler import workload_key
+    from ember.target import Target
+
+    shapes = [[list(p.type.shape), p.type.dtype] for p in func.params]
+    describe = (func.name, shapes)
+    return Task(
+        "fused_kernel",
+        (func,),
+        str(Target.parse(target)),
+        get_template("fused_kernel"),
+        workload_key(func),
+        describe=describe,
+    )
+
+
+def extract_tasks(
+    mod: Any, params: dict[str, Any] | None, target: Any = "host"
+) -> list[tuple[Task, int]]:
+    """Distinct tunable kernels of ``mod`` with how often each runs per inference."""
+    from ember.autotune.templates_fused import is_tunable
+    from ember.build.compiler import workload_key
+    from ember.graph.passes import optimize
+    from ember.graph.passes.fuse_ops import fuse_ops, kernels
+    from ember.target import Target
+
+    # The same pipeline as ember.compile (so workload keys match): optimize, the blocked
+    # layout on host targets, fusion.
+    opt = optimize(mod, params or {})
+    if Target.parse(target).kind == "host":
+        from ember.graph.passes.alter_layout import alter_layout
+
+        opt = alter_layout(opt)
+    fused = fuse_ops(opt)
+    counts: dict[str, int] = {}
+    funcs: dict[str, Any] = {}
+    for call in kernels(fused):
+        key = workload_key(call.op)
+        counts[key] = counts.get(key, 0) + 1
+        funcs.setdefault(key, call.op)
+    tasks = []
+    for key, func in funcs.items():
+        if is_tunable(func):
+            tasks.append((kernel_task(func, target), counts[key]))
+    return tasks
+
+
+def tuned_schedule(func: Any, target: Any) -> tuple[Any, list[Any]] | None:
+    """For the compiler: ``(schedule, args)`` from the active dispatch context's best record
+    for this kernel, or None (no context, no record, or not tunable: use the default
+    schedule). Every call is counted tuned or untuned in the context's summary."""
+    ctx = current_context()
+    if ctx is None:
+        return None
+    from ember.autotune.templates_fused import is_tunable
+
+    task = kernel_task(func, target)
+    label = f"{func.name}"
+    if not is_tunable(func):
+        ctx.not_tunable.append(label)
+        return None
+    rec = ctx.query(task)
+    if rec is None:
+        ctx.untuned.append(label)
+        return None
+    cfg = ctx.config_for(task)  # counts it tuned
+    return task.instantiate(cfg)
+
+
+def tune_model(
+    mod: Any,
+    params: dict[str, Any] | None,
+    target: Any = "host",
+    n_trial: int = 200,
+    log: str | Path = "tuning.jsonl",
+    tuner: str = "model",
+    batch_size: int = 8,
+    n_parallel: int | None = None,
+    timeout: float = 10.0,
+    say: Callable[[str], None] = print,
+) -> list[tuple[Task, Any]]:
+    """Tune every tunable kernel of ``mod``; records go to ``log`` (resumed if it exists).
+
+    ``n_trial`` is the total over all kernels, split by FLOPs share; configs already in
+    the log count towards a kernel's share and are never measured again.
+    """
+    from ember.autotune.measure import LocalBuilder, LocalMeasure, LocalRunner
+    from ember.autotune.model_tuner import ModelBasedTuner
+    from ember.autotune.record import load_records
+    from ember.autotune.tuner import RandomTuner
+
+    tasks = extract_tasks(mod, params, target)
+    if not tasks:
+        say("no tunable kernels (conv2d / dense / matmul with their epilogues) in the model")
+        return []
+    weights = [t.flop * calls for t, calls in tasks]
+    total = sum(weights) or 1.0
+    history = list(load_records(log)) if Path(log).exists() else []
+    say(f"{len(tasks)} tunable kernels; {n_trial} trials split by FLOPs share")
+    builder = LocalBuilder(n_parallel)
+    results = []
+    try:
+        for k, ((task, calls), w) in enumerate(zip(tasks, weights), start=1):
+            share = max(MIN_TRIALS_PER_TASK, math.ceil(n_trial * w / total))
+            done = sum(1 for r in history if r.workload["key"] == task.workload["key"])
+            say(
+                f"[{k}/{len(tasks)}] {task.describe[0] if task.describe else task.name} "
+                f"x{calls}: {task.flop / 1e6:.1f} MFLOP, {share} trials ({done} in the log)"
+            )
+            if done >= share:
+                continue
+            with LocalMeasure(task, builder=builder, runner=LocalRunner(timeout=timeout)) as m:
+                t = ModelBasedTuner(task) if tuner == "model" else RandomTuner(task)
+                res = t.tune(
+                    share - done,
+                    m,
+                    batch_size=batch_size,
+                    log=log,
+                    callbacks=[progress_printer(task.flop, say)],
+                )
+            results.append((task, res))
+    finally:
+        builder.close()
+    return results
+
+
+__all__ = ["extract_tasks", "kernel_task", "tune_model", "tuned_schedule"]

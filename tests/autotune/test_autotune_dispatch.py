@@ -1,0 +1,120 @@
+"""Records (JSON lines) and dispatch: compiling uses the best recorded config per workload."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import ember
+from ember.autotune import (
+    MeasureResult,
+    Record,
+    RecordError,
+    append_records,
+    apply_history_best,
+    best_per_workload,
+    config_for,
+    create_task,
+    current_context,
+    instantiate,
+    load_records,
+)
+from ember.autotune.record import make_record
+from ember.autotune.space import FallbackConfig
+
+KNOBS = {
+    "tile_y": [-1, 2],
+    "tile_x": [-1, 16],
+    "tile_k": [-1, 8],
+    "k_inner_outside": False,
+    "unroll": False,
+    "parallel": True,
+}
+
+
+def _record(task, knobs, costs, error=None) -> Record:  # type: ignore[no-untyped-def]
+    cfg = task.config_space.get(task.config_space.index_of(knobs))
+    return make_record(task, cfg, MeasureResult(list(costs), error))
+
+
+def test_record_round_trip_and_fields(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    task = create_task("matmul", (64, 64, 64))
+    rec = _record(task, KNOBS, [3e-5, 2e-5, 4e-5])
+    line = json.loads(rec.to_json())
+    assert set(line) == {"target", "workload", "config", "costs", "error", "version", "timestamp"}
+    assert line["workload"] == {
+        "template": "matmul",
+        "args": [64, 64, 64],
+        "key": task.workload["key"],
+    }
+    assert line["config"]["knobs"] == KNOBS and line["error"] is None
+    path = tmp_path / "log.jsonl"
+    append_records(path, [rec, rec])
+    back = list(load_records(path))
+    assert back == [rec, rec] and back[0].cost == 3e-5
+
+
+def test_bad_logs_say_what_is_wrong(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"target": "host"}\n')
+    with pytest.raises(RecordError, match=r"bad.jsonl:1: not a tuning record"):
+        list(load_records(bad))
+    assert list(load_records(bad, skip_bad=True)) == []
+    with pytest.raises(RecordError, match="cannot read tuning log"):
+        list(load_records(tmp_path / "missing.jsonl"))
+
+
+def test_best_per_workload_skips_errors() -> None:
+    task = create_task("matmul", (64, 64, 64))
+    other = dict(KNOBS, unroll=True)
+    recs = [
+        _record(task, KNOBS, [5e-5]),
+        _record(task, other, [], {"kind": "wrong_answer", "message": "x"}),
+        _record(task, dict(KNOBS, parallel=False), [4e-5, 9e-5, 1e-5]),
+    ]
+    best = best_per_workload(recs)
+    assert list(best) == [("host", task.workload["key"])]
+    assert best[("host", task.workload["key"])].config["knobs"]["parallel"] is False
+
+
+def test_dispatch_applies_the_best_record(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    task = create_task("matmul", (64, 64, 64))
+    log = tmp_path / "log.jsonl"
+    slower = dict(KNOBS, tile_x=[-1, 8])
+    append_records(log, [_record(task, KNOBS, [1e-5]), _record(task, slower, [2e-5])])
+
+    # Outside a context: the default schedule (fallback tile_x 32 -> a 4x32 local block).
+    assert current_context() is None
+    assert isinstance(config_for(task), FallbackConfig)
+    s, tensors = instantiate("matmul", (64, 64, 64))
+    assert "allocate(float32[128], 'local')" in str(ember.lower(s, tensors))
+
+    with apply_history_best(log) as ctx:
+        assert current_context() is ctx
+        s, tensors = instantiate("matmul", (64, 64, 64))
+        # The recorded 2x16 block: a 32-element accumulator, 16-lane vectors.
+        text = str(ember.lower(s, tensors))
+        assert "allocate(float32[32], 'local')" in text and "ramp(i.c*16, 1, 16)" in text
+        s2, t2 = instantiate("matmul", (32, 32, 32))  # no record: default schedule
+        f = ember.build(s, tensors, name="tuned_matmul")
+    assert current_context() is None
+    assert ctx.summary() == (
+        "1 of 2 tunable kernels tuned; 1 untuned (default schedule): matmul(32, 32, 32)"
+    )
+    rng = np.random.default_rng()
+    a, b = (rng.standard_normal((64, 64)).astype("float32") for _ in range(2))
+    c = np.zeros((64, 64), "float32")
+    f(a, b, c)
+    np.testing.assert_allclose(c, a @ b, rtol=1e-4, atol=1e-4)
+
+
+def test_dispatch_matches_target() -> None:
+    task = create_task("matmul", (64, 64, 64))
+    rec = _record(task, KNOBS, [1e-5])
+    with apply_history_best([rec]) as ctx:
+        assert not isinstance(config_for(task), FallbackConfig)
+        other = create_task("matmul", (64, 64, 64), target="x86_64 -mcpu=skylake")
+        assert isinstance(config_for(other), FallbackConfig)
+    assert len(ctx.tuned) == 1 and len(ctx.untuned) == 1

@@ -1,0 +1,89 @@
+"""Measurement: broken candidates become errors of the right kind; real kernels get timed."""
+
+from __future__ import annotations
+
+import math
+
+import broken_templates  # noqa: F401  (registers test_broken_matmul)
+import pytest
+
+from ember.autotune import (
+    GridTuner,
+    LocalBuilder,
+    LocalMeasure,
+    LocalRunner,
+    MeasureInput,
+    RandomTuner,
+    create_task,
+    load_records,
+)
+from ember.autotune.measure import ERROR_KINDS, BuildResult
+from ember.errors import BuildError
+
+EXPECTED = {
+    "ok": None,
+    "schedule_error": "instantiate_error",
+    "compile_error": "compile_error",
+    "crash": "runtime_crash",
+    "timeout": "run_timeout",
+    "wrong": "wrong_answer",
+}
+
+
+def _config(task, mode: str, tile: int = 2):  # type: ignore[no-untyped-def]
+    return task.config_space.get(task.config_space.index_of({"mode": mode, "tile": [-1, tile]}))
+
+
+def test_broken_candidates_are_errors_never_fast(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    task = create_task("test_broken_matmul", (16,))
+    with LocalMeasure(task, builder=LocalBuilder(2), runner=LocalRunner(timeout=3.0)) as measure:
+        inputs = [MeasureInput(task, _config(task, mode)) for mode in EXPECTED]
+        results = measure(inputs)
+    for mode, result in zip(EXPECTED, results):
+        kind = EXPECTED[mode]
+        if kind is None:
+            assert result.error is None, result.error
+            assert len(result.costs) == 3 and 0 < result.cost < 1
+        else:
+            assert result.error is not None and result.error["kind"] == kind, (mode, result)
+            assert result.cost == math.inf and kind in ERROR_KINDS
+    assert "too many arguments" in results[2].error["message"]
+    assert "SIGSEGV" in results[3].error["message"] or "SIGBUS" in results[3].error["message"]
+    assert "differs from the default schedule" in results[5].error["message"]
+
+
+def test_tuning_log_records_errors_with_their_kind(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    task = create_task("test_broken_matmul", (8,))
+    log = tmp_path / "broken.jsonl"
+    with LocalMeasure(task, builder=LocalBuilder(2), runner=LocalRunner(timeout=2.0)) as measure:
+        tuner = GridTuner(task)
+        # Grid order: the mode knob varies fastest, so the first six configs are the modes.
+        result = tuner.tune(len(EXPECTED), measure, batch_size=6, log=log)
+    records = list(load_records(log))
+    kinds = {r.config["knobs"]["mode"]: (r.error or {}).get("kind") for r in records}
+    assert kinds == EXPECTED
+    assert result.config is not None and result.config["mode"].val == "ok"
+    for r in records:
+        assert r.version == 1 and r.timestamp > 0 and r.target == "host"
+        assert r.workload["template"] == "test_broken_matmul" and r.workload["args"] == [8]
+        assert (r.costs == ()) == (r.error is not None)
+
+
+def test_real_matmul_tuning_is_correct_and_logged(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    task = create_task("matmul", (32, 32, 32))
+    log = tmp_path / "mm.jsonl"
+    with LocalMeasure(task, builder=LocalBuilder(2)) as measure:
+        result = RandomTuner(task, seed=0).tune(6, measure, batch_size=6, log=log)
+    records = list(load_records(log))
+    assert len(records) == 6
+    assert all(r.error is None and len(r.costs) == 3 for r in records), records
+    assert result.cost == min(r.cost for r in records)
+    assert result.gflops > 0
+
+
+def test_default_schedule_must_work() -> None:
+    runner = LocalRunner()
+    task = create_task("matmul", (8, 8, 8))
+    with pytest.raises(BuildError, match="the default schedule does not build"):
+        runner.prepare(task, BuildResult(None, error=("compile_error", "boom")))
+    runner.close()

@@ -97,4 +97,35 @@ def aot_source(
         nbytes = plan.output_types[out_index].nbytes
         lines.append(f"  memcpy(outputs[{out_index}], {_pointer(src)}, {nbytes});")
     lines += ["  return 0;", "}", ""]
+    lines += _profiled_entry(plan, kernel_names)
     return "\n".join(lines)
+
+
+def _profiled_entry(plan: MemoryPlan, kernel_names: Sequence[str]) -> list[str]:
+    """``ember_run_profiled``: ``ember_run`` that also writes each step's wall seconds to
+    ``kernel_seconds[i]`` (one entry per step, in order; ``ember_num_steps()`` of them).
+    Added by the x86 helper for ``Model.profile``; ``ember_run`` itself stays untimed."""
+    lines = [
+        "#include <time.h>",
+        f"int32_t ember_num_steps(void) {{ return {len(plan.steps)}; }}",
+        "static double ember_now(void) {",
+        "  struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);",
+        "  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;",
+        "}",
+        "int32_t ember_run_profiled(void* const* inputs, void* const* outputs,",
+        "                           void* const* params, void* workspace,",
+        "                           double* kernel_seconds) {",
+        "  char* ws = (char*)workspace;",
+        "  double t0, t1;",
+        "  (void)ws; (void)inputs; (void)outputs; (void)params;",
+    ]
+    for i, (step, kname) in enumerate(zip(plan.steps, kernel_names)):
+        ptrs = ", ".join(_pointer(s) for s in [*step.args, *step.results])
+        lines.append("  t0 = ember_now();")
+        lines.append(f"  if ({kname}((void*[]){{{ptrs}}}) != 0) return {i + 1};")
+        lines.append(f"  t1 = ember_now(); kernel_seconds[{i}] = t1 - t0;")
+    for src, out_index in plan.copies:
+        nbytes = plan.output_types[out_index].nbytes
+        lines.append(f"  memcpy(outputs[{out_index}], {_pointer(src)}, {nbytes});")
+    lines += ["  return 0;", "}", ""]
+    return lines

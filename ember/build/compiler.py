@@ -36,6 +36,7 @@ import numpy as np
 import ember
 from ember.build.aot import aot_source
 from ember.build.memory_plan import MemoryPlan, plan_memory
+from ember.build.profile import kernel_flops
 from ember.build.toolchain import BASE_FLAGS, cache_key, stats
 from ember.codegen.c import c_symbol
 from ember.config import config
@@ -164,7 +165,12 @@ def _lower_kernel(func: Function, name: str, target: Target) -> str:
     from ember.te.lower import lower
 
     try:
-        sch, args = schedule_primitive(func, target)
+        # A tuning log applied with ember.autotune.apply_history_best picks the kernel's
+        # best recorded config; otherwise (None) the op strategy's default schedule.
+        from ember.autotune.extract import tuned_schedule
+
+        tuned = tuned_schedule(func, target)
+        sch, args = tuned if tuned is not None else schedule_primitive(func, target)
         prim = lower(sch, args, name=name)
     except EmberError:
         raise
@@ -182,16 +188,29 @@ def compile(
     target: str | Target = "host",
     *,
     progress: Progress | None = None,
+    tuning_log: str | Path | None = None,
 ) -> CompiledModel:
-    """Compile ``mod`` (with weights ``params``) for ``target`` into a :class:`CompiledModel`."""
+    """Compile ``mod`` (with weights ``params``) for ``target`` into a :class:`CompiledModel`.
+
+    ``tuning_log``: autotuning records (``ember tune -o LOG``); each kernel uses its best
+    recorded config, the others their default schedules.
+    """
+    if tuning_log is not None:
+        from ember.autotune.dispatch import apply_history_best
+
+        with apply_history_best(tuning_log):
+            return compile(mod, params, target, progress=progress)
     from ember.graph.analysis import summarize
     from ember.graph.passes import optimize
+    from ember.graph.passes.alter_layout import alter_layout
 
     say = progress or (lambda msg: None)
     tgt = Target.parse(target)
     start = time.perf_counter()
     opt = optimize(mod, params or {})
-    fused = fuse_ops(opt)
+    # x86 helper: convolution chains in the blocked NCHW8c layout (weights packed here).
+    blocked = alter_layout(opt, tgt) if tgt.kind == "host" else opt
+    fused = fuse_ops(blocked)
     plan = plan_memory(fused)
     calls = kernels(fused)
     say(f"{len(calls)} kernel calls after fusion; {plan.summary()}")
@@ -227,6 +246,10 @@ def compile(
         plan, kernel_names, input_names, output_names, param_names, offsets
     )
 
+    from ember.autotune.dispatch import current_context
+
+    if current_context() is not None:
+        say(current_context().summary())  # how many kernels used tuned configs
     say(f"compiling {len(sources)} C files")
     flags = tgt.cflags
     workers = max(1, min(len(sources), os.cpu_count() or 1))
@@ -269,5 +292,10 @@ def compile(
             "op_counts": summary.get("op_counts"),
         },
         "compile_seconds": round(seconds, 2),
+        # One entry per AOT step, for Model.profile (ember_run_profiled times each step).
+        "steps": [
+            {"name": call.name, "kernel": kname, "flops": kernel_flops(call.op)}  # type: ignore[arg-type]
+            for call, kname in zip(calls, kernel_names)
+        ],
     }
     return CompiledModel(lib_bytes, param_arrays, metadata, plan, sources)

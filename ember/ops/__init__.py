@@ -5,7 +5,16 @@
 <OpPattern.OUT_ELEMWISE_FUSABLE: 4>
 """
 
-from ember.ops import image, math, nn, nn_conv, nn_pool, reduce, transform
+from ember.ops import (
+    image,
+    layout,  # blocked layouts (NCHWc) made by alter_layout; x86 helper
+    math,
+    nn,
+    nn_conv,
+    nn_pool,
+    reduce,
+    transform,
+)
 from ember.ops.registry import NoAttrs, Op, OpPattern, get_op, list_ops, register_op
 
 __all__ = [
@@ -14,6 +23,7 @@ __all__ = [
     "OpPattern",
     "get_op",
     "image",
+    "layout",
     "list_ops",
     "math",
     "nn",

@@ -9,7 +9,7 @@ import pytest
 import ember.ops
 from ember.errors import AttrError
 from ember.graph.ir import TensorType, Var, call
-from ember.ops import OpPattern, get_op, image, list_ops, math, nn, reduce, transform
+from ember.ops import OpPattern, get_op, image, layout, list_ops, math, nn, reduce, transform
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "ops.md"
 
@@ -22,6 +22,7 @@ nn.conv2d nn.conv2d_transpose nn.dense nn.matmul nn.batch_matmul nn.batch_norm n
 nn.avg_pool2d nn.global_avg_pool2d nn.global_max_pool2d nn.lrn nn.softmax nn.log_softmax nn.pad
 reshape flatten transpose squeeze expand_dims concatenate split strided_slice take broadcast_to
 tile image.resize2d reduce_sum reduce_mean reduce_max reduce_min reduce_prod argmax argmin
+layout_transform nn.conv2d_nchwc nn.max_pool2d_nchwc
 """.split()
 
 
@@ -39,7 +40,8 @@ def test_op_is_complete_and_a_module_attribute(name):
     assert dataclasses.is_dataclass(op.attrs_type)
     assert op.attrs_type.__dataclass_params__.frozen
     prefix, _, short = name.rpartition(".")
-    modules = {"nn": [nn], "image": [image], "": [math, transform, reduce]}[prefix]
+    # ember.ops.layout: the blocked-layout ops alter_layout makes (x86 helper)
+    modules = {"nn": [nn, layout], "image": [image], "": [math, transform, reduce, layout]}[prefix]
     assert any(getattr(mod, short, None) is op for mod in modules), f"{name} not a module attr"
 
 

@@ -21,8 +21,8 @@ from ember.topi.x86.conv2d import ConvTile, choose_tile, vector_registers
 F = "float32"
 
 
-def _conv(id_: str, n, c, h, w, o, k, block=8, groups=1, bias=True, **attrs) -> Case:
-    wshape = (o // 8, c // block, k, k, block, 8) if groups == 1 else (o // 8, 1, k, k, 1, 8)
+def _conv(id_: str, n, c, h, w, o, k, block=8, groups=1, bias=True, ob=8, **attrs) -> Case:
+    wshape = (o // ob, c // block, k, k, block, ob) if groups == 1 else (o // ob, 1, k, k, 1, ob)
     inputs = [((n, c // block, h, w, block), F), (wshape, F)]
     if bias:
         inputs.append(((o,), F))
@@ -38,6 +38,10 @@ CASES = [
     _conv("depthwise_s1", 1, 16, 9, 9, 16, 3, groups=16, padding=1),
     _conv("depthwise_s2", 1, 24, 14, 14, 24, 3, groups=24, strides=2, padding=1),
     _conv("batch2_odd_oc", 2, 8, 5, 6, 24, 3, padding=(1, 0, 1, 2)),
+    _conv("prime_width_tail", 1, 16, 5, 37, 32, 3, padding=(1, 1, 1, 0)),
+    _conv("avx512_blocks16", 1, 32, 7, 7, 48, 3, block=16, ob=16, padding=1),
+    _conv("blocks8_to_16", 1, 24, 6, 6, 32, 1, block=8, ob=16),
+    _conv("depthwise16", 1, 32, 7, 7, 32, 3, block=16, ob=16, groups=32, padding=1),
     Case(
         "transform_nchw8c",
         "layout_transform",
@@ -110,10 +114,14 @@ def test_conv_with_epilogue_matches_reference() -> None:
 
 def test_register_tile_choice() -> None:
     assert choose_tile(8, 56, 16, False) == ConvTile(1, 14)  # AVX2: 14 accumulators
-    assert choose_tile(8, 56, 32, False) == ConvTile(2, 14)  # AVX-512VL: 28
+    assert choose_tile(8, 56, 32, False) == ConvTile(2, 14)  # 32 registers: 28
+    # AVX-512 broadcasts inside the FMA: 4 x 7 also fits and needs fewer loads than 2 x 14.
+    assert choose_tile(8, 56, 32, False, broadcast_register=False) == ConvTile(4, 7)
     assert choose_tile(3, 7, 16, False) == ConvTile(1, 7)  # odd block count: no pairs
     assert choose_tile(4, 13, 16, True) == ConvTile(1, 13)  # depthwise, prime width
-    assert choose_tile(4, 17, 16, False) == ConvTile(2, 1)  # nothing divides: still correct
+    # 71 and 17 are prime: a 15-wide tile and a narrower last one (loop partitioning).
+    assert choose_tile(12, 71, 32, False, broadcast_register=False) == ConvTile(2, 15)
+    assert choose_tile(4, 17, 16, False) == ConvTile(1, 14)
     assert vector_registers(Target.parse("x86_64 -mcpu=haswell")) == 16
 
 

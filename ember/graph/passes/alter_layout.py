@@ -1,0 +1,210 @@
+"""alter_layout: run convolution chains in the blocked NCHW[x]c layout (x86 CPUs).
+
+Needs: a typed module with weights bound as constants (run ``optimize`` first); the
+weight repacking is constant folding, so unbound weights stay as ``layout_transform``
+calls (still correct, just repacked at run time).
+Guarantees: every float32 ``nn.conv2d`` that the blocked kernel supports becomes
+``nn.conv2d_nchwc`` on NCHW[x]c data with OIHW[i]i[x]o weights (folded into constants),
+x = 16 on an AVX-512 host when the channels divide by 16, else 8;
+elementwise / broadcast ops whose tensor operands all have the output's shape, and
+channel concatenations, stay blocked when an input already is, so a chain of convs
+with its bias / relu / residual adds stays blocked end to end; every other consumer
+(pooling, flatten, dense, the model's outputs) reads an NCHW copy made by one
+``layout_transform``, shared by all such consumers. No back-to-back transform pairs
+are created. The result computes the same values.
+
+Supported convolutions: groups = 1 with output channels divisible by 8 and input
+channels divisible by 8 or fewer than one vector (the first layer's RGB input is
+blocked by 3), and depthwise (groups = channels = output channels, divisible by 8).
+Others keep NCHW. Max pooling runs blocked too.
+
+    mod = alter_layout(optimize(mod, params))
+    print(print_module(mod))   # nn.conv2d_nchwc(layout_transform(%data, ...), ...)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ember.errors import AttrError
+from ember.graph.ir import Call, Constant, Expr, Function, Module, TensorType, Tuple, TupleGetItem
+from ember.graph.passes.fold_constants import fold_constants
+from ember.graph.visitor import post_order
+from ember.ops.layout import LayoutTransformAttrs
+from ember.ops.registry import Op, OpPattern, get_op
+from ember.target import Target
+
+CHANNEL_BLOCK = 8
+"""The smallest channel block: one AVX2 vector of float32. With AVX-512 on the host, a
+tensor whose channels divide by 16 uses 16 (``lanes``), others 8."""
+
+
+def _block_for(channels: int, lanes: int) -> int | None:
+    """The channel block of a tensor with ``channels``: a whole vector if they divide."""
+    for block in (lanes, CHANNEL_BLOCK):
+        if channels % block == 0:
+            return block
+    return None
+
+
+def _conv_blocks(node: Call, lanes: int) -> tuple[int, int, str] | None:
+    """(input block, output block, weight layout) when the blocked conv supports ``node``."""
+    data, weight = node.args[0].type, node.args[1].type
+    if not isinstance(data, TensorType) or data.dtype != "float32" or weight.dtype != "float32":
+        return None
+    channels, out_channels, groups = data.shape[1], weight.shape[0], node.attrs.groups
+    out_block = _block_for(out_channels, lanes)
+    if out_block is None:
+        return None
+    if groups == 1:
+        in_block = _block_for(channels, lanes)
+        if in_block is None and channels < lanes:
+            in_block = channels  # one block holds all channels (RGB input: NCHW3c)
+        if in_block is None:
+            return None
+        return in_block, out_block, f"OIHW{in_block}i{out_block}o"
+    if groups == channels == out_channels and weight.shape[1] == 1:
+        return out_block, out_block, f"OIHW1i{out_block}o"
+    return None
+
+
+def _elementwise_block(node: Call, natural: dict[Expr, int]) -> int | None:
+    """The block an elementwise / concat op runs in (its first blocked input's), or None
+    when it must run in NCHW."""
+    op = node.op
+    if not isinstance(op, Op) or not isinstance(node.type, TensorType):
+        return None
+    shape = node.type.shape
+    blocks = [natural[a] for a in node.args if a in natural]
+    if len(shape) != 4 or not blocks or shape[1] % blocks[0]:
+        return None
+    block = blocks[0]
+    if op.name == "concatenate":
+        ok = node.attrs.axis in (1, -3) and all(
+            isinstance(a.type, TensorType) and a.type.shape[1] % block == 0 for a in node.args
+        )
+        return block if ok else None
+    if op.pattern not in (OpPattern.ELEMWISE, OpPattern.BROADCAST):
+        return None
+    # Attributes naming axes would point at the wrong axis of the blocked tensor.
+    if node.attrs is not None and dataclasses.is_dataclass(node.attrs):
+        names = {f.name for f in dataclasses.fields(node.attrs)}
+        if names & {"axis", "axes"}:
+            return None
+    for a in node.args:
+        t = a.type
+        if not isinstance(t, TensorType):
+            return None
+        if t.shape != shape and not (isinstance(a, Constant) and t.size == 1):
+            return None
+    return block
+
+
+class _Rewriter:
+    def __init__(self, lanes: int) -> None:
+        self.lanes = lanes
+        self.primal: dict[Expr, Expr] = {}  # original node -> new node in NCHW
+        self.blocked: dict[tuple[Expr, int], Expr] = {}  # (original, block) -> NCHW{block}c
+        self.natural: dict[Expr, int] = {}  # original node computed blocked -> its block
+        self.transform = get_op("layout_transform")
+
+    def _relayout(self, x: Expr, src: str, dst: str, name: str) -> Call:
+        attrs = LayoutTransformAttrs(src_layout=src, dst_layout=dst)
+        return Call(self.transform, (x,), attrs, name)
+
+    def _set_blocked(self, node: Expr, block: int, new: Expr) -> None:
+        self.blocked[(node, block)] = new
+        self.natural[node] = block
+
+    def get_primal(self, node: Expr) -> Expr:
+        if node not in self.primal:
+            block = self.natural[node]
+            name = f"{node.name}_nchw" if node.name else ""
+            src = self.blocked[(node, block)]
+            self.primal[node] = self._relayout(src, f"NCHW{block}c", "NCHW", name)
+        return self.primal[node]
+
+    def get_blocked(self, node: Expr, block: int) -> Expr:
+        key = (node, block)
+        if key not in self.blocked:
+            name = f"{node.name}_nchw{block}c" if node.name else ""
+            self.blocked[key] = self._relayout(self.get_primal(node), "NCHW", f"NCHW{block}c", name)
+        return self.blocked[key]
+
+    def visit(self, node: Expr) -> None:
+        if isinstance(node, Tuple):
+            self.primal[node] = Tuple(tuple(self.get_primal(f) for f in node.fields), node.name)
+        elif isinstance(node, TupleGetItem):
+            self.primal[node] = TupleGetItem(
+                self.get_primal(node.tuple_value), node.index, node.name
+            )
+        elif isinstance(node, Call) and isinstance(node.op, Op):
+            self._visit_call(node)
+        elif isinstance(node, Call):
+            args = tuple(self.get_primal(a) for a in node.args)
+            self.primal[node] = Call(node.op, args, node.attrs, node.name)
+        else:  # Var, Constant
+            self.primal[node] = node
+
+    def _visit_call(self, node: Call) -> None:
+        op = node.op
+        assert isinstance(op, Op)
+        if op.name == "nn.conv2d" and (blocks := _conv_blocks(node, self.lanes)) is not None:
+            in_block, out_block, weight_layout = blocks
+            data = self.get_blocked(node.args[0], in_block)
+            weight = self._relayout(
+                self.get_primal(node.args[1]), "OIHW", weight_layout, f"{node.name}_packed_weight"
+            )
+            rest = tuple(self.get_primal(a) for a in node.args[2:])
+            conv = Call(get_op("nn.conv2d_nchwc"), (data, weight, *rest), node.attrs, node.name)
+            self._set_blocked(node, out_block, conv)
+        elif op.name == "nn.max_pool2d" and node.args[0] in self.natural:
+            block = self.natural[node.args[0]]
+            data = self.blocked[(node.args[0], block)]
+            pool = Call(get_op("nn.max_pool2d_nchwc"), (data,), node.attrs, node.name)
+            self._set_blocked(node, block, pool)
+        elif (block := _elementwise_block(node, self.natural)) is not None:
+            same = node.type.shape  # type: ignore[union-attr]
+            concat = op.name == "concatenate"  # every field blocked; else same-shaped operands
+            args = tuple(
+                self.get_blocked(a, block)
+                if concat or a.type.shape == same  # type: ignore[union-attr]
+                else self.get_primal(a)  # a size-1 constant
+                for a in node.args
+            )
+            attrs = dataclasses.replace(node.attrs, axis=1) if concat else node.attrs
+            self._set_blocked(node, block, Call(op, args, attrs, node.name))
+        else:
+            args = tuple(self.get_primal(a) for a in node.args)
+            self.primal[node] = Call(op, args, node.attrs, node.name)
+
+
+def alter_layout(
+    mod: Module, target: Target | str | None = None, lanes: int | None = None
+) -> Module:
+    """Blocked (NCHW[x]c) convolutions and their epilogues; see the module docstring.
+
+    ``lanes`` (the widest channel block) defaults to the target's float32 vector width:
+    16 on an AVX-512 host, else 8.
+    """
+    if lanes is None:
+        from ember.topi.x86.cpu import float32_lanes
+
+        lanes = float32_lanes(Target.parse(target) if target is not None else None)
+    if lanes % CHANNEL_BLOCK:
+        raise AttrError(
+            f"alter_layout: lanes={lanes} is not a multiple of {CHANNEL_BLOCK}",
+            hint="use 8 (AVX2) or 16 (AVX-512)",
+        )
+    main = mod.main
+    rewriter = _Rewriter(lanes)
+    for node in post_order(main.body):
+        rewriter.visit(node)
+    body = rewriter.get_primal(main.body)
+    if body is main.body:
+        return mod
+    out = mod.with_main(Function(main.params, body, dict(main.attrs)))
+    return fold_constants(out)  # packs the constant weights
+
+
+__all__ = ["CHANNEL_BLOCK", "alter_layout"]

@@ -49,19 +49,12 @@ def extract_tasks(
 ) -> list[tuple[Task, int]]:
     """Distinct tunable kernels of ``mod`` with how often each runs per inference."""
     from ember.autotune.templates_fused import is_tunable
-    from ember.build.compiler import workload_key
-    from ember.graph.passes import optimize
-    from ember.graph.passes.fuse_ops import fuse_ops, kernels
+    from ember.build.compiler import kernel_graph, workload_key
+    from ember.graph.passes.fuse_ops import kernels
     from ember.target import Target
 
-    # The same pipeline as ember.compile (so workload keys match): optimize, the blocked
-    # layout on host targets, fusion.
-    opt = optimize(mod, params or {})
-    if Target.parse(target).kind == "host":
-        from ember.graph.passes.alter_layout import alter_layout
-
-        opt = alter_layout(opt)
-    fused = fuse_ops(opt)
+    # The same graph steps as ember.compile, so workload keys match.
+    _, fused = kernel_graph(mod, params, Target.parse(target))
     counts: dict[str, int] = {}
     funcs: dict[str, Any] = {}
     for call in kernels(fused):

@@ -159,6 +159,23 @@ class CompiledModel:
         return "\n\n".join(self.sources.values())
 
 
+def kernel_graph(
+    mod: Module, params: dict[str, np.ndarray] | None, target: Target
+) -> tuple[Module, Module]:
+    """The graph steps of :func:`compile`: (optimized module, fused module of kernels).
+
+    The tuner's task extraction calls this too, so the workload keys it records are the
+    ones compile looks up.
+    """
+    from ember.graph.passes import optimize
+    from ember.graph.passes.alter_layout import alter_layout
+
+    opt = optimize(mod, params or {})
+    # Convolution chains in the blocked NCHW8c layout on this CPU (weights packed here).
+    blocked = alter_layout(opt, target) if target.kind == "host" else opt
+    return opt, fuse_ops(blocked)
+
+
 def _lower_kernel(func: Function, name: str, target: Target) -> str:
     from ember.codegen.c import codegen_c
     from ember.ops.strategy import schedule_primitive
@@ -201,16 +218,11 @@ def compile(
         with apply_history_best(tuning_log):
             return compile(mod, params, target, progress=progress)
     from ember.graph.analysis import summarize
-    from ember.graph.passes import optimize
-    from ember.graph.passes.alter_layout import alter_layout
 
     say = progress or (lambda msg: None)
     tgt = Target.parse(target)
     start = time.perf_counter()
-    opt = optimize(mod, params or {})
-    # x86 helper: convolution chains in the blocked NCHW8c layout (weights packed here).
-    blocked = alter_layout(opt, tgt) if tgt.kind == "host" else opt
-    fused = fuse_ops(blocked)
+    opt, fused = kernel_graph(mod, params, tgt)
     plan = plan_memory(fused)
     calls = kernels(fused)
     say(f"{len(calls)} kernel calls after fusion; {plan.summary()}")

@@ -7,7 +7,7 @@ random weights and non-trivial batch-norm statistics, exported with
 exporter's constant folding (which folds BN into the convs itself) and without
 it (BN kept, with the Identity nodes that exporter writes), and with a dynamic
 batch axis fixed at import. ember's output must match torch's own, before and
-after the graph passes.
+after the graph passes, and so must the compiled artifact.
 """
 
 from __future__ import annotations
@@ -216,6 +216,8 @@ def test_exported_net_matches_torch(kind: str, fold: bool, tmp_path) -> None:
     assert_close(got, expected, what)
     (optimized,) = ember.graph.interpret(optimize(mod, params), {}, {"data": x.numpy()})
     assert_close(optimized, expected, f"{what}, after optimize")
+    (compiled,) = ember.compile(mod, params, target="host").load().run({"data": x.numpy()})
+    assert_close(compiled, expected, f"{what}, compiled artifact")
 
 
 @pytest.mark.parametrize("kind", sorted(NETS))
@@ -232,3 +234,5 @@ def test_dynamic_batch_fixed_at_import(kind: str, tmp_path) -> None:
     (got,) = ember.graph.interpret(optimize(mod, params), {}, {"data": x})
     assert got.shape == (3, 10)
     assert_close(got, expected, f"{kind} batch 3 (seed {seed})")
+    (compiled,) = ember.compile(mod, params, target="host").load().run({"data": x})
+    assert_close(compiled, expected, f"{kind} batch 3 (seed {seed}), compiled artifact")

@@ -10,6 +10,17 @@ from collections.abc import Callable
 
 import numpy as np
 
+ZOO_BENCH_MODELS = [
+    "resnet18",
+    "resnet50",
+    "mobilenet_v2",
+    "vgg11",
+    "squeezenet1_1",
+    "densenet121",
+    "inception_v3",
+]
+"""The zoo models the speed issues measure, in this order."""
+
 
 def machine() -> str:
     cpu = platform.processor() or "unknown CPU"

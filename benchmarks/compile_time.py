@@ -15,17 +15,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ZOO_BENCH_MODELS as MODELS
 from _common import header, table  # noqa: E402
-
-MODELS = [
-    "resnet18",
-    "resnet50",
-    "mobilenet_v2",
-    "vgg11",
-    "squeezenet1_1",
-    "densenet121",
-    "inception_v3",
-]
 
 
 def main() -> None:

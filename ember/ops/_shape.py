@@ -37,6 +37,14 @@ def set_attr(obj: Any, name: str, value: Any) -> None:
     object.__setattr__(obj, name, value)
 
 
+def bool_attr(obj: Any, name: str) -> None:
+    """Check that attribute ``name`` of ``obj`` is a bool (numpy bools normalized)."""
+    value = getattr(obj, name)
+    if not isinstance(value, bool | np.bool_):
+        raise AttrError(f"attribute {name} must be a bool, got {value!r}")
+    set_attr(obj, name, bool(value))
+
+
 def int_tuple(
     name: str,
     value: Any,

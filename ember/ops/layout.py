@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from ember.errors import AttrError, ShapeError
 from ember.graph.ir import TensorType
 from ember.ops._shape import NUMBER_DTYPES, check_dtype, check_rank, same_dtype, tensor
 from ember.ops.nn_conv import Conv2DAttrs, conv2d
-from ember.ops.nn_pool import MaxPool2DAttrs, max_pool2d
+from ember.ops.nn_pool import AvgPool2DAttrs, MaxPool2DAttrs, avg_pool2d, max_pool2d
 from ember.ops.registry import OpPattern, register_op
 
 _AXIS = re.compile(r"(\d*)([A-Za-z])")
@@ -239,17 +240,7 @@ def _conv2d_nchwc_ref(inputs: list[np.ndarray], attrs: Conv2DAttrs) -> np.ndarra
 # ----------------------------------------------------------------------------- max_pool2d_nchwc
 
 
-max_pool2d_nchwc = register_op(
-    "nn.max_pool2d_nchwc",
-    MaxPool2DAttrs,
-    OpPattern.COMM_REDUCE,
-    num_inputs=1,
-    doc="nn.max_pool2d on NCHW[x]c data (the window slides over H and W of every block)",
-)
-
-
-@max_pool2d_nchwc.type_rule
-def _max_pool2d_nchwc_type(types: list, attrs: MaxPool2DAttrs) -> TensorType:
+def _pool_nchwc_type(types: list, attrs: MaxPool2DAttrs) -> TensorType:
     data = tensor(types, 0, "data")
     check_rank(data, "data (N, C/c, H, W, c)", 5)
     layout = Layout.parse(f"NCHW{data.shape[4]}c")
@@ -259,16 +250,40 @@ def _max_pool2d_nchwc_type(types: list, attrs: MaxPool2DAttrs) -> TensorType:
     return TensorType(layout.shape_from_primal(primal.shape), data.dtype)
 
 
-@max_pool2d_nchwc.reference
-def _max_pool2d_nchwc_ref(inputs: list[np.ndarray], attrs: MaxPool2DAttrs) -> np.ndarray:
-    data = np.asarray(inputs[0])
-    layout = Layout.parse(f"NCHW{data.shape[4]}c")
-    out = max_pool2d.evaluate([to_primal(data, layout)], attrs)
-    return np.ascontiguousarray(from_primal(out, layout))  # type: ignore[arg-type]
+def _pool_nchwc_reference(primal_op: Any) -> Any:
+    def reference(inputs: list[np.ndarray], attrs: MaxPool2DAttrs) -> np.ndarray:
+        data = np.asarray(inputs[0])
+        layout = Layout.parse(f"NCHW{data.shape[4]}c")
+        out = primal_op.evaluate([to_primal(data, layout)], attrs)
+        return np.ascontiguousarray(from_primal(out, layout))
+
+    return reference
+
+
+max_pool2d_nchwc = register_op(
+    "nn.max_pool2d_nchwc",
+    MaxPool2DAttrs,
+    OpPattern.COMM_REDUCE,
+    num_inputs=1,
+    doc="nn.max_pool2d on NCHW[x]c data (the window slides over H and W of every block)",
+)
+max_pool2d_nchwc.type_rule(_pool_nchwc_type)
+max_pool2d_nchwc.reference(_pool_nchwc_reference(max_pool2d))
+
+avg_pool2d_nchwc = register_op(
+    "nn.avg_pool2d_nchwc",
+    AvgPool2DAttrs,
+    OpPattern.COMM_REDUCE,
+    num_inputs=1,
+    doc="nn.avg_pool2d on NCHW[x]c data",
+)
+avg_pool2d_nchwc.type_rule(_pool_nchwc_type)
+avg_pool2d_nchwc.reference(_pool_nchwc_reference(avg_pool2d))
 
 
 __all__ = [
     "Layout",
+    "avg_pool2d_nchwc",
     "conv2d_nchwc",
     "from_primal",
     "layout_transform",

@@ -23,6 +23,7 @@ from ember.ops._shape import (
     FLOAT_DTYPES,
     NUMBER_DTYPES,
     accumulate_dtype,
+    bool_attr,
     check_dtype,
     check_rank,
     conv_output_size,
@@ -35,13 +36,6 @@ from ember.ops._shape import (
 )
 from ember.ops.nn_conv import windows
 from ember.ops.registry import NoAttrs, OpPattern, register_op
-
-
-def _bool_attr(obj: object, name: str) -> None:
-    value = getattr(obj, name)
-    if not isinstance(value, bool | np.bool_):
-        raise AttrError(f"attribute {name} must be a bool, got {value!r}")
-    set_attr(obj, name, bool(value))
 
 
 @dataclass(frozen=True)
@@ -59,7 +53,7 @@ class MaxPool2DAttrs:
         set_attr(self, "strides", int_tuple("strides", self.strides, 2, min_value=1))
         set_attr(self, "padding", padding4("padding", self.padding))
         set_attr(self, "dilation", int_tuple("dilation", self.dilation, 2, min_value=1))
-        _bool_attr(self, "ceil_mode")
+        bool_attr(self, "ceil_mode")
         pt, pl, pb, pr = self.padding
         kh, kw = self.pool_size
         if max(pt, pb) >= kh or max(pl, pr) >= kw:
@@ -78,7 +72,7 @@ class AvgPool2DAttrs(MaxPool2DAttrs):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _bool_attr(self, "count_include_pad")
+        bool_attr(self, "count_include_pad")
 
 
 def pool_output_hw(shape: tuple[int, ...], attrs: MaxPool2DAttrs) -> tuple[int, int]:

@@ -17,6 +17,7 @@ from ember.graph.ir import TensorType
 from ember.ops._shape import (
     NUMBER_DTYPES,
     accumulate_dtype,
+    bool_attr,
     check_dtype,
     normalize_axes,
     normalize_axis,
@@ -25,13 +26,6 @@ from ember.ops._shape import (
     tensor,
 )
 from ember.ops.registry import Op, OpPattern, register_op
-
-
-def _bool_attr(obj: object, name: str) -> None:
-    value = getattr(obj, name)
-    if not isinstance(value, bool | np.bool_):
-        raise AttrError(f"attribute {name} must be a bool, got {value!r}")
-    set_attr(obj, name, bool(value))
 
 
 @dataclass(frozen=True)
@@ -43,7 +37,7 @@ class ReduceAttrs:
 
     def __post_init__(self) -> None:
         set_attr(self, "axes", optional_axes("axes", self.axes))
-        _bool_attr(self, "keepdims")
+        bool_attr(self, "keepdims")
 
 
 def _reduced_shape(shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool) -> tuple:
@@ -109,8 +103,8 @@ class ArgReduceAttrs:
         if isinstance(self.axis, bool) or not isinstance(self.axis, int | np.integer):
             raise AttrError(f"attribute axis must be an int, got {self.axis!r}")
         set_attr(self, "axis", int(self.axis))
-        _bool_attr(self, "keepdims")
-        _bool_attr(self, "select_last_index")
+        bool_attr(self, "keepdims")
+        bool_attr(self, "select_last_index")
 
 
 def _arg_op(name: str, fn: Callable[..., np.ndarray]) -> Op:

@@ -140,8 +140,9 @@ def schedule_primitive(
     target = Target.parse(target)
     params, outputs = build_compute(func)
     # x86 fast paths (ember.topi.x86, x86 helper): kernels anchored on the blocked-layout ops
-    # that alter_layout introduces (nn.conv2d_nchwc) get register-tiled schedules; the rule
-    # returns None for every other kernel, which keeps the default schedule below.
+    # that alter_layout introduces (nn.conv2d_nchwc: register-tiled) and reduction-free
+    # kernels writing a layout_transform or a 5-D blocked tensor; the rules return None for
+    # every other kernel, which keeps the default schedule below.
     if target.kind == "host":
         from ember.topi.x86 import schedule_fast
 

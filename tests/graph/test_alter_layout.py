@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import ember
-from ember.errors import AttrError
+from ember.errors import AttrError, EmberRuntimeError
 from ember.graph.interpreter import interpret
 from ember.graph.ir import Call, Constant, Function, Module, TensorType, Var, call, const
 from ember.graph.passes import optimize
@@ -36,6 +36,7 @@ def _model(rng: np.random.Generator, hw: int = 7) -> Module:
     odd = call("nn.conv2d", z, _w(rng, 12, 16, 3, 3), padding=1)  # 12: not blockable
     dw = call("nn.conv2d", z, _w(rng, 16, 1, 3, 3), groups=16, strides=2, padding=1)
     dw = call("clip", dw, a_min=0.0, a_max=6.0)
+    dw = call("nn.avg_pool2d", dw, pool_size=3, padding=1, count_include_pad=True)
     cat = call("concatenate", z, z, axis=1)
     pooled = call("nn.global_avg_pool2d", dw)
     out = call("nn.dense", call("flatten", pooled), _w(rng, 10, 16))
@@ -55,7 +56,7 @@ def test_chain_stays_blocked_and_matches_reference(lanes: int) -> None:
     ops = _ops(new)
     assert ops.count("nn.conv2d_nchwc") == 4  # 3x3, 3x3, 1x1, depthwise
     assert ops.count("nn.conv2d") == 1  # the 12-channel conv keeps NCHW
-    assert "nn.max_pool2d_nchwc" in ops
+    assert "nn.max_pool2d_nchwc" in ops and "nn.avg_pool2d_nchwc" in ops
     # Transforms: the input (to NCHW3c), then back to NCHW for: the 12-channel conv, the
     # concat output, the global pool. Weights were packed into constants (folded).
     assert ops.count("layout_transform") == 4
@@ -101,6 +102,29 @@ def test_mixed_blocks_and_bad_lanes() -> None:
         alter_layout(mod, lanes=12)
 
 
+def test_per_channel_scale_and_shift_stay_blocked() -> None:
+    """DenseNet's pre-activation: concat -> x * (C,1,1) + (C,1,1) -> relu -> conv, all blocked."""
+    rng = np.random.default_rng()
+    x = Var("data", TensorType((1, 16, 5, 5)))
+    a = call("nn.relu", call("nn.conv2d", x, _w(rng, 16, 16, 1, 1)))
+    cat = call("concatenate", a, call("nn.conv2d", a, _w(rng, 16, 16, 3, 3), padding=1), axis=1)
+    y = call("multiply", cat, _w(rng, 32, 1, 1))
+    y = call("nn.relu", call("add", y, const(rng.standard_normal((1, 32, 1, 1)).astype(F))))
+    y = call("nn.conv2d", y, _w(rng, 16, 32, 1, 1))
+    mod = Module.from_function(Function((x,), y))
+    for lanes in (8, 16):
+        new = alter_layout(mod, lanes=lanes)
+        ops = _ops(new)
+        assert ops.count("layout_transform") == 2, ops  # only the input and the output
+        x_val = rng.standard_normal((1, 16, 5, 5)).astype(F)
+        np.testing.assert_allclose(
+            interpret(new, {}, {"data": x_val})[0],
+            interpret(mod, {}, {"data": x_val})[0],
+            rtol=1e-4,
+            atol=1e-5,
+        )
+
+
 def test_nothing_to_block_is_unchanged() -> None:
     x = Var("data", TensorType((1, 12, 5, 5)))
     rng = np.random.default_rng()
@@ -125,3 +149,6 @@ def test_compiled_model_matches_reference(hw: int) -> None:
     conv_rows = [r for r in prof.rows if "conv2d_nchwc" in r.kernel]
     assert conv_rows and all(r.flops > 0 and r.gflops > 0 for r in conv_rows)
     assert "GFLOP/s" in str(prof)
+    m.metadata.pop("steps")  # an artifact from before profiling existed
+    with pytest.raises(EmberRuntimeError, match="no per-kernel metadata"):
+        m.profile()

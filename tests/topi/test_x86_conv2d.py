@@ -67,6 +67,18 @@ CASES = [
         dict(pool_size=3, strides=2, padding=1),
     ),
     Case(
+        "avgpool_pad_exclude",
+        "nn.avg_pool2d_nchwc",
+        [((1, 2, 7, 7, 8), F)],
+        dict(pool_size=3, strides=1, padding=1),
+    ),
+    Case(
+        "avgpool_ceil_include_pad",
+        "nn.avg_pool2d_nchwc",
+        [((1, 1, 8, 8, 16), F)],
+        dict(pool_size=3, strides=2, padding=1, ceil_mode=True, count_include_pad=True),
+    ),
+    Case(
         "maxpool_ceil",
         "nn.max_pool2d_nchwc",
         [((1, 1, 8, 8, 8), F)],

@@ -6,8 +6,9 @@ calls (still correct, just repacked at run time).
 Guarantees: every float32 ``nn.conv2d`` that the blocked kernel supports becomes
 ``nn.conv2d_nchwc`` on NCHW[x]c data with OIHW[i]i[x]o weights (folded into constants),
 x = 16 on an AVX-512 host when the channels divide by 16, else 8;
-elementwise / broadcast ops whose tensor operands all have the output's shape, and
-channel concatenations, stay blocked when an input already is, so a chain of convs
+elementwise / broadcast ops whose operands all have the output's shape (or are scalar
+or per-channel (C, 1, 1) constants, re-blocked to (C/x, 1, 1, x)), and channel
+concatenations, stay blocked when an input already is, so a chain of convs
 with its bias / relu / residual adds stays blocked end to end; every other consumer
 (pooling, flatten, dense, the model's outputs) reads an NCHW copy made by one
 ``layout_transform``, shared by all such consumers. No back-to-back transform pairs
@@ -16,7 +17,7 @@ are created. The result computes the same values.
 Supported convolutions: groups = 1 with output channels divisible by 8 and input
 channels divisible by 8 or fewer than one vector (the first layer's RGB input is
 blocked by 3), and depthwise (groups = channels = output channels, divisible by 8).
-Others keep NCHW. Max pooling runs blocked too.
+Others keep NCHW. Max and average pooling run blocked too.
 
     mod = alter_layout(optimize(mod, params))
     print(print_module(mod))   # nn.conv2d_nchwc(layout_transform(%data, ...), ...)
@@ -25,6 +26,8 @@ Others keep NCHW. Max pooling runs blocked too.
 from __future__ import annotations
 
 import dataclasses
+
+import numpy as np
 
 from ember.errors import AttrError
 from ember.graph.ir import Call, Constant, Expr, Function, Module, TensorType, Tuple, TupleGetItem
@@ -96,8 +99,27 @@ def _elementwise_block(node: Call, natural: dict[Expr, int]) -> int | None:
         if not isinstance(t, TensorType):
             return None
         if t.shape != shape and not (isinstance(a, Constant) and t.size == 1):
-            return None
+            if _per_channel(a, shape[1]) is None:
+                return None
     return block
+
+
+def _per_channel(arg: Expr, channels: int) -> np.ndarray | None:
+    """The (C,) values of a per-channel constant ((C, 1, 1) or (1, C, 1, 1): a batch norm's
+    scale and shift left beside a conv), or None."""
+    if not isinstance(arg, Constant) or arg.type.shape not in (
+        (channels, 1, 1),
+        (1, channels, 1, 1),
+    ):
+        return None
+    return np.asarray(arg.value).reshape(channels)
+
+
+def _blocked_per_channel(values: np.ndarray, block: int, name: str) -> Constant:
+    """(C,) -> (C/block, 1, 1, block): broadcasts against NCHW[block]c data like (C, 1, 1)
+    against NCHW (numpy aligns the trailing axes)."""
+    channels = values.shape[0]
+    return Constant(np.ascontiguousarray(values.reshape(channels // block, 1, 1, block)), name)
 
 
 class _Rewriter:
@@ -131,6 +153,14 @@ class _Rewriter:
             self.blocked[key] = self._relayout(self.get_primal(node), "NCHW", f"NCHW{block}c", name)
         return self.blocked[key]
 
+    def _blocked_operand(self, arg: Expr, block: int, shape: tuple[int, ...], concat: bool) -> Expr:
+        if concat or arg.type.shape == shape:  # type: ignore[union-attr]
+            return self.get_blocked(arg, block)
+        values = _per_channel(arg, shape[1])
+        if values is not None:
+            return _blocked_per_channel(values, block, arg.name)
+        return self.get_primal(arg)  # a size-1 constant
+
     def visit(self, node: Expr) -> None:
         if isinstance(node, Tuple):
             self.primal[node] = Tuple(tuple(self.get_primal(f) for f in node.fields), node.name)
@@ -158,20 +188,15 @@ class _Rewriter:
             rest = tuple(self.get_primal(a) for a in node.args[2:])
             conv = Call(get_op("nn.conv2d_nchwc"), (data, weight, *rest), node.attrs, node.name)
             self._set_blocked(node, out_block, conv)
-        elif op.name == "nn.max_pool2d" and node.args[0] in self.natural:
+        elif op.name in ("nn.max_pool2d", "nn.avg_pool2d") and node.args[0] in self.natural:
             block = self.natural[node.args[0]]
             data = self.blocked[(node.args[0], block)]
-            pool = Call(get_op("nn.max_pool2d_nchwc"), (data,), node.attrs, node.name)
+            pool = Call(get_op(f"{op.name}_nchwc"), (data,), node.attrs, node.name)
             self._set_blocked(node, block, pool)
         elif (block := _elementwise_block(node, self.natural)) is not None:
             same = node.type.shape  # type: ignore[union-attr]
             concat = op.name == "concatenate"  # every field blocked; else same-shaped operands
-            args = tuple(
-                self.get_blocked(a, block)
-                if concat or a.type.shape == same  # type: ignore[union-attr]
-                else self.get_primal(a)  # a size-1 constant
-                for a in node.args
-            )
+            args = tuple(self._blocked_operand(a, block, same, concat) for a in node.args)
             attrs = dataclasses.replace(node.attrs, axis=1) if concat else node.attrs
             self._set_blocked(node, block, Call(op, args, attrs, node.name))
         else:

@@ -1,4 +1,5 @@
-"""x86 fast paths: blocked-layout (NCHW[x]c) convolutions and their schedules.
+"""x86 fast paths: blocked-layout (NCHW[x]c) convolutions, pooling and layout transforms,
+and their schedules.
 
 :func:`schedule_fast` is the hook the op strategy calls before its default schedule: it
 returns a schedule for kernels it knows (anchored on ``nn.conv2d_nchwc`` ...) and None
@@ -12,8 +13,9 @@ from __future__ import annotations
 from ember.target import Target
 from ember.te.schedule import Schedule
 from ember.te.tensor import Tensor
-from ember.topi.x86 import conv2d  # noqa: F401  (registers the computes)
-from ember.topi.x86.conv2d import schedule_conv2d_nchwc, schedule_layout_transform
+from ember.topi.x86 import conv2d, layout  # noqa: F401  (registers the computes)
+from ember.topi.x86.conv2d import schedule_conv2d_nchwc
+from ember.topi.x86.layout import schedule_layout_transform
 
 _RULES = (schedule_conv2d_nchwc, schedule_layout_transform)
 

@@ -1,10 +1,10 @@
 """x86 convolution in the blocked NCHW[x]c layout: TE compute and register-tiled schedule.
 
 The data is (N, C/ic, H, W, ic) and the weights (O/oc, I/ic, KH, KW, ic, oc) with
-``oc`` = one SIMD vector of output channels (8 float32 on AVX2). The schedule keeps an
-output tile of ``oc_tile`` channel blocks x ``ow_tile`` pixels in vector registers and,
-for every (input channel, kh, kw), broadcasts one input value and multiply-adds it with
-each weight vector (TVM's x86 ``conv2d_NCHWc`` schedule)::
+``oc`` = one SIMD vector of output channels (8 float32 on AVX2, 16 with AVX-512). The
+schedule keeps an output tile of ``oc_tile`` channel blocks x ``ow_tile`` pixels in
+vector registers and, for every (input channel, kh, kw), broadcasts one input value
+and multiply-adds it with each weight vector (TVM's x86 ``conv2d_NCHWc`` schedule)::
 
     parallel n, oc_outer, oh:
       for ow_outer:
@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ember import te
-from ember.ops.layout import Layout
 from ember.target import Target
 from ember.te.exprutil import inline_tensors
 from ember.te.schedule import Schedule
@@ -31,7 +30,6 @@ from ember.te.tensor import ComputeOp, Tensor
 from ember.tir import expr as E
 from ember.topi.common import (
     TAG_ELEMWISE,
-    TAG_INJECTIVE,
     TAG_MATERIALIZE,
     int_shape,
     register_compute,
@@ -49,34 +47,6 @@ MAX_OW_TILE = 16
 
 
 # ----------------------------------------------------------------------------- computes
-
-
-@register_compute("layout_transform")
-def _layout_transform(inputs: list[Tensor], attrs: Any, out_type: Any) -> Tensor:
-    return layout_transform_compute(inputs[0], attrs.src_layout, attrs.dst_layout)
-
-
-def layout_transform_compute(x: Tensor, src_layout: str, dst_layout: str) -> Tensor:
-    """``x`` (in ``src_layout``) re-blocked into ``dst_layout``: out[i] = x[src index of i]."""
-    src, dst = Layout.parse(src_layout), Layout.parse(dst_layout)
-    out_shape = dst.shape_from_primal(src.primal_shape(int_shape(x)))
-
-    def fcompute(*idx: E.PrimExpr) -> E.PrimExpr:
-        pos = {a: i for (a, _), i in zip(dst.axes, idx, strict=True)}
-        primal: dict[str, E.PrimExpr] = {}
-        for a in dst.primal:
-            f = dst.factor(a)
-            primal[a] = pos[a] * f + pos[a.lower()] if a.lower() in pos else pos[a]
-        src_idx = []
-        for a, f in src.axes:
-            if a.isupper():
-                g = src.factor(a)
-                src_idx.append(primal[a] // g if g > 1 else primal[a])
-            else:
-                src_idx.append(primal[a.upper()] % f if f > 1 else E.const(0))
-        return x[tuple(src_idx)]
-
-    return te.compute(out_shape, fcompute, name="layout_transform", tag=TAG_INJECTIVE)
 
 
 def conv2d_nchwc_compute(
@@ -160,45 +130,6 @@ def _conv2d_nchwc(inputs: list[Tensor], attrs: Any, out_type: Any) -> Tensor:
             tag=TAG_ELEMWISE,
         )
     return out
-
-
-@register_compute("nn.max_pool2d_nchwc")
-def _max_pool2d_nchwc(inputs: list[Tensor], attrs: Any, out_type: Any) -> Tensor:
-    """Window max over H and W; the channel block is the vector axis of the default
-    reduction schedule. The padded copy (filled with -inf, plus any ceil-mode overhang)
-    keeps the window loops free of bounds checks."""
-    x = inputs[0]
-    _, _, h, w, _ = int_shape(x)
-    out_shape = shape_of(out_type)
-    kh, kw = attrs.pool_size
-    (sh, sw), (dh, dw) = attrs.strides, attrs.dilation
-    pt, pl, _, _ = attrs.padding
-    oh, ow = out_shape[2:4]
-    extra_b = max(0, (oh - 1) * sh + dh * (kh - 1) + 1 - (h + pt))
-    extra_r = max(0, (ow - 1) * sw + dw * (kw - 1) + 1 - (w + pl))
-    src = x
-    if pt or pl or extra_b or extra_r:
-        fill = te.min_value(x.dtype)
-        src = te.compute(
-            (*int_shape(x)[:2], h + pt + extra_b, w + pl + extra_r, int_shape(x)[4]),
-            lambda n, c, iy, ix, b: te.if_then_else(
-                te.all(iy >= pt, ix >= pl, iy < h + pt, ix < w + pl),
-                x[n, c, iy - pt, ix - pl, b],
-                fill,
-            ),
-            name="pad_data",
-            tag=TAG_MATERIALIZE,
-        )
-    ry = te.reduce_axis((0, kh), name="ry")
-    rx = te.reduce_axis((0, kw), name="rx")
-    return te.compute(
-        out_shape,
-        lambda n, c, y, xx, b: te.max(
-            src[n, c, y * sh + ry * dh, xx * sw + rx * dw, b], axis=[ry, rx]
-        ),
-        name="max_pool2d_nchwc",
-        tag="pool2d",
-    )
 
 
 # ----------------------------------------------------------------------------- schedule
@@ -317,31 +248,6 @@ __all__ = [
     "ConvTile",
     "choose_tile",
     "conv2d_nchwc_compute",
-    "layout_transform_compute",
     "schedule_conv2d_nchwc",
     "vector_registers",
 ]
-
-
-def schedule_layout_transform(outputs: list[Tensor], target: Target | None) -> Schedule | None:
-    """A kernel whose output is a ``layout_transform`` (other injective ops inlined into it):
-    the leading axes in parallel, the last two (W and the channel block, or H and W) left
-    as plain nested loops. Fusing every axis into one loop, as the default injective
-    schedule does when the last axis is short, costs a division per element and hides
-    the contiguous runs from the C compiler (measured 0.39 ms -> see profile for the
-    224x224 RGB input)."""
-    if len(outputs) != 1 or not isinstance(outputs[0].op, ComputeOp):
-        return None
-    out = outputs[0]
-    if out.op.name != "layout_transform" or out.ndim < 3:
-        return None
-    s = te.create_schedule([out.op])
-    for st in s.stages:
-        if not isinstance(st.op, ComputeOp) or st.op is out.op:
-            continue
-        if st.reduce_axis:
-            return None
-        st.compute_inline()
-    axes = list(s[out].op.axis)
-    s[out].parallel(s[out].fuse(*axes[:-2]))
-    return s

@@ -1,7 +1,7 @@
 """What the x86 fast paths need to know about the CPU a target means.
 
-    float32_lanes(Target.parse("host"))      # 16 on an AVX-512 host, else 8
-    vector_registers(Target.parse("host"))   # 32 with AVX-512, else 16
+float32_lanes(Target.parse("host"))      # 16 on an AVX-512 host, else 8
+vector_registers(Target.parse("host"))   # 32 with AVX-512, else 16
 """
 
 from __future__ import annotations

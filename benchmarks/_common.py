@@ -40,17 +40,28 @@ def header(title: str) -> str:
     return f"## {title}\n\n{today} on {machine()}\n"
 
 
-def interleaved_medians(fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 3) -> dict:
-    """Median ms of each fn, timed in alternation so machine noise hits all alike."""
+BLOCK = 5
+"""Calls per turn. Systems alternate in blocks, not call by call: a runtime's worker
+threads spin for a while after each call, and on a 2-core machine that steals the cores
+from whichever system runs next. Medians over many blocks still share the machine's
+drift between systems."""
+
+
+def interleaved_medians(
+    fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 3, block: int = BLOCK
+) -> dict:
+    """Median ms per call of each fn over ``rounds`` calls, timed in alternating blocks."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
+    for _ in range(max(1, -(-rounds // block))):
         for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append((time.perf_counter() - start) * 1e3)
+            fn()  # the first call of a turn wakes this runtime's threads: not timed
+            for _ in range(block):
+                start = time.perf_counter()
+                fn()
+                times[name].append((time.perf_counter() - start) * 1e3)
     return {k: float(np.median(v)) for k, v in times.items()}
 
 

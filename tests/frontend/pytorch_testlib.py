@@ -306,3 +306,18 @@ MODEL_NAMES = [
     "mlp",
     "attention",
 ]
+
+
+_EXPORTED: dict[str, tuple[nn.Module, tuple[int, ...], torch.export.ExportedProgram]] = {}
+
+
+def exported(name: str) -> tuple[nn.Module, tuple[int, ...], torch.export.ExportedProgram]:
+    """(module, input shape, ExportedProgram) of ``build(name)``, exported once per session.
+
+    >>> module, shape, program = exported("mlp")  # doctest: +SKIP
+    """
+    if name not in _EXPORTED:
+        module, shape = build(name)
+        example = torch.rand(shape, generator=torch.Generator().manual_seed(1))
+        _EXPORTED[name] = (module, shape, torch.export.export(module, (example,)))
+    return _EXPORTED[name]

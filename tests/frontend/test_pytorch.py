@@ -18,20 +18,9 @@ torch = pytest.importorskip("torch")
 from ember.errors import FrontendError  # noqa: E402
 from ember.frontend.pytorch import from_pytorch  # noqa: E402
 from ember.graph import interpret  # noqa: E402
-from tests.frontend.pytorch_testlib import MODEL_NAMES, build  # noqa: E402
+from tests.frontend.pytorch_testlib import MODEL_NAMES, build, exported  # noqa: E402
 
 pytestmark = pytest.mark.frameworks
-
-_EXPORTED: dict[str, object] = {}
-
-
-def exported(name: str):
-    """(module, shape, ExportedProgram), exported once per test session."""
-    if name not in _EXPORTED:
-        module, shape = build(name)
-        example = torch.rand(shape, generator=torch.Generator().manual_seed(1))
-        _EXPORTED[name] = (module, shape, torch.export.export(module, (example,)))
-    return _EXPORTED[name]
 
 
 def check(

@@ -78,7 +78,8 @@ def test_scalar_constant_inside_kernel(rng):
     a = rng.standard_normal((3, 5)).astype(F)
     out = np.zeros((3, 5), F)
     kernel(a, out)
-    np.testing.assert_allclose(out, a * 2.5 + 1, rtol=1e-6)
+    # a*2.5 + 1 compiles to one FMA (one rounding; numpy rounds twice): float32 tolerance.
+    np.testing.assert_allclose(out, a * 2.5 + 1, rtol=1e-5, atol=1e-6)
 
 
 def _lowered(body, params) -> str:

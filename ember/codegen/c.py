@@ -14,7 +14,9 @@ parameter shapes, see :func:`shape_vars`). The return value is 0, or -1 when an
 AssertStmt failed. Buffer pointers are ``restrict``: the arrays passed must not
 overlap (the Python module checks).
 
-PARALLEL loops become ``#pragma omp parallel for`` (a parallel loop nested in
+PARALLEL loops become ``#pragma omp parallel for schedule(guided)`` (guided: large chunks
+first, then smaller ones, so a thread the OS descheduled on a shared machine does not
+stall the whole loop at its barrier; a parallel loop nested in
 another runs serially); the ``pragma_unroll`` annotation becomes
 ``#pragma GCC unroll``; scratch buffers of a constant size up to
 :data:`STACK_ALLOC_BYTES` live on the stack, larger ones are 64-byte-aligned
@@ -209,7 +211,7 @@ class _FuncEmitter:
         end = self.p.expr(ext) if lo == "0" else self.p.expr(s.min + ext)
         parallel = s.kind is ForKind.PARALLEL and self.parallel_depth == 0
         if parallel:
-            self.emit("#pragma omp parallel for schedule(static)")
+            self.emit("#pragma omp parallel for schedule(guided)")
         elif s.kind is ForKind.PARALLEL:
             self.emit("/* nested parallel loop: runs serially inside the outer parallel loop */")
         if unroll is not None:

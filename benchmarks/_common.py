@@ -47,6 +47,10 @@ from whichever system runs next. Medians over many blocks still share the machin
 drift between systems."""
 
 
+PAUSE_S = 0.05
+"""Pause before each turn: longer than worker threads spin-wait before they sleep."""
+
+
 def interleaved_medians(
     fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 3, block: int = BLOCK
 ) -> dict:
@@ -57,6 +61,7 @@ def interleaved_medians(
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(max(1, -(-rounds // block))):
         for name, fn in fns.items():
+            time.sleep(PAUSE_S)  # let the other runtime's spinning threads go to sleep
             fn()  # the first call of a turn wakes this runtime's threads: not timed
             for _ in range(block):
                 start = time.perf_counter()

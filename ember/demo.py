@@ -7,8 +7,10 @@ Run as ``python -m ember.demo``. Steps:
 3. compile it for this CPU into one artifact and load it with the runtime;
 4. check the artifact against ember's numpy reference executor and onnxruntime
    on a fresh random input;
-5. time ember beside onnxruntime (same threads, interleaved, medians), and show a
-   hand-scheduled tensor-expression matmul against numpy.
+5. time ember beside onnxruntime (same threads, alternating blocks, medians).
+
+Writing kernels by hand with tensor expressions is shown in
+``docs/tutorials/custom_operator.md`` and ``benchmarks/matmul.py``.
 """
 
 from __future__ import annotations
@@ -85,46 +87,9 @@ def _model_demo(workdir: Path) -> bool:
     return ok
 
 
-def _kernel_demo() -> bool:
-    import ember
-    from ember import te
-
-    n = 512
-    print(f"      a {n}x{n}x{n} float32 matmul written as a tensor expression + schedule:")
-    a_t = te.placeholder((n, n), "float32", name="A")
-    b_t = te.placeholder((n, n), "float32", name="B")
-    k = te.reduce_axis((0, n), name="k")
-    c_t = te.compute((n, n), lambda i, j: te.sum(a_t[i, k] * b_t[k, j], axis=k), name="C")
-    s = te.create_schedule(c_t.op)
-    i, j = s[c_t].op.axis
-    (kk,) = s[c_t].op.reduce_axis
-    io, ii = s[c_t].split(i, factor=8)
-    jo, ji = s[c_t].split(j, factor=32)
-    s[c_t].reorder(io, jo, kk, ii, ji)
-    s[c_t].vectorize(ji)
-    s[c_t].parallel(io)
-    func = ember.build(s, [a_t, b_t, c_t], target="host", name="matmul")
-
-    rng = np.random.default_rng()
-    a = rng.standard_normal((n, n), dtype=np.float32)
-    b = rng.standard_normal((n, n), dtype=np.float32)
-    c = np.empty((n, n), np.float32)
-    func(a, b, c)
-    expected = a @ b
-    ok = np.allclose(c, expected, rtol=1e-4, atol=1e-3)
-    ember_ms = _median_ms(lambda: func(a, b, c), 20)
-    numpy_ms = _median_ms(lambda: a @ b, 20)
-    gflop = 2 * n**3 / 1e9
-    print(f"      correct: {ok}")
-    print(f"      ember  {ember_ms:7.2f} ms  {gflop / ember_ms * 1e3:6.1f} GFLOP/s")
-    print(f"      numpy  {numpy_ms:7.2f} ms  {gflop / numpy_ms * 1e3:6.1f} GFLOP/s")
-    return ok
-
-
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ember-demo-") as tmp:
         ok = _model_demo(Path(tmp))
-    ok = _kernel_demo() and ok
     print("demo: all checks passed" if ok else "demo: a check FAILED")
     return 0 if ok else 1
 

@@ -14,6 +14,10 @@ Knobs: ``tile_x`` splits the output's innermost axis (the vector loop inside it)
 accumulates that ``tile_y x tile_x`` block locally over the reduction, whose first
 axis ``tile_r`` splits; ``reduce_outside`` orders the other reduction axes;
 ``unroll`` unrolls the block's rows and vectors.
+
+Kernels anchored on the blocked ``nn.conv2d_nchwc`` (after alter_layout) use the x86
+register-tiled schedule instead (ember.topi.x86.conv2d), whose knobs are ``oc_tile``,
+``ow_tile``, ``reduce_order`` and ``unroll_kw`` with the untuned choice as fallback.
 """
 
 from __future__ import annotations
@@ -80,6 +84,15 @@ def fused_kernel(cfg: _ConfigBase, func: Any) -> tuple[Any, list[Any]]:
     for r in anchor_op.reduce_axis:
         flop *= r.extent
     cfg.add_flop(flop)
+    if anchor_op.tag == "conv2d_nchwc":
+        # The x86 register-tiled conv schedule with its tile choices as knobs; its
+        # fallback point is the untuned schedule ember.compile uses.
+        from ember.target import Target
+        from ember.topi.x86.conv2d import schedule_conv2d_nchwc
+
+        fast = schedule_conv2d_nchwc(outputs, Target.parse("host"), cfg)
+        if fast is not None:
+            return fast, params + outputs
     s = te.create_schedule(out.op)
     if anchor_op is out.op:
         anchor = s[s.cache_write(out, "local")]

@@ -178,8 +178,18 @@ def choose_tile(
     return best
 
 
-def schedule_conv2d_nchwc(outputs: list[Tensor], target: Target | None) -> Schedule | None:
-    """Schedule a fused kernel anchored on ``conv2d_nchwc``; None if it is not one."""
+def schedule_conv2d_nchwc(
+    outputs: list[Tensor], target: Target | None, cfg: Any = None
+) -> Schedule | None:
+    """Schedule a fused kernel anchored on ``conv2d_nchwc``; None if it is not one.
+
+    With an autotuner config ``cfg`` (ember.autotune) the tile choices become knobs whose
+    first candidate, and so the fallback, is exactly the untuned choice:
+    ``oc_tile`` / ``ow_tile`` (the register tile), ``reduce_order`` (0: input-channel
+    blocks outermost, 1: kernel rows/columns outermost) and ``unroll_kw``.
+
+    >>> s = schedule_conv2d_nchwc(outputs, Target.parse("host"))   # today's tile
+    """
     if len(outputs) != 1:
         return None
     s = te.create_schedule([t.op for t in outputs])
@@ -217,6 +227,9 @@ def schedule_conv2d_nchwc(outputs: list[Tensor], target: Target | None) -> Sched
     registers = vector_registers(target)
     # With 32 registers the target has AVX-512, whose FMA broadcasts from memory.
     tile = choose_tile(out_blocks, out_width, registers, depthwise, registers < 32)
+    reduce_order, unroll_kw = 0, False
+    if cfg is not None:
+        tile, reduce_order, unroll_kw = _tuned_tile(cfg, tile, out_blocks, out_width, depthwise)
     ost = s[out]
     n, ob, y, x, c = ost.op.axis
     obo, obi = ost.split(ob, factor=tile.oc_tile)
@@ -230,11 +243,35 @@ def schedule_conv2d_nchwc(outputs: list[Tensor], target: Target | None) -> Sched
     cst = s[conv]
     cst.compute_at(ost, xo)
     _, cob, _, cx, cc = cst.op.axis
-    cst.reorder(*cst.reduce_axis, cx, cob, cc)
+    reds = list(cst.reduce_axis)
+    if reduce_order == 1:
+        reds = reds[1:3] + reds[:1] + reds[3:]  # (kh, kw, ic_outer, ic_inner)
+    cst.reorder(*reds, cx, cob, cc)
+    if unroll_kw:
+        cst.unroll(cst.reduce_axis[-1] if depthwise else cst.reduce_axis[2])
     cst.unroll(cx)
     cst.unroll(cob)
     cst.vectorize(cc)
     return s
+
+
+def _tuned_tile(
+    cfg: Any, default: ConvTile, out_blocks: int, out_width: int, depthwise: bool
+) -> tuple[ConvTile, int, bool]:
+    """Define the conv knobs on ``cfg`` (default choice first) and read the chosen point."""
+    oc_tiles = [default.oc_tile] + [
+        t for t in ((1,) if depthwise else OC_TILES) if t != default.oc_tile and out_blocks % t == 0
+    ]
+    # Widths the heuristic weighs: divisors of the output width and the widest tile.
+    widths = {d for d in range(1, min(out_width, MAX_OW_TILE) + 1) if out_width % d == 0}
+    widths.add(min(out_width, MAX_OW_TILE))
+    ow_tiles = [default.ow_tile] + sorted(widths - {default.ow_tile})
+    cfg.define_knob("oc_tile", oc_tiles)
+    cfg.define_knob("ow_tile", ow_tiles)
+    cfg.define_knob("reduce_order", [0] if depthwise else [0, 1])
+    cfg.define_knob("unroll_kw", [False, True])
+    tile = ConvTile(int(cfg["oc_tile"].val), int(cfg["ow_tile"].val))
+    return tile, int(cfg["reduce_order"].val), bool(cfg["unroll_kw"].val)
 
 
 def _schedule_pad(s: Schedule, st: Any) -> None:

@@ -1,0 +1,83 @@
+"""Tuning kernels anchored on the blocked ``nn.conv2d_nchwc``: the x86 register-tiled conv
+schedule with its tile choices as knobs (fallback = the untuned schedule)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import ember
+from ember.autotune import apply_history_best, load_records
+from ember.autotune.extract import extract_tasks, tune_model
+from ember.autotune.space import FallbackConfig
+from ember.build.compiler import kernel_graph
+from ember.graph import interpret
+from ember.graph.ir import Function, Module, TensorType, Var, call, const
+from ember.graph.passes.fuse_ops import kernels
+from ember.ops.strategy import schedule_primitive
+from ember.target import Target
+from ember.testing import zoo
+
+
+def _rand(*shape: int) -> np.ndarray:
+    return (np.random.default_rng().standard_normal(shape) * 0.3).astype(np.float32)
+
+
+def _model() -> Module:
+    """conv 16->16 at 14x14 + bias + relu, then a residual add + relu."""
+    x = Var("data", TensorType((1, 16, 14, 14), "float32"))
+    y = call("nn.conv2d", x, const(_rand(16, 16, 3, 3)), const(_rand(16)), padding=(1, 1, 1, 1))
+    y = call("nn.relu", y)
+    z = call("nn.conv2d", y, const(_rand(16, 16, 3, 3)), padding=(1, 1, 1, 1))
+    return Module.from_function(Function((x,), call("nn.relu", call("add", z, x))))
+
+
+def test_conv_tasks_enumerate_their_space_and_fallback_is_the_default_schedule() -> None:
+    mod = _model()
+    tasks = extract_tasks(mod, {})
+    convs = [t for t, _ in tasks if "conv2d_nchwc" in t.describe[0]]
+    assert len(convs) == 2
+    _, fused = kernel_graph(mod, {}, Target.parse("host"))
+    funcs = {f.name: f for f in (c.op for c in kernels(fused))}
+    for task in convs:
+        space = task.config_space
+        assert {"oc_tile", "ow_tile", "reduce_order", "unroll_kw"} <= set(space.space_map)
+        assert len(space) == np.prod(space.dims) > 4
+        points = list(space)
+        assert len(points) == len(space)
+        assert len({repr(p.knob_values()) for p in points}) == len(space)
+        # The fallback point lowers to exactly the schedule ember.compile uses untuned.
+        func = funcs[task.describe[0]]
+        s, args = schedule_primitive(func, Target.parse("host"))
+        want = str(ember.lower(s, args))
+        s2, args2 = task.instantiate(FallbackConfig())
+        assert str(ember.lower(s2, args2)) == want
+        # The first point of the space is that default too; another point differs.
+        s3, args3 = task.instantiate(space.get(0))
+        assert str(ember.lower(s3, args3)) == want
+        s4, args4 = task.instantiate(space.get(len(space) - 1))
+        assert str(ember.lower(s4, args4)) != want
+
+
+def test_tuned_conv_config_is_applied_by_compile(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    mod = _model()
+    log = tmp_path / "conv.jsonl"
+    lines: list[str] = []
+    tune_model(mod, {}, n_trial=8, log=log, tuner="random", n_parallel=1, say=lines.append)
+    records = [r for r in load_records(log) if r.error is None]
+    assert records, lines
+    # The trials cover more than the default point of the conv tasks.
+    assert len({repr(r.config) for r in records}) > 2
+    x = np.random.default_rng().standard_normal((1, 16, 14, 14)).astype(np.float32)
+    want = interpret(mod, {}, {"data": x})
+    with apply_history_best(log) as ctx:
+        lib = ember.compile(mod, {}, target="host")
+    assert len(ctx.tuned) == 2, ctx.summary()
+    got = lib.load().run({"data": x})[0]
+    ref = want[0] if isinstance(want, list | tuple) else want
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_extract_tasks_finds_zoo_convs() -> None:
+    mod, params = zoo.get("resnet18", **zoo.SMALL["resnet18"])
+    names = [t.describe[0] for t, _ in extract_tasks(mod, params)]
+    assert sum("conv2d_nchwc" in n for n in names) >= 10

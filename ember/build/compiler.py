@@ -45,6 +45,7 @@ from ember.graph.ir import Call, Constant, Function, Module, Var
 from ember.graph.passes.fuse_ops import fuse_ops, kernels
 from ember.graph.visitor import post_order
 from ember.runtime.artifact import pack_params, write_artifact
+from ember.runtime.cpu import host_cpu_flags
 from ember.target import Target
 
 RUNTIME_INCLUDE = Path(__file__).resolve().parents[1] / "runtime" / "c"
@@ -78,15 +79,7 @@ def workload_key(func: Function) -> str:
 
 
 def _host_cpu_features() -> list[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return [c for c in CPU_FEATURES if c in flags]
-    except OSError:
-        pass
-    return []
+    return [c for c in CPU_FEATURES if c in host_cpu_flags()]
 
 
 def _compile_object(source: str, flags: tuple[str, ...], name: str) -> Path:

@@ -22,6 +22,7 @@ import numpy as np
 
 from ember.errors import EmberRuntimeError
 from ember.runtime.artifact import PARAM_ALIGNMENT, read_artifact
+from ember.runtime.cpu import host_cpu_flags
 
 _ABI_VERSION = 1
 
@@ -42,17 +43,6 @@ def _aligned_empty(nbytes: int, alignment: int = PARAM_ALIGNMENT) -> np.ndarray:
     return raw[start : start + nbytes]
 
 
-def _cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def _check_target(metadata: dict[str, Any], path: str) -> None:
     target = metadata.get("target", {})
     arch = target.get("arch")
@@ -64,7 +54,7 @@ def _check_target(metadata: dict[str, Any], path: str) -> None:
             hint=f"compile the model with a target for {here}, or run it on a {arch} device",
         )
     needed = set(target.get("cpu_features", []))
-    have = _cpu_flags()
+    have = host_cpu_flags()
     if needed and have and not needed <= have:
         raise EmberRuntimeError(
             f"{path!r} needs CPU features this machine lacks: {', '.join(sorted(needed - have))}",

@@ -6,22 +6,8 @@ vector_registers(Target.parse("host"))   # 32 with AVX-512, else 16
 
 from __future__ import annotations
 
-import functools
-
+from ember.runtime.cpu import host_cpu_flags
 from ember.target import Target
-
-
-@functools.lru_cache(maxsize=1)
-def host_flags() -> frozenset[str]:
-    """The feature flags of this machine's first CPU (/proc/cpuinfo), empty if unknown."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
 
 
 def _native_avx512(target: Target | None) -> bool:
@@ -29,7 +15,7 @@ def _native_avx512(target: Target | None) -> bool:
     # -mcpu could be an older CPU, so it gets the AVX2 choices.
     if target is None or target.kind != "host" or target.option("mcpu", "native") != "native":
         return False
-    flags = host_flags()
+    flags = host_cpu_flags()
     return "avx512f" in flags and "avx512vl" in flags
 
 
@@ -43,4 +29,4 @@ def vector_registers(target: Target | None) -> int:
     return 32 if _native_avx512(target) else 16
 
 
-__all__ = ["float32_lanes", "host_flags", "vector_registers"]
+__all__ = ["float32_lanes", "vector_registers"]

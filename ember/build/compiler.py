@@ -37,7 +37,7 @@ import ember
 from ember.build.aot import aot_source
 from ember.build.memory_plan import MemoryPlan, plan_memory
 from ember.build.profile import kernel_flops
-from ember.build.toolchain import BASE_FLAGS, cache_key, stats
+from ember.build.toolchain import compile_object
 from ember.codegen.c import c_symbol
 from ember.config import config
 from ember.errors import BuildError, EmberError, LoweringError
@@ -80,34 +80,6 @@ def workload_key(func: Function) -> str:
 
 def _host_cpu_features() -> list[str]:
     return [c for c in CPU_FEATURES if c in host_cpu_flags()]
-
-
-def _compile_object(source: str, flags: tuple[str, ...], name: str) -> Path:
-    """Compile one C file to a cached object file."""
-    cc = config.cc
-    obj_flags = tuple(f for f in BASE_FLAGS if f != "-shared") + flags + ("-c",)
-    key = cache_key(source, obj_flags, cc)
-    cache = Path(config.cache_dir) / "objects"
-    obj = cache / f"{key}.o"
-    if obj.exists():
-        stats["cache_hits"] += 1
-        return obj
-    cache.mkdir(parents=True, exist_ok=True)
-    src = cache / f"{key}.c"
-    src.write_text(source)
-    fd, tmp = tempfile.mkstemp(suffix=".o", dir=cache)
-    os.close(fd)
-    cmd = [cc, *obj_flags, f"-I{RUNTIME_INCLUDE}", str(src), "-o", tmp]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    stats["compiles"] += 1
-    if proc.returncode != 0:
-        os.unlink(tmp)
-        raise BuildError(
-            f"the C compiler failed on kernel {name} ({src}):\n{proc.stderr.strip()[:4000]}",
-            hint=f"the generated source is kept at {src}",
-        )
-    os.replace(tmp, obj)
-    return obj
 
 
 def _link(objects: list[Path], flags: tuple[str, ...]) -> bytes:
@@ -259,7 +231,14 @@ def compile(
     flags = tgt.cflags
     workers = max(1, min(len(sources), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        objects = list(pool.map(lambda kv: _compile_object(kv[1], flags, kv[0]), sources.items()))
+        objects = list(
+            pool.map(
+                lambda kv: compile_object(
+                    kv[1], flags=flags, include_dirs=(RUNTIME_INCLUDE,), what=f"kernel {kv[0]}"
+                ),
+                sources.items(),
+            )
+        )
     lib_bytes = _link(objects, flags)
     seconds = time.perf_counter() - start
     say(f"done in {seconds:.1f} s")

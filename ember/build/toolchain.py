@@ -16,6 +16,7 @@ import os
 import platform
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from ember.config import config
@@ -71,6 +72,51 @@ def cache_key(source: str, flags: tuple[str, ...], cc: str) -> str:
     return h.hexdigest()[:32]
 
 
+def _cached_build(
+    source: str,
+    key: str,
+    cache_dir: Path,
+    suffix: str,
+    command: Callable[[Path, str], list[str]],
+    cc: str,
+    what: str,
+) -> tuple[Path, bool]:
+    """Run ``command(source_path, output_path)`` unless ``cache_dir/key+suffix`` exists.
+
+    The source is kept beside the output (error messages point at it); the output is
+    written to a temporary file and renamed, so a concurrent build never sees half a file.
+    """
+    out_path = cache_dir / f"{key}{suffix}"
+    if out_path.exists():
+        stats["cache_hits"] += 1
+        return out_path, True
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    src_path = cache_dir / f"{key}.c"
+    src_path.write_text(source)
+    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=cache_dir)
+    os.close(fd)
+    cmd = command(src_path, tmp)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        os.unlink(tmp)
+        raise BuildError(f"cannot run the C compiler {cc!r}: {exc}", hint="set EMBER_CC") from None
+    stats["compiles"] += 1
+    if proc.returncode != 0:
+        os.unlink(tmp)
+        log = cache_dir / f"{key}.log"
+        log.write_text(" ".join(cmd) + "\n" + proc.stderr)
+        err = proc.stderr.strip()
+        if len(err) > MAX_ERROR_CHARS:
+            err = err[:MAX_ERROR_CHARS] + f"\n... (full output in {log})"
+        raise BuildError(
+            f"the C compiler failed (exit {proc.returncode}) on {what}{src_path}:\n{err}",
+            hint=f"the generated source is kept at {src_path}",
+        )
+    os.replace(tmp, out_path)
+    return out_path, False
+
+
 def compile_shared(
     source: str,
     *,
@@ -82,46 +128,55 @@ def compile_shared(
 ) -> tuple[Path, bool]:
     """Build ``source`` (+ extra C files) into a cached shared library; return (path, cache hit)."""
     cc = cc or config.cc
-    cache_dir = Path(cache_dir or config.cache_dir) / "kernels"
     extra_text = []
     for p in extra_sources:
         try:
             extra_text.append(Path(p).read_text())
         except OSError as exc:
             raise BuildError(f"cannot read extra source {p!r}: {exc}") from None
-    all_flags = (
-        BASE_FLAGS
-        + tuple(flags)
-        + tuple(f"-l{lib}" if not lib.startswith("-") else lib for lib in libs)
+    lib_flags = tuple(f"-l{lib}" if not lib.startswith("-") else lib for lib in libs)
+    key = cache_key(source + "\0".join(extra_text), BASE_FLAGS + tuple(flags) + lib_flags, cc)
+
+    def command(src: Path, out: str) -> list[str]:
+        return [
+            cc,
+            *BASE_FLAGS,
+            *flags,
+            str(src),
+            *map(str, extra_sources),
+            "-o",
+            out,
+            "-lm",
+            *lib_flags,
+        ]
+
+    return _cached_build(
+        source, key, Path(cache_dir or config.cache_dir) / "kernels", ".so", command, cc, ""
     )
-    key = cache_key(source + "\0".join(extra_text), all_flags, cc)
-    so_path = cache_dir / f"{key}.so"
-    if so_path.exists():
-        stats["cache_hits"] += 1
-        return so_path, True
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    src_path = cache_dir / f"{key}.c"
-    src_path.write_text(source)
-    fd, tmp_so = tempfile.mkstemp(suffix=".so", dir=cache_dir)
-    os.close(fd)
-    cmd = [cc, *BASE_FLAGS, *flags, str(src_path), *map(str, extra_sources), "-o", tmp_so, "-lm"]
-    cmd += [f"-l{lib}" if not lib.startswith("-") else lib for lib in libs]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        os.unlink(tmp_so)
-        raise BuildError(f"cannot run the C compiler {cc!r}: {exc}", hint="set EMBER_CC") from None
-    stats["compiles"] += 1
-    if proc.returncode != 0:
-        os.unlink(tmp_so)
-        log = cache_dir / f"{key}.log"
-        log.write_text(" ".join(cmd) + "\n" + proc.stderr)
-        err = proc.stderr.strip()
-        if len(err) > MAX_ERROR_CHARS:
-            err = err[:MAX_ERROR_CHARS] + f"\n... (full output in {log})"
-        raise BuildError(
-            f"the C compiler failed (exit {proc.returncode}) on {src_path}:\n{err}",
-            hint=f"the generated source is kept at {src_path}",
-        )
-    os.replace(tmp_so, so_path)  # atomic: a concurrent build never sees half a file
-    return so_path, False
+
+
+def compile_object(
+    source: str,
+    *,
+    flags: tuple[str, ...] = (),
+    include_dirs: tuple[Path, ...] = (),
+    what: str = "",
+    cc: str | None = None,
+    cache_dir: Path | None = None,
+) -> Path:
+    """Compile ``source`` to a cached object file (to link several into one library).
+
+    ``what`` names the source in a compile error (e.g. the kernel).
+    """
+    cc = cc or config.cc
+    obj_flags = tuple(f for f in BASE_FLAGS if f != "-shared") + tuple(flags) + ("-c",)
+    key = cache_key(source, obj_flags, cc)
+
+    def command(src: Path, out: str) -> list[str]:
+        return [cc, *obj_flags, *(f"-I{d}" for d in include_dirs), str(src), "-o", out]
+
+    label = f"{what} " if what else ""
+    path, _ = _cached_build(
+        source, key, Path(cache_dir or config.cache_dir) / "objects", ".o", command, cc, label
+    )
+    return path

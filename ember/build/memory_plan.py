@@ -163,8 +163,8 @@ def plan_memory(mod: Module) -> MemoryPlan:
             tensors[src].last = len(calls)  # read by the final copy
     workspace = _place(list(tensors.values()))
 
-    def storage(e: Expr) -> Storage:
-        src, k = source(e)
+    def storage_of(src: Expr, k: int) -> Storage:
+        """Where field ``k`` of the value ``src`` lives."""
         if isinstance(src, Var):
             return Storage("input", input_index[src], nbytes=src.type.nbytes)
         if isinstance(src, Constant):
@@ -177,18 +177,18 @@ def plan_memory(mod: Module) -> MemoryPlan:
             return Storage("workspace", offset=t.offset, nbytes=t.nbytes)
         raise InternalError(f"unexpected {type(src).__name__} as a kernel argument")
 
+    def storage(e: Expr) -> Storage:
+        return storage_of(*source(e))
+
     steps = []
     for c in calls:
-        results = [
-            storage(TupleGetItem(c, k)) if len(_result_types(c)) > 1 else storage(c)
-            for k in range(len(_result_types(c)))
-        ]
+        results = [storage_of(c, k) for k in range(len(_result_types(c)))]
         steps.append(KernelStep(c, [storage(a) for a in c.args], results))
     output_types = [e.type for e in out_exprs]
     for t in output_types:
         if not isinstance(t, TensorType):
             raise InternalError("model outputs must be tensors")
-    copies = [(storage(TupleGetItem(s[0], s[1]) if s[1] else s[0]), i) for s, i in copies_needed]
+    copies = [(storage_of(*src), i) for src, i in copies_needed]
     return MemoryPlan(
         steps=steps,
         inputs=inputs,

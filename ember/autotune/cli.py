@@ -1,6 +1,7 @@
 """The ``ember tune`` command: tune a model's kernels and write a tuning log.
 
     ember tune r18.onnx --input '{"data": [1, 3, 224, 224]}' --trials 400 -o r18.jsonl
+    ember tune r18.onnx --input '{"data": [1, 3, 224, 224]}' --minutes 15 -o r18.jsonl
     ember compile model.onnx --input ... --tuning-log r18.jsonl -o r18.ember
 
 An existing log is resumed: configs already in it are not measured again.
@@ -9,7 +10,12 @@ An existing log is resumed: configs already in it are not measured again.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
+from typing import Any
+
+import numpy as np
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -30,11 +36,50 @@ def cmd_tune(args: argparse.Namespace) -> int:
         n_parallel=args.parallel,
         timeout=args.timeout,
         say=say,
+        time_budget=None if args.minutes is None else args.minutes * 60.0,
     )
     for task, res in results:
         print(f"{task.describe[0] if task.describe else task.name}: {res.gflops:.1f} GFLOP/s")
     print(f"tuning log: {args.output}")
+    if results and not args.no_latency:
+        before, after = model_latency(mod, params, args.target, args.output)
+        print(
+            f"model latency: {before:.2f} ms default schedules, {after:.2f} ms tuned "
+            f"({before / after:.2f}x; median of 30 runs, {_threads()} threads)"
+        )
     return 0
+
+
+def _threads() -> int:
+    from ember.config import config
+
+    return config.num_threads or (os.cpu_count() or 1)
+
+
+def model_latency(mod: Any, params: Any, target: str, log: str) -> tuple[float, float]:
+    """Median ms of ``mod`` compiled with default schedules and with ``log`` applied,
+    timed in alternating blocks on the same random input."""
+    import ember
+
+    default = ember.compile(mod, params, target=target).load()
+    tuned = ember.compile(mod, params, target=target, tuning_log=log).load()
+    rng = np.random.default_rng(0)
+    inputs = {
+        i.name: rng.standard_normal(i.shape).astype(i.dtype)
+        if np.dtype(i.dtype).kind == "f"
+        else np.zeros(i.shape, i.dtype)
+        for i in default.inputs
+    }
+    times: dict[str, list[float]] = {"default": [], "tuned": []}
+    for m in (default, tuned):
+        m.run(inputs)  # warm-up
+    for _ in range(6):
+        for name, m in (("default", default), ("tuned", tuned)):
+            for _ in range(5):
+                start = time.perf_counter()
+                m.run(inputs)
+                times[name].append((time.perf_counter() - start) * 1e3)
+    return float(np.median(times["default"])), float(np.median(times["tuned"]))
 
 
 def add_tune_command(commands: argparse._SubParsersAction) -> None:
@@ -45,6 +90,15 @@ def add_tune_command(commands: argparse._SubParsersAction) -> None:
     _add_model_args(p)
     p.add_argument("--target", default="host", help="host (this CPU)")
     p.add_argument("--trials", type=int, default=200, help="measured configs, all kernels")
+    p.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="tune for this much wall time instead of --trials; kernels share it by run time",
+    )
+    p.add_argument(
+        "--no-latency", action="store_true", help="skip timing the model before and after"
+    )
     p.add_argument("-o", "--output", required=True, help="tuning log to write (JSON lines)")
     p.add_argument("--tuner", choices=("model", "random"), default="model")
     p.add_argument("--parallel", type=int, default=None, help="build processes (default: cores)")

@@ -101,11 +101,14 @@ def tune_model(
     n_parallel: int | None = None,
     timeout: float = 10.0,
     say: Callable[[str], None] = print,
+    time_budget: float | None = None,
 ) -> list[tuple[Task, Any]]:
     """Tune every tunable kernel of ``mod``; records go to ``log`` (resumed if it exists).
 
     ``n_trial`` is the total over all kernels, split by FLOPs share; configs already in
-    the log count towards a kernel's share and are never measured again.
+    the log count towards a kernel's share and are never measured again. With
+    ``time_budget`` (seconds of wall time, setup included) the kernels share the time
+    instead, batch by batch by their share of run time (:class:`TaskScheduler`).
     """
     from ember.autotune.measure import LocalBuilder, LocalMeasure, LocalRunner
     from ember.autotune.model_tuner import ModelBasedTuner
@@ -116,6 +119,20 @@ def tune_model(
     if not tasks:
         say("no tunable kernels (conv2d / dense / matmul with their epilogues) in the model")
         return []
+    if time_budget is not None:
+        from ember.autotune.scheduler import TaskScheduler
+
+        say(f"{len(tasks)} tunable kernels; {time_budget:.0f} s shared by run-time share")
+        sched = TaskScheduler(
+            tasks,
+            tuner,
+            log,
+            batch_size=batch_size,
+            n_parallel=n_parallel,
+            timeout=timeout,
+            say=say,
+        )
+        return sched.run(time_budget=time_budget)
     weights = [t.flop * calls for t, calls in tasks]
     total = sum(weights) or 1.0
     history = list(load_records(log)) if Path(log).exists() else []

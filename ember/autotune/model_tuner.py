@@ -167,6 +167,19 @@ class ModelBasedTuner(Tuner):
             self.model.fit([], [])  # a transferred model ranks from the first batch
         return used
 
+    def set_transfer_groups(self, groups: Sequence[tuple[np.ndarray, Sequence[float]]]) -> None:
+        """Replace the transferred data with ``(features, costs)`` groups of other tasks
+        measured in this process (e.g. the other kernels of a model being tuned); groups
+        whose feature layout differs from this task's are ignored."""
+        self.model._transfer = []
+        width = len(self.fx.row(0))
+        used = 0
+        for X, costs in groups:
+            if X.ndim == 2 and X.shape[1] == width and len(X) >= 2:
+                self.model.add_transfer(X, costs)
+                used += len(X)
+        self.transferred = used
+
     # ---------------------------------------------------------------- search
     def _neighbor(self, index: int) -> int:
         coords = self.space.knob_indices(index)
@@ -237,7 +250,7 @@ class ModelBasedTuner(Tuner):
         finite = sum(1 for y in self.ys if math.isfinite(y))
         if finite < self.min_train and not self.transferred:
             return self._unvisited_random(batch_size)
-        if self.xs:
+        if self.xs or self.transferred:
             self.model.fit(self.xs, self.ys)
         n_random = sum(self.rng.random() < self.epsilon for _ in range(batch_size))
         ranked = self._anneal(max(4 * batch_size, 32))

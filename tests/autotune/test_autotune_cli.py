@@ -48,3 +48,15 @@ def test_tune_then_compile_with_the_log(tmp_path, capsys) -> None:  # type: igno
     assert main(["compile", str(model), "--tuning-log", str(log), "-o", str(out)]) == 0
     err = capsys.readouterr().err
     assert "1 of 1 tunable kernels tuned; 2 without a tuning template" in err
+
+
+@pytest.mark.slow
+def test_tune_for_minutes_prints_latency_before_and_after(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    model = tmp_path / "m.onnx"
+    _onnx_model(model)
+    log = tmp_path / "log.jsonl"
+    args = ["--minutes", "0.1", "--tuner", "random", "--parallel", "2", "-o", str(log)]
+    assert main(["tune", str(model), *args]) == 0
+    out = capsys.readouterr().out
+    assert len(list(load_records(log))) >= 8  # at least one batch within the budget
+    assert "model latency:" in out and "default schedules" in out and "tuned" in out

@@ -1,0 +1,214 @@
+"""Share a wall-clock budget among a model's kernels: tune where the run time is.
+
+    sched = TaskScheduler(extract_tasks(mod, params), tuner="model", log="r18.jsonl")
+    sched.run(time_budget=900)               # 15 minutes, everything included
+    sched.estimated_latency()                # sum over kernels of calls x best cost
+    sched.curve                              # [(seconds, estimated latency)], one per batch
+
+Every kernel's default schedule is measured first, so each task knows its share of the
+model's run time (calls per inference x its current best cost). Then, batch by batch,
+the task with the highest priority gets the next batch of trials:
+
+    priority = share / (seconds spent on it + 1 s) x (1/2 if its last 3 batches found nothing)
+
+so time is spent in proportion to run time, a kernel that gets faster gets less of it,
+and a kernel whose search has gone flat yields to the others. The log is usable at any
+moment: stopping after 5 minutes gives what a 5-minute budget gives (all kernels had
+their turn, the big ones more), which is what makes one long run's records answer
+"what would a shorter budget have found".
+
+With the model-based tuner, the kernels' measurements also train each other's cost
+models: a kernel's model ranks from its first batch with the other kernels'
+measurements (same template, same feature layout) as transferred ranking groups.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ember.autotune.task import Task
+from ember.autotune.tuner import RandomTuner, Tuner, TuneResult
+
+STALE_BATCHES = 3
+"""Batches without improvement after which a task's priority is halved."""
+
+SPENT_OFFSET_S = 1.0
+"""Seconds added to the time spent on a task, so untouched tasks do not divide by zero."""
+
+
+@dataclass
+class TaskSlot:
+    """One kernel in the schedule: its tuner, measurement and bookkeeping."""
+
+    task: Task
+    calls: int
+    tuner: Tuner
+    measure: Any
+    default_cost: float
+    spent: float = 0.0
+    batches: int = 0
+    last_gain_batch: int = 0
+    exhausted: bool = False
+
+    @property
+    def cost(self) -> float:
+        """Seconds per call now: the best measured config, or the default schedule."""
+        return min(self.tuner.best_cost, self.default_cost)
+
+    @property
+    def share(self) -> float:
+        """Seconds per inference this kernel accounts for."""
+        return self.calls * self.cost
+
+    def priority(self) -> float:
+        stale = self.batches - self.last_gain_batch >= STALE_BATCHES
+        return self.share / (self.spent + SPENT_OFFSET_S) * (0.5 if stale else 1.0)
+
+
+@dataclass
+class TaskScheduler:
+    """Tune ``tasks`` (``[(Task, calls per inference)]``) under one time or trial budget."""
+
+    tasks: Sequence[tuple[Task, int]]
+    tuner: str = "model"
+    log: str | Path | None = None
+    batch_size: int = 8
+    n_parallel: int | None = None
+    timeout: float = 10.0
+    seed: int | None = None
+    say: Callable[[str], None] = print
+    slots: list[TaskSlot] = field(default_factory=list)
+    curve: list[tuple[float, float]] = field(default_factory=list)
+    """(seconds since start, estimated latency) after the defaults and after every batch."""
+
+    def estimated_latency(self) -> float:
+        """Sum over tuned kernels of calls x best cost (seconds; untunable kernels excluded)."""
+        return sum(s.share for s in self.slots)
+
+    def _make_tuner(self, task: Task, k: int) -> Tuner:
+        seed = None if self.seed is None else self.seed + k
+        if self.tuner == "model":
+            from ember.autotune.model_tuner import ModelBasedTuner
+
+            return ModelBasedTuner(task, seed=seed)
+        if self.tuner == "random":
+            return RandomTuner(task, seed=seed)
+        from ember.errors import ScheduleError
+
+        raise ScheduleError(
+            f"unknown tuner {self.tuner!r}", hint="use tuner='model' or tuner='random'"
+        )
+
+    def _setup(self, builder: Any, start: float) -> None:
+        from ember.autotune.measure import LocalMeasure, LocalRunner
+
+        for k, (task, calls) in enumerate(self.tasks):
+            t0 = time.perf_counter()
+            m = LocalMeasure(task, builder=builder, runner=LocalRunner(timeout=self.timeout))
+            (default,) = m.runner.run(builder.build(task, [-1]))
+            tuner = self._make_tuner(task, k)
+            if self.log is not None and Path(self.log).exists():
+                from ember.autotune.record import load_records
+
+                tuner.load_history(list(load_records(self.log)))  # resume
+                tuner._loaded_logs.add(str(self.log))
+            slot = TaskSlot(task, calls, tuner, m, default.cost)
+            slot.spent = time.perf_counter() - t0
+            self.slots.append(slot)
+        self.curve.append((time.perf_counter() - start, self.estimated_latency()))
+
+    def _share_transfer(self, slot: TaskSlot) -> None:
+        """Give a model-based task the other tasks' measurements as ranking groups."""
+        set_transfer = getattr(slot.tuner, "set_transfer_groups", None)
+        if set_transfer is None:
+            return
+        groups = []
+        for other in self.slots:
+            if other is slot or other.tuner.task.name != slot.task.name:
+                continue
+            finite = sum(1 for y in other.tuner.ys if math.isfinite(y))
+            if finite >= 2:
+                groups.append((other.tuner.fx.features(list(other.tuner.xs)), other.tuner.ys))
+        set_transfer(groups)
+
+    def _step(self, slot: TaskSlot) -> None:
+        t0 = time.perf_counter()
+        if self.tuner == "model":
+            self._share_transfer(slot)
+        before = slot.tuner.best_cost
+        trials = slot.tuner.trials
+        slot.tuner.tune(self.batch_size, slot.measure, batch_size=self.batch_size, log=self.log)
+        slot.batches += 1
+        if slot.tuner.trials == trials or not slot.tuner.has_next():
+            slot.exhausted = True  # the whole space is measured
+        if slot.tuner.best_cost < before:
+            slot.last_gain_batch = slot.batches
+        slot.spent += time.perf_counter() - t0
+
+    def run(
+        self, time_budget: float | None = None, n_trial: int | None = None
+    ) -> list[tuple[Task, TuneResult]]:
+        """Tune until ``time_budget`` seconds (setup included) or ``n_trial`` new trials."""
+        from ember.autotune.measure import LocalBuilder
+
+        if time_budget is None and n_trial is None:
+            from ember.errors import ScheduleError
+
+            raise ScheduleError(
+                "TaskScheduler.run needs a budget", hint="pass time_budget= or n_trial="
+            )
+        start = time.perf_counter()
+        builder = LocalBuilder(self.n_parallel)
+        trials = 0
+        try:
+            self._setup(builder, start)
+            latency0 = self.estimated_latency()
+            self.say(
+                f"{len(self.slots)} kernels, default schedules: {latency0 * 1e3:.2f} ms "
+                f"per inference (tunable kernels only)"
+            )
+            while True:
+                elapsed = time.perf_counter() - start
+                if time_budget is not None and elapsed >= time_budget:
+                    break
+                if n_trial is not None and trials >= n_trial:
+                    break
+                live = [s for s in self.slots if not s.exhausted]
+                if not live:
+                    break
+                slot = max(live, key=TaskSlot.priority)
+                before = slot.tuner.trials
+                self._step(slot)
+                trials += slot.tuner.trials - before
+                now = time.perf_counter() - start
+                self.curve.append((now, self.estimated_latency()))
+                name = slot.task.describe[0] if slot.task.describe else slot.task.name
+                self.say(
+                    f"  {now:7.1f}s  {name:<28} trials {slot.tuner.trials:4d}  "
+                    f"best {slot.task.flop / slot.cost / 1e9:7.1f} GFLOP/s  "
+                    f"model {self.estimated_latency() * 1e3:8.3f} ms"
+                )
+        finally:
+            for s in self.slots:
+                s.measure.runner.close()
+            builder.close()
+        return [
+            (
+                s.task,
+                TuneResult(
+                    s.tuner.space.get(s.tuner.best_index) if s.tuner.best_index >= 0 else None,
+                    s.tuner.best_cost,
+                    s.tuner.trials,
+                    s.task.flop,
+                ),
+            )
+            for s in self.slots
+        ]
+
+
+__all__ = ["TaskScheduler", "TaskSlot"]

@@ -1,0 +1,97 @@
+"""The time-shared task scheduler: who gets the next batch, budgets, and the anytime log."""
+
+from __future__ import annotations
+
+import math
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from ember.autotune import load_records
+from ember.autotune.extract import extract_tasks, tune_model
+from ember.autotune.scheduler import STALE_BATCHES, TaskScheduler, TaskSlot
+from ember.errors import ScheduleError
+from ember.graph.ir import Function, Module, TensorType, Var, call, const
+
+
+def _rand(*shape: int) -> np.ndarray:
+    return (np.random.default_rng().standard_normal(shape) * 0.3).astype(np.float32)
+
+
+def _model() -> tuple[Module, dict[str, np.ndarray]]:
+    """A big conv (most of the run time) and a small dense."""
+    x = Var("data", TensorType((1, 16, 20, 20), "float32"))
+    y = call("nn.relu", call("nn.conv2d", x, const(_rand(16, 16, 3, 3)), padding=(1, 1, 1, 1)))
+    f = call("reshape", call("nn.global_avg_pool2d", y), newshape=(1, 16))
+    d = call("nn.dense", f, const(_rand(8, 16)), const(_rand(8)))
+    return Module.from_function(Function((x,), d)), {}
+
+
+def _slot(calls: int, cost: float, spent: float, batches: int = 0, gain: int = 0) -> TaskSlot:
+    tuner = SimpleNamespace(best_cost=math.inf)
+    return TaskSlot(None, calls, tuner, None, cost, spent, batches, gain)  # type: ignore[arg-type]
+
+
+def test_priority_follows_run_time_share_per_second_spent() -> None:
+    big, small = _slot(3, 1e-3, spent=10.0), _slot(1, 1e-3, spent=10.0)
+    assert big.priority() == pytest.approx(3 * small.priority())
+    # Time spent lowers a task's claim on the next batch.
+    assert _slot(1, 1e-3, spent=1.0).priority() > _slot(1, 1e-3, spent=5.0).priority()
+    # A measured config faster than the default shrinks the share.
+    faster = _slot(1, 1e-3, spent=1.0)
+    faster.tuner.best_cost = 0.5e-3
+    assert faster.share == pytest.approx(0.5e-3)
+    # A search that found nothing for a few batches yields half its claim.
+    fresh = _slot(1, 1e-3, spent=3.0, batches=STALE_BATCHES, gain=1)
+    stale = _slot(1, 1e-3, spent=3.0, batches=STALE_BATCHES, gain=0)
+    assert stale.priority() == pytest.approx(fresh.priority() / 2)
+
+
+def test_run_needs_a_budget() -> None:
+    with pytest.raises(ScheduleError, match="needs a budget"):
+        TaskScheduler([]).run()
+
+
+@pytest.mark.parametrize("tuner", ["random", "model"])
+def test_time_budget_is_shared_and_the_log_is_anytime(tmp_path, tuner) -> None:  # type: ignore[no-untyped-def]
+    mod, params = _model()
+    tasks = extract_tasks(mod, params)
+    assert len(tasks) == 2
+    log = tmp_path / "t.jsonl"
+    lines: list[str] = []
+    sched = TaskScheduler(tasks, tuner, log, n_parallel=2, seed=0, say=lines.append)
+    start = time.perf_counter()
+    results = sched.run(time_budget=12.0)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 12.0 + 15.0  # the budget stops it (one batch may run over)
+    assert len(results) == 2
+    records = list(load_records(log))
+    keys = {r.workload["key"] for r in records}
+    assert keys == {t.workload["key"] for t, _ in tasks}  # every kernel had a turn
+    # The estimate never gets worse, and starts at the default schedules.
+    estimates = [e for _, e in sched.curve]
+    assert all(b <= a for a, b in zip(estimates, estimates[1:]))
+    assert estimates[0] == pytest.approx(sum(s.calls * s.default_cost for s in sched.slots))
+    # The conv dominates the run time, so it got more of the time.
+    conv, dense = sorted(sched.slots, key=lambda s: "dense" in s.task.describe[0])
+    assert conv.share > dense.share and conv.spent > dense.spent
+
+
+def test_tune_model_with_a_time_budget_resumes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    mod, params = _model()
+    log = tmp_path / "t.jsonl"
+    tune_model(
+        mod, params, log=log, tuner="random", n_parallel=2, say=lambda _: None, time_budget=6.0
+    )
+    first = list(load_records(log))
+    assert first
+    tune_model(
+        mod, params, log=log, tuner="random", n_parallel=2, say=lambda _: None, time_budget=6.0
+    )
+    second = list(load_records(log))
+    seen = [(r.workload["key"], r.config["index"]) for r in second]
+    assert len(seen) == len(set(seen))  # nothing measured twice
+    space = sum(len(t.config_space) for t, _ in extract_tasks(mod, params))
+    assert len(second) > len(first) or len(first) == space  # resumed, or all measured

@@ -1,94 +1,215 @@
-"""Model-based vs random search at equal time budgets: best GFLOP/s found over time.
+"""Whole-model tuning at 5, 15 and 30 minutes: model-based vs random, both vs onnxruntime.
 
-    python benchmarks/tuning.py                       # 512^3 matmul, 120 s per tuner
-    python benchmarks/tuning.py --budget 300 --conv   # also three ResNet-18 conv2d layers
-    python benchmarks/tuning.py --workload matmul:256,256,256 --seeds 2
+    python benchmarks/tuning.py                                # resnet18, mobilenet_v2
+    python benchmarks/tuning.py --models resnet18 --budgets 1,3 --out /tmp/t
+    python benchmarks/tuning.py --phase eval --out /tmp/t      # re-time existing logs
 
-For each workload and tuner, prints the best GFLOP/s after each checkpoint of the
-time budget (wall time: building, running and the model's own search all count),
-the trials measured and the errors seen, then the default schedule for reference.
+Phase ``tune``: per model, the model-based and the random tuner run AT THE SAME TIME,
+each pinned to its own core (its builds, measurements and search all on that core), for
+the longest budget; so both get the same wall time and the same machine conditions.
+Every record carries its timestamp, and the task scheduler (ember.autotune.scheduler)
+gives every kernel its turn early, so the records up to minute 5 are what a 5-minute
+run yields. Kernels are tuned at one thread (one core each).
+
+Phase ``eval``: per model, compiles the default schedules and, per tuner and budget, the
+model with the records measured within that budget; times all of them against
+onnxruntime at 1 and 2 threads in one interleaved run (medians), and checks outputs.
+Also prints each tuner's curve: the sum over tuned kernels of calls x best kernel time
+(the part of the model the tuner can change) against wall time.
+
+Kernel-level curves (matmul, single conv layers) are in benchmarks/tuning_kernels.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
-from ember.autotune import (
-    LocalBuilder,
-    LocalMeasure,
-    LocalRunner,
-    ModelBasedTuner,
-    RandomTuner,
-    create_task,
-)
+import numpy as np
 
-RESNET18_CONVS = [
-    # (batch, in_c, h, w, out_c, kh, kw, strides, padding): three distinct layer shapes
-    (1, 64, 56, 56, 64, 3, 3, (1, 1), (1, 1, 1, 1)),
-    (1, 128, 28, 28, 128, 3, 3, (1, 1), (1, 1, 1, 1)),
-    (1, 256, 14, 14, 256, 3, 3, (1, 1), (1, 1, 1, 1)),
-]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import header, interleaved_medians, table  # noqa: E402
+
+TUNERS = ("model", "random")
 
 
-def _curve(history: list[tuple[int, float, float]], flop: float, points: list[float]) -> list[str]:
-    out = []
-    for t in points:
-        best = min((c for _, s, c in history if s <= t), default=math.inf)
-        out.append(f"{flop / best / 1e9:7.1f}" if math.isfinite(best) else "      -")
-    return out
+def _import(name: str, tmp: Path):  # type: ignore[no-untyped-def]
+    import ember
+    from ember.testing import zoo
+
+    path = tmp / f"{name}.onnx"
+    if not path.exists():
+        zoo.to_onnx(name, path)
+    mod, params = ember.frontend.from_onnx(str(path), shape={"data": zoo.input_shape(name)})
+    return path, mod, params
 
 
-def tune_one(name: str, args: tuple, kind: str, budget: float, seed: int, n_parallel: int):
-    task = create_task(name, args, "host")
-    builder = LocalBuilder(n_parallel)
-    with LocalMeasure(task, builder=builder, runner=LocalRunner(repeat=3, timeout=10)) as m:
-        tuner = (
-            ModelBasedTuner(task, seed=seed) if kind == "model" else RandomTuner(task, seed=seed)
-        )
-        result = tuner.tune(10**9, m, batch_size=8, time_budget=budget)
-        default = m.runner.run(builder.build(task, [-1]))[0]
-    return task, tuner, result, default
+def tune_child(model: str, tuner: str, cpu: int | None, budget_s: float, out: Path) -> None:
+    """One tuner on one model (run in its own process, pinned to ``cpu``)."""
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})  # children (builds, measurements) inherit it
+    from ember.autotune.extract import extract_tasks
+    from ember.autotune.scheduler import TaskScheduler
+
+    _, mod, params = _import(model, out)
+    log = out / f"{model}-{tuner}.jsonl"
+    log.unlink(missing_ok=True)
+    tasks = extract_tasks(mod, params)
+    lines: list[str] = []
+    sched = TaskScheduler(tasks, tuner, log, n_parallel=1, seed=0, say=lines.append)
+    start = time.time()
+    sched.run(time_budget=budget_s)
+    meta = {
+        "model": model,
+        "tuner": tuner,
+        "cpu": cpu,
+        "start": start,
+        "budget_s": budget_s,
+        "curve": sched.curve,
+        "kernels": [
+            {
+                "name": s.task.describe[0],
+                "key": s.task.workload["key"],
+                "calls": s.calls,
+                "default_s": s.default_cost,
+                "best_s": s.cost,
+                "trials": s.tuner.trials,
+                "space": len(s.task.config_space),
+                "spent_s": s.spent,
+            }
+            for s in sched.slots
+        ],
+    }
+    (out / f"{model}-{tuner}.json").write_text(json.dumps(meta))
+    (out / f"{model}-{tuner}.txt").write_text("\n".join(lines) + "\n")
+
+
+def tune_phase(models: list[str], budget_s: float, out: Path) -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    for model in models:
+        print(f"tuning {model}: {', '.join(TUNERS)} side by side, {budget_s / 60:.0f} min")
+        procs = []
+        for k, tuner in enumerate(TUNERS):
+            cpu = cpus[k % len(cpus)] if len(cpus) >= len(TUNERS) else None
+            cmd = [sys.executable, __file__, "--_child", model, tuner, str(cpu), str(budget_s)]
+            procs.append(subprocess.Popen([*cmd, "--out", str(out)]))
+        for p in procs:
+            if p.wait() != 0:
+                raise SystemExit(f"a tuning process for {model} failed (exit {p.returncode})")
+
+
+def _records_within(log: Path, start: float, seconds: float) -> list:  # type: ignore[type-arg]
+    from ember.autotune import load_records
+
+    return [r for r in load_records(log) if r.timestamp <= start + seconds]
+
+
+def _curve_rows(models: list[str], out: Path, minutes: list[float]) -> list[list[str]]:
+    rows = []
+    for model in models:
+        for tuner in TUNERS:
+            meta = json.loads((out / f"{model}-{tuner}.json").read_text())
+            curve = meta["curve"]
+            row = [model, tuner, f"{curve[0][1] * 1e3:.2f}"]
+            for m in minutes:
+                best = min((e for t, e in curve if t <= m * 60), default=float("nan"))
+                row.append(f"{best * 1e3:.2f}")
+            trials = sum(k["trials"] for k in meta["kernels"])
+            space = sum(k["space"] for k in meta["kernels"])
+            row.append(f"{trials}/{space}")
+            rows.append(row)
+    return rows
+
+
+def eval_phase(
+    models: list[str], budgets: list[float], out: Path, threads: list[int], rounds: int
+) -> None:
+    import onnxruntime as ort
+
+    import ember
+
+    result_rows = []
+    for model in models:
+        path, mod, params = _import(model, out)
+        variants = {"default": ember.compile(mod, params, target="host").load()}
+        for tuner in TUNERS:
+            meta = json.loads((out / f"{model}-{tuner}.json").read_text())
+            for b in budgets:
+                recs = _records_within(out / f"{model}-{tuner}.jsonl", meta["start"], b * 60)
+                lib = ember.compile(mod, params, target="host", tuning_log=recs)
+                variants[f"{tuner} {b:g}m"] = lib.load()
+        x = np.random.default_rng().standard_normal(variants["default"].inputs[0].shape)
+        x = x.astype(np.float32)
+        for t in threads:
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = t
+            opts.inter_op_num_threads = 1
+            sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            ref = sess.run(None, {"data": x})[0]
+            fns = {"ort": lambda s=sess, x=x: s.run(None, {"data": x})}
+            for name, m in variants.items():
+                m.set_num_threads(t)
+                got = m.run({"data": x})[0]
+                err = float(np.max(np.abs(got - ref)) / (np.max(np.abs(ref)) + 1e-12))
+                if err > 1e-4:
+                    raise SystemExit(f"{model} {name}: max rel error {err:.1e} vs onnxruntime")
+                fns[name] = lambda m=m, x=x: m.run({"data": x})
+            med = interleaved_medians(fns, rounds=rounds)
+            for name in variants:
+                result_rows.append(
+                    [
+                        model,
+                        f"{t}",
+                        name,
+                        f"{med[name]:.2f}",
+                        f"{med['ort']:.2f}",
+                        f"{med[name] / med['ort']:.2f}",
+                        f"{med['default'] / med[name]:.2f}",
+                    ]
+                )
+                print(" ".join(result_rows[-1]), flush=True)
+    print()
+    print(header("Whole-model tuning, batch 1: latency after each budget"))
+    head = ["model", "threads", "schedules", "ember ms", "ort ms", "ember/ort", "vs default"]
+    print(table(result_rows, head))
+    minutes = sorted({1.0, 2.0, *budgets})
+    print()
+    print("Tuner curves: sum over tunable kernels of calls x best kernel time (ms, 1 thread)")
+    print("against wall time; trials measured / configs in the model's spaces.\n")
+    head = ["model", "tuner", "defaults", *[f"{m:g} min" for m in minutes], "trials/space"]
+    print(table(_curve_rows(models, out, minutes), head))
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--_child":
+        model, tuner, cpu, budget = sys.argv[2:6]
+        out = Path(sys.argv[sys.argv.index("--out") + 1])
+        tune_child(model, tuner, None if cpu == "None" else int(cpu), float(budget), out)
+        return
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--budget", type=float, default=120.0, help="seconds per tuner per workload")
-    p.add_argument("--seeds", type=int, default=1, help="repeat each search with this many seeds")
-    p.add_argument("--conv", action="store_true", help="also tune ResNet-18 conv2d layers")
-    p.add_argument("--workload", action="append", default=[], help="template:a,b,c (ints)")
-    p.add_argument("--parallel", type=int, default=os.cpu_count() or 1, help="build workers")
+    p.add_argument("--models", default="resnet18,mobilenet_v2")
+    p.add_argument("--budgets", default="5,15,30", help="minutes")
+    p.add_argument("--phase", choices=("all", "tune", "eval"), default="all")
+    p.add_argument("--out", default=None, help="folder for logs (default: a new temp folder)")
+    p.add_argument("--threads", default="1,2")
+    p.add_argument("--rounds", type=int, default=30)
     opts = p.parse_args()
-
-    workloads: list[tuple[str, tuple]] = []
-    for w in opts.workload:
-        name, _, rest = w.partition(":")
-        workloads.append((name, tuple(int(x) for x in rest.split(","))))
-    if not workloads:
-        workloads.append(("matmul", (512, 512, 512)))
-    if opts.conv:
-        workloads += [("conv2d_nchw", c) for c in RESNET18_CONVS]
-
-    points = [opts.budget * f for f in (0.125, 0.25, 0.5, 0.75, 1.0)]
-    print(f"cpu cores: {os.cpu_count()}, budget {opts.budget:.0f} s per search")
-    for name, args in workloads:
-        print(f"\n{name}{args}")
-        header = "  ".join(f"{t:6.0f}s" for t in points)
-        print(f"  {'tuner':<7} {'seed':>4}  {header}   trials  errors  (best GFLOP/s at time)")
-        for seed in range(opts.seeds):
-            for kind in ("random", "model"):
-                start = time.perf_counter()
-                task, tuner, result, default = tune_one(
-                    name, args, kind, opts.budget, seed, opts.parallel
-                )
-                curve = "  ".join(_curve(tuner.history, task.flop, points))
-                errors = sum(tuner.errors.values())
-                print(f"  {kind:<7} {seed:>4}  {curve}   {tuner.trials:6d}  {errors:6d}", end="")
-                print(f"   ({time.perf_counter() - start:.0f} s wall)")
-        gf = task.flop / default.cost / 1e9 if math.isfinite(default.cost) else 0.0
-        print(f"  default schedule: {gf:.1f} GFLOP/s; space size {len(task.config_space)}")
+    models = opts.models.split(",")
+    budgets = [float(b) for b in opts.budgets.split(",")]
+    out = Path(opts.out or tempfile.mkdtemp(prefix="ember-tuning-"))
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"logs in {out}")
+    if opts.phase in ("all", "tune"):
+        tune_phase(models, max(budgets) * 60, out)
+    if opts.phase in ("all", "eval"):
+        threads = [int(t) for t in opts.threads.split(",")]
+        eval_phase(models, budgets, out, threads, opts.rounds)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,9 @@ class DispatchContext:
         """The best recorded config of ``task``, or its fallback config (counted untuned)."""
         rec = self.query(task)
         label = f"{task.name}{tuple(task.args)}"
+        if rec is not None and rec.config.get("default"):
+            self.tuned.append(label)  # measured: the default schedule is the fastest
+            return FallbackConfig()
         if rec is not None:
             try:
                 index = task.config_space.index_of(rec.config["knobs"])

@@ -112,7 +112,7 @@ def tune_model(
     """
     from ember.autotune.measure import LocalBuilder, LocalMeasure, LocalRunner
     from ember.autotune.model_tuner import ModelBasedTuner
-    from ember.autotune.record import load_records
+    from ember.autotune.record import append_records, default_record, load_records
     from ember.autotune.tuner import RandomTuner
 
     tasks = extract_tasks(mod, params, target)
@@ -142,7 +142,11 @@ def tune_model(
     try:
         for k, ((task, calls), w) in enumerate(zip(tasks, weights), start=1):
             share = max(MIN_TRIALS_PER_TASK, math.ceil(n_trial * w / total))
-            done = sum(1 for r in history if r.workload["key"] == task.workload["key"])
+            done = sum(
+                1
+                for r in history
+                if r.workload["key"] == task.workload["key"] and not r.config.get("default")
+            )
             say(
                 f"[{k}/{len(tasks)}] {task.describe[0] if task.describe else task.name} "
                 f"x{calls}: {task.flop / 1e6:.1f} MFLOP, {share} trials ({done} in the log)"
@@ -150,6 +154,10 @@ def tune_model(
             if done >= share:
                 continue
             with LocalMeasure(task, builder=builder, runner=LocalRunner(timeout=timeout)) as m:
+                # The default schedule's time goes in the log too: dispatch keeps it
+                # where no searched config beats it.
+                (default,) = m.runner.run(builder.build(task, [-1]))
+                append_records(log, [default_record(task, default)])
                 t = ModelBasedTuner(task) if tuner == "model" else RandomTuner(task)
                 res = t.tune(
                     share - done,

@@ -108,6 +108,21 @@ def make_record(task: Any, config: Any, result: Any) -> Record:
     )
 
 
+def default_record(task: Any, result: Any) -> Record:
+    """A record of the template's default schedule (``config.default`` true, index -1):
+    logged next to the searched configs, so dispatch keeps the default schedule for a
+    kernel where no measured config beat it."""
+    return Record(
+        task.target,
+        task.workload,
+        {"index": -1, "knobs": {}, "default": True},
+        tuple(result.costs),
+        result.error,
+        RECORD_VERSION,
+        getattr(result, "timestamp", time.time()),
+    )
+
+
 def append_records(path: str | Path, records: Iterable[Record]) -> None:
     """Append records to a log file (created if missing)."""
     path = Path(path)
@@ -163,6 +178,7 @@ __all__ = [
     "RecordError",
     "append_records",
     "best_per_workload",
+    "default_record",
     "load_records",
     "make_record",
     "save_records",

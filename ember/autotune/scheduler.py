@@ -111,6 +111,10 @@ class TaskScheduler:
             t0 = time.perf_counter()
             m = LocalMeasure(task, builder=builder, runner=LocalRunner(timeout=self.timeout))
             (default,) = m.runner.run(builder.build(task, [-1]))
+            if self.log is not None:
+                from ember.autotune.record import append_records, default_record
+
+                append_records(self.log, [default_record(task, default)])
             tuner = self._make_tuner(task, k)
             if self.log is not None and Path(self.log).exists():
                 from ember.autotune.record import load_records

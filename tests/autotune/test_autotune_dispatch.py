@@ -118,3 +118,20 @@ def test_dispatch_matches_target() -> None:
         other = create_task("matmul", (64, 64, 64), target="x86_64 -mcpu=skylake")
         assert isinstance(config_for(other), FallbackConfig)
     assert len(ctx.tuned) == 1 and len(ctx.untuned) == 1
+
+
+def test_a_default_record_that_is_fastest_keeps_the_default_schedule() -> None:
+    from ember.autotune import apply_history_best, create_task
+    from ember.autotune.measure import MeasureResult
+    from ember.autotune.record import default_record, make_record
+    from ember.autotune.space import FallbackConfig
+
+    task = create_task("matmul", (64, 64, 64), "host")
+    searched = make_record(task, task.config_space.get(3), MeasureResult([2e-4]))
+    default = default_record(task, MeasureResult([1e-4]))
+    with apply_history_best([searched, default]) as ctx:
+        assert isinstance(ctx.config_for(task), FallbackConfig)
+    assert len(ctx.tuned) == 1 and not ctx.untuned  # measured, so it counts as tuned
+    slower_default = default_record(task, MeasureResult([3e-4]))
+    with apply_history_best([searched, slower_default]) as ctx:
+        assert ctx.config_for(task).index == 3

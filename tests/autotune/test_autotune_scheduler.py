@@ -91,7 +91,9 @@ def test_tune_model_with_a_time_budget_resumes(tmp_path) -> None:  # type: ignor
         mod, params, log=log, tuner="random", n_parallel=2, say=lambda _: None, time_budget=6.0
     )
     second = list(load_records(log))
-    seen = [(r.workload["key"], r.config["index"]) for r in second]
+    seen = [(r.workload["key"], r.config["index"]) for r in second if not r.config.get("default")]
     assert len(seen) == len(set(seen))  # nothing measured twice
     space = sum(len(t.config_space) for t, _ in extract_tasks(mod, params))
-    assert len(second) > len(first) or len(first) == space  # resumed, or all measured
+    assert len(seen) > len(first) - 2 or len(first) - 2 == space  # resumed, or all measured
+    # Each run logs the default schedules' times (dispatch keeps them where they win).
+    assert sum(1 for r in second if r.config.get("default")) == 4

@@ -161,14 +161,37 @@ def load_records(path: str | Path, skip_bad: bool = False) -> Iterator[Record]:
 
 
 def best_per_workload(records: Iterable[Record]) -> dict[tuple[str, str], Record]:
-    """The fastest error-free record for each (target, workload key)."""
-    best: dict[tuple[str, str], Record] = {}
+    """The fastest error-free config for each (target, workload key).
+
+    A config measured more than once (the task scheduler re-measures each new best next
+    to the default schedule) counts by the median of all its measurements, so one lucky
+    sample on a noisy machine does not make it the winner. The returned record carries
+    the pooled costs.
+    """
+    pooled: dict[tuple[tuple[str, str], int], list[float]] = {}
+    first: dict[tuple[tuple[str, str], int], Record] = {}
     for r in records:
         if r.error is not None or not r.costs:
             continue
-        old = best.get(r.key)
-        if old is None or r.cost < old.cost:
-            best[r.key] = r
+        k = (r.key, int(r.config.get("index", -1)))
+        pooled.setdefault(k, []).extend(r.costs)
+        first.setdefault(k, r)
+    best: dict[tuple[str, str], Record] = {}
+    for k, costs in pooled.items():
+        rec = first[k]
+        if len(costs) != len(rec.costs):
+            rec = Record(
+                rec.target,
+                rec.workload,
+                rec.config,
+                tuple(costs),
+                None,
+                rec.version,
+                rec.timestamp,
+            )
+        old = best.get(k[0])
+        if old is None or rec.cost < old.cost:
+            best[k[0]] = rec
     return best
 
 

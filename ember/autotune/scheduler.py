@@ -12,7 +12,10 @@ the task with the highest priority gets the next batch of trials:
     priority = share / (seconds spent on it + 1 s) x (1/2 if its last 3 batches found nothing)
 
 so time is spent in proportion to run time, a kernel that gets faster gets less of it,
-and a kernel whose search has gone flat yields to the others. The log is usable at any
+and a kernel whose search has gone flat yields to the others. A config the search
+finds fastest is measured once more next to the default schedule before it counts
+(one lucky measurement among hundreds on a shared machine is not a gain); the log
+keeps both, and dispatch ranks configs by the median of all their measurements. The log is usable at any
 moment: stopping after 5 minutes gives what a 5-minute budget gives (all kernels had
 their turn, the big ones more), which is what makes one long run's records answer
 "what would a shorter budget have found".
@@ -25,6 +28,7 @@ measurements (same template, same feature layout) as transferred ranking groups.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,22 +47,38 @@ SPENT_OFFSET_S = 1.0
 
 @dataclass
 class TaskSlot:
-    """One kernel in the schedule: its tuner, measurement and bookkeeping."""
+    """One kernel in the schedule: its tuner, measurement and bookkeeping.
+
+    ``samples`` holds every confirmed measurement per config index (-1: the default
+    schedule). A config found fastest by the search is measured again next to the
+    default before it counts, so the winner of many noisy single measurements (the
+    "winner's curse") does not pass for a gain.
+    """
 
     task: Task
     calls: int
     tuner: Tuner
     measure: Any
-    default_cost: float
+    samples: dict[int, list[float]]
     spent: float = 0.0
     batches: int = 0
     last_gain_batch: int = 0
     exhausted: bool = False
 
     @property
+    def default_cost(self) -> float:
+        """Median seconds per call of the default schedule."""
+        return _median(self.samples.get(-1, []))
+
+    @property
+    def best_index(self) -> int:
+        """The confirmed fastest config (-1: the default schedule)."""
+        return min(self.samples, key=lambda i: _median(self.samples[i]))
+
+    @property
     def cost(self) -> float:
-        """Seconds per call now: the best measured config, or the default schedule."""
-        return min(self.tuner.best_cost, self.default_cost)
+        """Seconds per call now: the confirmed fastest config or the default schedule."""
+        return min((_median(v) for v in self.samples.values()), default=math.inf)
 
     @property
     def share(self) -> float:
@@ -68,6 +88,10 @@ class TaskSlot:
     def priority(self) -> float:
         stale = self.batches - self.last_gain_batch >= STALE_BATCHES
         return self.share / (self.spent + SPENT_OFFSET_S) * (0.5 if stale else 1.0)
+
+
+def _median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else math.inf
 
 
 @dataclass
@@ -109,7 +133,9 @@ class TaskScheduler:
 
         for k, (task, calls) in enumerate(self.tasks):
             t0 = time.perf_counter()
-            m = LocalMeasure(task, builder=builder, runner=LocalRunner(timeout=self.timeout))
+            m = LocalMeasure(
+                task, builder=builder, runner=LocalRunner(repeat=5, timeout=self.timeout)
+            )
             (default,) = m.runner.run(builder.build(task, [-1]))
             if self.log is not None:
                 from ember.autotune.record import append_records, default_record
@@ -121,7 +147,8 @@ class TaskScheduler:
 
                 tuner.load_history(list(load_records(self.log)))  # resume
                 tuner._loaded_logs.add(str(self.log))
-            slot = TaskSlot(task, calls, tuner, m, default.cost)
+            samples = {-1: list(default.costs) if default.error is None else []}
+            slot = TaskSlot(task, calls, tuner, m, samples)
             slot.spent = time.perf_counter() - t0
             self.slots.append(slot)
         self.curve.append((time.perf_counter() - start, self.estimated_latency()))
@@ -150,9 +177,29 @@ class TaskScheduler:
         slot.batches += 1
         if slot.tuner.trials == trials or not slot.tuner.has_next():
             slot.exhausted = True  # the whole space is measured
-        if slot.tuner.best_cost < before:
-            slot.last_gain_batch = slot.batches
+        if slot.tuner.best_cost < before and slot.tuner.best_cost < slot.cost:
+            if self._confirm(slot, slot.tuner.best_index):
+                slot.last_gain_batch = slot.batches
         slot.spent += time.perf_counter() - t0
+
+    def _confirm(self, slot: TaskSlot, index: int) -> bool:
+        """Measure ``index`` again next to the default schedule; True if it is now the
+        confirmed fastest. Both measurements go to the log (dispatch pools them)."""
+        from ember.autotune.record import append_records, default_record, make_record
+
+        cost_before = slot.cost
+        builder, runner = slot.measure.builder, slot.measure.runner
+        cand, default = runner.run(builder.build(slot.task, [index, -1]))
+        if cand.error is None:
+            first = slot.tuner.ys[slot.tuner.xs.index(index)]
+            slot.samples[index] = [first, *cand.costs]
+        if default.error is None:
+            slot.samples[-1].extend(default.costs)
+        if self.log is not None:
+            again = make_record(slot.task, slot.tuner.space.get(index), cand)
+            again.config["repeat"] = True  # a re-measurement: the search skips it on resume
+            append_records(self.log, [again, default_record(slot.task, default)])
+        return slot.cost < cost_before and slot.best_index == index
 
     def run(
         self, time_budget: float | None = None, n_trial: int | None = None
@@ -205,8 +252,8 @@ class TaskScheduler:
             (
                 s.task,
                 TuneResult(
-                    s.tuner.space.get(s.tuner.best_index) if s.tuner.best_index >= 0 else None,
-                    s.tuner.best_cost,
+                    s.tuner.space.get(s.best_index) if s.best_index >= 0 else None,
+                    s.cost,
                     s.tuner.trials,
                     s.task.flop,
                 ),

@@ -90,8 +90,8 @@ class Tuner:
         ]
         indices, results = [], []
         for r in mine:
-            if r.config.get("default"):
-                continue  # the template's default schedule: not a point of the space
+            if r.config.get("default") or r.config.get("repeat"):
+                continue  # the default schedule (not a point of the space), or a re-measurement
             try:
                 index = self.space.index_of(r.config["knobs"])
             except ScheduleError:

@@ -135,3 +135,22 @@ def test_a_default_record_that_is_fastest_keeps_the_default_schedule() -> None:
     slower_default = default_record(task, MeasureResult([3e-4]))
     with apply_history_best([searched, slower_default]) as ctx:
         assert ctx.config_for(task).index == 3
+
+
+def test_a_config_measured_several_times_counts_by_its_median() -> None:
+    from ember.autotune import create_task
+    from ember.autotune.measure import MeasureResult
+    from ember.autotune.record import make_record
+
+    task = create_task("matmul", (64, 64, 64), "host")
+    a, b = task.config_space.get(1), task.config_space.get(2)
+    recs = [
+        make_record(task, a, MeasureResult([1e-4])),  # a lucky first sample...
+        make_record(task, a, MeasureResult([5e-4, 5e-4, 5e-4])),  # ...not confirmed
+        make_record(task, b, MeasureResult([2e-4, 2e-4, 2e-4])),
+    ]
+    (best,) = best_per_workload(recs).values()
+    assert best.config["index"] == 2
+    recs.append(make_record(task, b, MeasureResult([9e-4, 9e-4, 9e-4, 9e-4])))
+    (best,) = best_per_workload(recs).values()
+    assert best.config["index"] == 1 and len(best.costs) == 4

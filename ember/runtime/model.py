@@ -13,6 +13,7 @@ import hashlib
 import os
 import platform
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,18 @@ def _check_target(metadata: dict[str, Any], path: str) -> None:
         )
 
 
+def _env_threads() -> int:
+    """EMBER_NUM_THREADS (0 or unset: no limit). Read here, not from ember.config, so the
+    runtime imports nothing beyond numpy."""
+    try:
+        return max(0, int(os.environ.get("EMBER_NUM_THREADS", "0") or 0))
+    except ValueError:
+        raise EmberRuntimeError(
+            f"EMBER_NUM_THREADS={os.environ['EMBER_NUM_THREADS']!r} is not a thread count",
+            hint="set it to a positive integer, or unset it to use every core",
+        ) from None
+
+
 def _library_path(lib_bytes: bytes) -> Path:
     """Write the library to a per-content file once (dlopen needs a path)."""
     digest = hashlib.sha256(lib_bytes).hexdigest()[:24]
@@ -77,8 +90,37 @@ def _library_path(lib_bytes: bytes) -> Path:
     return lib_path
 
 
+_GOMP: Any = None
+
+
+def _gomp() -> Any:
+    """The process's OpenMP runtime (the one model.so links), loaded once."""
+    global _GOMP
+    if _GOMP is None:
+        name = ctypes.util.find_library("gomp")
+        if name is None:
+            raise EmberRuntimeError("cannot find the OpenMP runtime (libgomp) to set threads")
+        _GOMP = ctypes.CDLL(name)
+        _GOMP.omp_set_num_threads.argtypes = [ctypes.c_int]
+    return _GOMP
+
+
+def _cores() -> int:
+    """Cores this process may run on (honours taskset / cgroup CPU sets)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 class Model:
-    """A loaded artifact. ``run`` takes a dict of input arrays and returns the outputs."""
+    """A loaded artifact. ``run`` takes a dict of input arrays and returns the outputs.
+
+    ``run`` may be called from several threads at once: each call gets its own
+    workspace, and the threads of the kernels' parallel loops are divided among the
+    calls in flight (two concurrent runs on a 4-thread model use 2 threads each), so a
+    caller that runs inferences in parallel does not oversubscribe the cores.
+    """
 
     def __init__(self, path: str | Path) -> None:
         path = str(path)
@@ -108,9 +150,12 @@ class Model:
         self._param_ptrs = (ctypes.c_void_p * max(len(meta["params"]), 1))(
             *[blob.ctypes.data + p["offset"] for p in meta["params"]]
         )
-        self._workspace = _aligned_empty(max(int(meta["workspace_bytes"]), 1))
-        self._in_ptrs = (ctypes.c_void_p * max(len(self.inputs), 1))()
-        self._out_ptrs = (ctypes.c_void_p * max(len(self.outputs), 1))()
+        self._workspace_bytes = max(int(meta["workspace_bytes"]), 1)
+        self._free_workspaces = [_aligned_empty(self._workspace_bytes)]
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        # Threads per run: set_num_threads, else EMBER_NUM_THREADS, else all usable cores.
+        self._num_threads = _env_threads() or _cores()
 
     def __repr__(self) -> str:
         ins = ", ".join(map(str, self.inputs))
@@ -156,25 +201,41 @@ class Model:
         return arrays
 
     def set_num_threads(self, n: int) -> None:
-        """Threads for the kernels' parallel loops (OpenMP), e.g. to match another runtime."""
-        if n < 1:
-            raise EmberRuntimeError(f"set_num_threads needs a positive count, got {n}")
-        gomp = ctypes.util.find_library("gomp")
-        if gomp is None:
-            raise EmberRuntimeError("cannot find the OpenMP runtime (libgomp) to set threads")
-        ctypes.CDLL(gomp).omp_set_num_threads(ctypes.c_int(n))
+        """Threads for the kernels' parallel loops (OpenMP), e.g. to match another runtime.
+
+        Applies to every later ``run`` of this model, from any thread; concurrent runs
+        share these threads (see the class docstring)."""
+        if not isinstance(n, int) or n < 1:
+            raise EmberRuntimeError(f"set_num_threads needs a positive count, got {n!r}")
+        _gomp()  # fail here, not in run(), when there is no OpenMP runtime
+        self._num_threads = n
+
+    @property
+    def num_threads(self) -> int:
+        """Threads one run uses when it is the only one in flight."""
+        return self._num_threads
 
     def run(self, inputs: dict[str, Any]) -> list[np.ndarray]:
-        """Run one inference; returns the outputs in the model's order."""
+        """Run one inference; returns the outputs in the model's order. Thread-safe."""
         arrays = self._check_inputs(inputs)
         outs = [np.empty(o.shape, dtype=o.dtype) for o in self.outputs]
-        for i, a in enumerate(arrays):
-            self._in_ptrs[i] = a.ctypes.data
-        for i, o in enumerate(outs):
-            self._out_ptrs[i] = o.ctypes.data
-        status = self._lib.ember_run(
-            self._in_ptrs, self._out_ptrs, self._param_ptrs, self._workspace.ctypes.data
-        )
+        in_ptrs = (ctypes.c_void_p * max(len(arrays), 1))(*[a.ctypes.data for a in arrays])
+        out_ptrs = (ctypes.c_void_p * max(len(outs), 1))(*[o.ctypes.data for o in outs])
+        with self._lock:
+            self._in_flight += 1
+            threads = max(1, self._num_threads // self._in_flight)
+            if self._free_workspaces:
+                workspace = self._free_workspaces.pop()
+            else:
+                workspace = _aligned_empty(self._workspace_bytes)
+        try:
+            # OpenMP's thread count is per calling thread: set it on this one each run.
+            _gomp().omp_set_num_threads(threads)
+            status = self._lib.ember_run(in_ptrs, out_ptrs, self._param_ptrs, workspace.ctypes.data)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self._free_workspaces.append(workspace)
         if status != 0:
             raise EmberRuntimeError(f"{self.path!r}: kernel {status} reported an error")
         return outs
@@ -227,11 +288,11 @@ class Model:
             }
         arrays = self._check_inputs(inputs)
         outs = [np.empty(o.shape, dtype=o.dtype) for o in self.outputs]
-        for i, a in enumerate(arrays):
-            self._in_ptrs[i] = a.ctypes.data
-        for i, o in enumerate(outs):
-            self._out_ptrs[i] = o.ctypes.data
-        args = (self._in_ptrs, self._out_ptrs, self._param_ptrs, self._workspace.ctypes.data)
+        in_ptrs = (ctypes.c_void_p * max(len(arrays), 1))(*[a.ctypes.data for a in arrays])
+        out_ptrs = (ctypes.c_void_p * max(len(outs), 1))(*[o.ctypes.data for o in outs])
+        workspace = _aligned_empty(self._workspace_bytes)  # its own: runs may go on beside it
+        _gomp().omp_set_num_threads(self._num_threads)
+        args = (in_ptrs, out_ptrs, self._param_ptrs, workspace.ctypes.data)
         return profile_run(self._lib, steps, args, repeat, warmup)
 
 

@@ -78,6 +78,29 @@ def test_artifact_matches_reference(compiled):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+def test_concurrent_runs_from_threads_match_the_reference(compiled):
+    import threading
+
+    mod, params, _, path = compiled
+    m = ember.load(path)
+    cases = [_rand(1, 3, 16, 16) for _ in range(4)]
+    want = [interpret(mod, params, {"data": x}) for x in cases]
+    bad: list[int] = []
+
+    def worker(k: int) -> None:
+        for _ in range(25):
+            got = m.run({"data": cases[k]})
+            if not all(np.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(got, want[k])):
+                bad.append(k)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(len(cases))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not bad
+
+
 def test_metadata_and_memory_plan(compiled):
     _, _, lib, _ = compiled
     meta = lib.metadata

@@ -11,6 +11,7 @@ import json
 import platform
 import subprocess
 import tarfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -45,11 +46,13 @@ int32_t ember_run(void* const* in, void* const* out, void* const* par, void* ws)
 """
 
 
-def _make_artifact(tmp_path: Path, *, arch: str | None = None) -> tuple[Path, np.ndarray]:
+def _make_artifact(
+    tmp_path: Path, *, arch: str | None = None, source: str = MODEL_C
+) -> tuple[Path, np.ndarray]:
     w = np.random.default_rng().standard_normal((2, 3)).astype(np.float32)
     blob, offsets = pack_params([np.zeros(5, np.float32), w])  # w at a non-zero offset
     src = tmp_path / "model.c"
-    src.write_text(MODEL_C.replace("PARAM_OFFSET", str(offsets[1])))
+    src.write_text(source.replace("PARAM_OFFSET", str(offsets[1])))
     lib = tmp_path / "model.so"
     subprocess.run(
         ["cc", "-O2", "-shared", "-fPIC", f"-I{HEADER_DIR}", "-o", str(lib), str(src)], check=True
@@ -164,3 +167,74 @@ def test_c_runner(tmp_path):
         [str(runner), str(path), str(tmp_path / "o_")], capture_output=True, text=True
     )
     assert wrong.returncode == 2 and "takes 1 input(s), 0 given" in wrong.stderr
+
+
+def test_concurrent_runs_each_get_their_own_workspace(tmp_path):
+    # The model holds its product in the workspace while it spins, so runs sharing one
+    # workspace would read each other's products.
+    slow = MODEL_C.replace(
+        "  for (int i = 0; i < 6; ++i) y[i]",
+        "  for (volatile int k = 0; k < 20000; ++k) {}\n  for (int i = 0; i < 6; ++i) y[i]",
+    )
+    path, w = _make_artifact(tmp_path, source=slow)
+    m = load(path)
+    errors: list[str] = []
+
+    def worker(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        for _ in range(40):
+            x = rng.standard_normal((2, 3)).astype(np.float32)
+            (y,) = m.run({"x": x})
+            if not np.allclose(y, x * w + 1, rtol=1e-6):
+                errors.append(f"thread {seed}: wrong output")
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+
+
+def test_concurrent_runs_share_the_threads(tmp_path, monkeypatch):
+    import ember.runtime.model as runtime_model
+
+    path, _ = _make_artifact(tmp_path)
+    m = load(path)
+    calls: list[int] = []
+
+    class FakeGomp:
+        def omp_set_num_threads(self, n: int) -> None:
+            calls.append(n)
+
+    class BlockingLib:
+        """Both runs are inside ember_run at once before either returns."""
+
+        barrier = threading.Barrier(2, timeout=10)
+
+        def ember_run(self, *args: object) -> int:
+            self.barrier.wait()
+            return 0
+
+    monkeypatch.setattr(runtime_model, "_GOMP", FakeGomp())
+    m.set_num_threads(4)
+    assert m.num_threads == 4
+    m._lib = BlockingLib()
+    x = np.zeros((2, 3), np.float32)
+    threads = [threading.Thread(target=m.run, args=({"x": x},)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(calls) == [2, 4]  # the second run in flight gets half the threads
+    with pytest.raises(EmberRuntimeError, match="positive count"):
+        m.set_num_threads(0)
+
+
+def test_ember_num_threads_sets_the_default(tmp_path, monkeypatch):
+    path, _ = _make_artifact(tmp_path)
+    monkeypatch.setenv("EMBER_NUM_THREADS", "3")
+    assert load(path).num_threads == 3
+    monkeypatch.setenv("EMBER_NUM_THREADS", "many")
+    with pytest.raises(EmberRuntimeError, match="EMBER_NUM_THREADS='many'"):
+        load(path)

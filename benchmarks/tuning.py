@@ -104,6 +104,14 @@ def tune_phase(models: list[str], budget_s: float, out: Path) -> None:
                 raise SystemExit(f"a tuning process for {model} failed (exit {p.returncode})")
 
 
+def _order(label: str) -> tuple[int, float]:
+    """default first, then each tuner's budgets in order."""
+    if label == "default":
+        return (-1, 0.0)
+    tuner, budget = label.split()
+    return (TUNERS.index(tuner), float(budget.rstrip("m")))
+
+
 def _records_within(log: Path, start: float, seconds: float) -> list:  # type: ignore[type-arg]
     from ember.autotune import load_records
 
@@ -118,8 +126,10 @@ def _curve_rows(models: list[str], out: Path, minutes: list[float]) -> list[list
             curve = meta["curve"]
             row = [model, tuner, f"{curve[0][1] * 1e3:.2f}"]
             for m in minutes:
-                best = min((e for t, e in curve if t <= m * 60), default=float("nan"))
-                row.append(f"{best * 1e3:.2f}")
+                # The estimate at that moment (it can rise: re-measurements of the
+                # defaults and bests replace single lucky samples).
+                now = [e for t, e in curve if t <= m * 60]
+                row.append(f"{now[-1] * 1e3:.2f}" if now else "-")
             trials = sum(k["trials"] for k in meta["kernels"])
             space = sum(k["space"] for k in meta["kernels"])
             row.append(f"{trials}/{space}")
@@ -138,12 +148,21 @@ def eval_phase(
     for model in models:
         path, mod, params = _import(model, out)
         variants = {"default": ember.compile(mod, params, target="host").load()}
+        same_as: dict[str, str] = {}  # a budget whose records equal a shorter one's
+        n_records: dict[str, int] = {"default": 0}
         for tuner in TUNERS:
             meta = json.loads((out / f"{model}-{tuner}.json").read_text())
+            previous: tuple[int, str] | None = None
             for b in budgets:
                 recs = _records_within(out / f"{model}-{tuner}.jsonl", meta["start"], b * 60)
+                label = f"{tuner} {b:g}m"
+                n_records[label] = len(recs)
+                if previous is not None and previous[0] == len(recs):
+                    same_as[label] = previous[1]  # the search had ended: same model
+                    continue
                 lib = ember.compile(mod, params, target="host", tuning_log=recs)
-                variants[f"{tuner} {b:g}m"] = lib.load()
+                variants[label] = lib.load()
+                previous = (len(recs), label)
         x = np.random.default_rng().standard_normal(variants["default"].inputs[0].shape)
         x = x.astype(np.float32)
         for t in threads:
@@ -161,12 +180,15 @@ def eval_phase(
                     raise SystemExit(f"{model} {name}: max rel error {err:.1e} vs onnxruntime")
                 fns[name] = lambda m=m, x=x: m.run({"data": x})
             med = interleaved_medians(fns, rounds=rounds)
-            for name in variants:
+            for label, twin in same_as.items():
+                med[label] = med[twin]
+            for name in sorted([*variants, *same_as], key=_order):
                 result_rows.append(
                     [
                         model,
                         f"{t}",
                         name,
+                        f"{n_records[name]}" + (" (search ended)" if name in same_as else ""),
                         f"{med[name]:.2f}",
                         f"{med['ort']:.2f}",
                         f"{med[name] / med['ort']:.2f}",
@@ -176,7 +198,8 @@ def eval_phase(
                 print(" ".join(result_rows[-1]), flush=True)
     print()
     print(header("Whole-model tuning, batch 1: latency after each budget"))
-    head = ["model", "threads", "schedules", "ember ms", "ort ms", "ember/ort", "vs default"]
+    head = ["model", "threads", "schedules", "records", "ember ms", "ort ms", "ember/ort"]
+    head.append("vs default")
     print(table(result_rows, head))
     minutes = sorted({1.0, 2.0, *budgets})
     print()

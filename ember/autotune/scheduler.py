@@ -15,10 +15,10 @@ so time is spent in proportion to run time, a kernel that gets faster gets less 
 and a kernel whose search has gone flat yields to the others. A config the search
 finds fastest is measured once more next to the default schedule before it counts
 (one lucky measurement among hundreds on a shared machine is not a gain); the log
-keeps both, and dispatch ranks configs by the median of all their measurements. The log is usable at any
-moment: stopping after 5 minutes gives what a 5-minute budget gives (all kernels had
-their turn, the big ones more), which is what makes one long run's records answer
-"what would a shorter budget have found".
+keeps both, and dispatch ranks configs by the median of all their measurements.
+The log is usable at any moment: stopping after 5 minutes gives what a 5-minute
+budget gives (all kernels had their turn, the big ones more), which is what makes
+one long run's records answer "what would a shorter budget have found".
 
 With the model-based tuner, the kernels' measurements also train each other's cost
 models: a kernel's model ranks from its first batch with the other kernels'

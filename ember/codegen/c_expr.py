@@ -4,9 +4,25 @@ Scalars are plain C. Vectors use GCC/Clang vector extension types
 (``typedef float float32x8 __attribute__((vector_size(32)))``); a lane count that
 is not a power of two is padded to the next one (loads, stores and lane loops
 touch only the real lanes). Operations C vector types do natively (+ - * / on
-floats, bitwise ops, shifts) stay vector code; everything else (min/max,
-select, comparisons, intrinsics, integer division, gathers) is computed lane by
-lane in a GNU statement expression the compiler vectorizes on its own.
+floats, bitwise ops, shifts) stay vector code, and so do comparisons, min/max and
+selects (below); everything else (intrinsics, integer division, gathers) is
+computed lane by lane in a GNU statement expression the compiler vectorizes on its own.
+
+Comparisons, min/max and select on vectors. A vector comparison ``a < b`` gives a
+*mask*: an integer vector as wide as the operands' elements, all ones where it holds
+(GCC/Clang semantics). ``select(c, a, b)`` blends with the mask bitwise
+(``(a & m) | (b & ~m)`` on the bits), which compiles to one compare and one blend
+(``vcmpps`` + ``vblendmps``/``vpternlog`` with AVX-512, ``vblendvps`` with AVX2); a
+select whose condition is one scalar for all lanes stays a C ``?:`` on whole vectors.
+``min``/``max`` are helpers computing the scalar helpers' ``a < b ? a : b`` lane by
+lane on whole-vector operands, a form GCC compiles to one ``vminps``/``vmaxps``
+(``vpminsd``... for integers; inlined next to a load or a constant, sometimes the
+equivalent compare and masked move), so a vector body and its scalar tail agree bit for
+bit. NaN: a NaN in the *second* operand propagates, a NaN in the first yields the second
+operand (the semantics of x86 ``minps``/``maxps`` and of onnxruntime's MLAS kernels;
+numpy's ``np.maximum`` propagates both -- ``max(x, 0)`` maps NaN to 0 here). A boolean
+vector held as a value (stored to a bool buffer) is ``int8`` lanes of 0/1. float16 and
+bool vectors keep the lane-by-lane form.
 """
 
 from __future__ import annotations
@@ -246,7 +262,61 @@ class ExprPrinter:
                 return f"ember_load_{vt}(&{self.name(e.buffer.data)}[{self.expr(idx.base)}])", _ATOM
         if t is E.Cast and not E.is_bool(e.dtype) and not E.is_bool(e.value.dtype):
             return f"__builtin_convertvector({self.expr(e.value)}, {vt})", _ATOM
+        native = self._vector_select(e)
+        if native is not None:
+            return native
         return self._per_lane(e), _ATOM
+
+    # ------------------------------------------------------------------ masks and selects
+    def _vector_select(self, e: E.PrimExpr) -> tuple[str, int] | None:
+        """Vector code for min/max, select and comparisons (see the module docstring),
+        or None when ``e`` keeps the lane-by-lane form."""
+        t = type(e)
+        if t is E.Select and E.dtype_lanes(e.condition.dtype) == 1:
+            # One condition for all lanes: an ordinary ?: on whole vectors (one branch runs).
+            c, a, b = (self._wrap(x, 4) for x in (e.condition, e.true_value, e.false_value))
+            return f"{c} ? {a} : {b}", 3
+        if (t is E.Min or t is E.Max) and maskable(e.dtype):
+            key = f"{t.__name__.lower()}:{e.dtype}"
+            self.helpers.add(key)
+            fn = f"ember_{t.__name__.lower()}_{c_type(e.dtype)}"
+            return f"{fn}({self.expr(e.a)}, {self.expr(e.b)})", _ATOM
+        if t is E.Select and maskable(e.dtype):
+            if not (_speculatable(e.true_value) and _speculatable(e.false_value)):
+                return None
+            mask = self._mask(e.condition, itemsize(e.dtype) * 8)
+            self.helpers.add(f"select:{e.dtype}")
+            fn = f"ember_select_{c_type(e.dtype)}"
+            return f"{fn}({mask}, {self.expr(e.true_value)}, {self.expr(e.false_value)})", _ATOM
+        if E.is_bool(e.dtype) and (t in _MASK_LOGIC or _comparable(e)):
+            # A boolean vector as a value: int8 lanes of 0/1 (the negated all-ones mask).
+            return f"(-{self._mask(e, 8)})", _ATOM
+        return None
+
+    def _mask(self, c: E.PrimExpr, bits: int) -> str:
+        """C text of ``c`` (a boolean vector) as a mask of ``bits``-wide integer lanes."""
+        lanes = E.dtype_lanes(c.dtype)
+        mt = self.vtype(f"int{bits}x{lanes}")
+        t = type(c)
+        if t is E.And or t is E.Or:
+            op = "&" if t is E.And else "|"
+            return f"({self._mask(c.a, bits)} {op} {self._mask(c.b, bits)})"
+        if t is E.Not:
+            return f"(~{self._mask(c.a, bits)})"
+        if _comparable(c):
+            op, prec = _C_BINARY[t]
+            text = f"({self._wrap(c.a, prec)} {op} {self._wrap(c.b, prec + 1)})"
+            if itemsize(c.a.dtype) * 8 == bits:
+                return text
+            # Sign extension / truncation keeps all-ones lanes all ones.
+            return f"__builtin_convertvector({text}, {mt})"
+        if t is E.Broadcast:
+            self.helpers.add(f"broadcast:int{bits}x{lanes}")
+            return f"ember_broadcast_{mt}(-(int{bits}_t)({self.expr(c.value)}))"
+        value = self.expr(c)  # int8 lanes of 0/1
+        if bits != 8:
+            value = f"__builtin_convertvector({value}, {mt})"
+        return f"({value} != 0)"
 
     def _per_lane(self, e: E.PrimExpr) -> str:
         """``({ T r = {0}; for (l...) r[l] = <lane l of e>; r; })``: any vector op, lane by lane."""
@@ -295,6 +365,54 @@ class ExprPrinter:
                 "a vector let cannot be emitted; run the vectorize pass, which inlines lets"
             )
         raise BuildError(f"the C backend cannot emit a vector {t.__name__}: {e!r}")
+
+
+_MASK_LOGIC = (E.And, E.Or, E.Not)
+_MASK_DTYPES = frozenset(
+    "int8 int16 int32 int64 uint8 uint16 uint32 uint64 float32 float64".split()
+)
+
+
+def maskable(dtype: str) -> bool:
+    """True when vectors of ``dtype`` compare, min/max and select as vector code
+    (float16 and bool vectors are emitted lane by lane)."""
+    return E.dtype_element(dtype) in _MASK_DTYPES
+
+
+def _comparable(e: E.PrimExpr) -> bool:
+    """A vector comparison whose operands compare natively (gives a mask)."""
+    return (
+        isinstance(e, E.CmpOp)
+        and not isinstance(e, E.And | E.Or)
+        and maskable(e.a.dtype)
+        and E.dtype_lanes(e.a.dtype) > 1
+        and e.a.dtype == e.b.dtype
+    )
+
+
+def _speculatable(e: E.PrimExpr) -> bool:
+    """True when every lane of ``e`` may be computed even where a select does not take it.
+
+    Loads inside select branches are in bounds (lowering clamps them, see
+    ``te.if_then_else``) and float arithmetic does not trap; integer division and
+    remainder by a non-constant can trap, and extern calls may have effects.
+    """
+    from ember.codegen.intrinsics import C_INTRINSICS
+    from ember.tir.functor import post_order
+
+    ok = True
+
+    def visit(n: object) -> None:
+        nonlocal ok
+        if isinstance(n, E.Div | E.FloorDiv | E.FloorMod) and not E.is_float(n.dtype):
+            b = n.b.value if isinstance(n.b, E.Broadcast) else n.b
+            if not (isinstance(b, E.IntImm) and b.value != 0):
+                ok = False
+        elif isinstance(n, E.Call) and n.name not in C_INTRINSICS:
+            ok = False
+
+    post_order(e, visit)
+    return ok
 
 
 class _LaneRef(E.Var):

@@ -145,6 +145,13 @@ class Analyzer(Mutator):
         """Range of ``a - b`` for scalar integers, from the linear form (so i+1 - i is exact)."""
         if not is_linear_dtype(a.dtype):
             return None
+        if E.is_unsigned(a.dtype):
+            # Unsigned a - b wraps: its clipped bound ([0, 255] for uint8) is not the sign of
+            # the true difference (min(a, b) would fold to b). Bound each side instead.
+            (alo, ahi), (blo, bhi) = self.bound(a), self.bound(b)
+            if None in (alo, ahi, blo, bhi):
+                return None
+            return (alo - bhi, ahi - blo)  # type: ignore[operator]
         lin = to_linear(a).plus(to_linear(b), -1)
         return self._lin_bound(lin)
 

@@ -252,6 +252,41 @@ def schedule_injective(st: Stage, lanes: int) -> IterVar | None:
     return fused
 
 
+MATERIALIZE_MIN_ROWS = 16
+"""Parallel iterations a materialized stage's leading axes must give before the next axis
+joins them (a 3-channel image's padded copy fuses its rows too)."""
+
+
+def schedule_materialized(st: Stage, lanes: int) -> IterVar | None:
+    """A stored injective stage (a pool's padded input): the fewest leading axes that give
+    MATERIALIZE_MIN_ROWS iterations fused and parallel, the other axes plain loops, the
+    innermost split by the vector width and vectorized. Keeping the row and column loops
+    unfused lets ``partition_selects`` split them where the padding condition changes, so
+    the interior is a plain copy (fused into one loop, the condition is a division and a
+    remainder per vector that no range decides)."""
+    axes = list(st.axis)
+    if len(axes) < 3:
+        return schedule_injective(st, lanes)
+    count, rows = 1, _extent(axes[0])
+    while rows < MATERIALIZE_MIN_ROWS and count < len(axes) - 2:
+        rows *= _extent(axes[count])
+        count += 1
+    leading = axes[:count]
+    last = axes[-1]
+    factor = vector_factor(_extent(last), lanes)
+    if factor is None and _extent(last) > lanes:
+        factor = lanes  # non-dividing: the vectorizer keeps a guarded scalar tail
+    if factor is not None:
+        if factor == _extent(last):
+            st.vectorize(last)
+        else:
+            _, inner = st.split(last, factor=factor)
+            st.vectorize(inner)
+    fused = st.fuse(*leading) if len(leading) > 1 else leading[0]
+    _parallel(st, fused)
+    return fused
+
+
 def schedule_outputs(outputs: Sequence[Tensor], target: Target | None = None) -> Schedule:
     """The default CPU schedule of a fused kernel computing ``outputs``."""
     s = te.create_schedule([t.op for t in outputs])
@@ -281,7 +316,7 @@ def schedule_outputs(outputs: Sequence[Tensor], target: Target | None = None) ->
             st.body = inline_tensors(tuple(st.body), inlined)
 
     for st in materialized:
-        schedule_injective(st, vector_lanes(st.op.outputs[0].dtype, target))
+        schedule_materialized(st, vector_lanes(st.op.outputs[0].dtype, target))
 
     # Pick, per output, the one same-shaped reduction it can host as an anchor.
     hosted: dict[Stage, Stage] = {}

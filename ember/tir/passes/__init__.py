@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from ember.tir.passes.flatten_storage import flatten_storage
 from ember.tir.passes.loop_partition import partition_loops
+from ember.tir.passes.partition_selects import partition_selects
 from ember.tir.passes.remove_no_op import remove_no_op
 from ember.tir.passes.unroll import unroll_loops
 from ember.tir.passes.vectorize import vectorize_loops
@@ -20,6 +21,7 @@ from ember.tir.stmt import PrimFunc
 PIPELINE: list[tuple[str, Callable[[PrimFunc], PrimFunc]]] = [
     ("flatten_storage", flatten_storage),  # N-D buffer accesses -> 1-D (row-major or strided)
     ("simplify", simplify_func),  # fold index arithmetic; drop guards that always hold
+    ("partition_selects", partition_selects),  # split loops where select conditions change
     ("unroll_loops", unroll_loops),  # UNROLLED loops of constant extent -> copies
     ("partition_loops", partition_loops),  # peel split tails so full tiles run unguarded
     ("vectorize_loops", vectorize_loops),  # VECTORIZED loops -> ramp/broadcast vector code
@@ -47,6 +49,7 @@ __all__ = [
     "flatten_storage",
     "lower_pipeline",
     "partition_loops",
+    "partition_selects",
     "remove_no_op",
     "simplify_func",
     "unroll_loops",

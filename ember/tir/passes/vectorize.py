@@ -30,7 +30,7 @@ import dataclasses
 import logging
 
 from ember.tir import expr as E
-from ember.tir.arith import is_linear_dtype, to_linear
+from ember.tir.arith import Linear, is_linear_dtype, to_linear
 from ember.tir.evaluator import INTRINSICS
 from ember.tir.functor import Mutator, substitute, uses_var
 from ember.tir.simplify import simplify, simplify_stmt
@@ -94,9 +94,13 @@ class _Vectorizer(Mutator):
         return node
 
     def visit_Select(self, e: E.Select) -> E.PrimExpr:
-        parts = [self.expr(x) for x in (e.condition, e.true_value, e.false_value)]
-        n = max(_lanes(p) for p in parts)
-        return E.Select(*(_broadcast(p, n) for p in parts))
+        cond, *values = (self.expr(x) for x in (e.condition, e.true_value, e.false_value))
+        n = max(_lanes(p) for p in values)
+        if _lanes(cond) == 1:
+            # A condition the same on every lane stays scalar: the C code picks one whole
+            # vector (padding rows, concat inputs) instead of blending lane by lane.
+            return E.Select(cond, *(_broadcast(p, n) for p in values))
+        return E.Select(_broadcast(cond, n), *(_broadcast(p, n) for p in values))
 
     def visit_Cast(self, e: E.Cast) -> E.PrimExpr:
         v = self.expr(e.value)
@@ -228,9 +232,51 @@ def _vectorize_guarded(loop: For) -> Stmt:
     lanes = loop.extent.value  # type: ignore[union-attr]
     first = substitute(guard.condition, {loop.loop_var: loop.min})
     last = substitute(guard.condition, {loop.loop_var: loop.min + (lanes - 1)})
-    vector = vectorize_loop(dataclasses.replace(loop, body=guard.then_case))
+    # Inside the guard, clamps like min(j.outer*8 + j.inner, 13) (lowering's bounds clamp of
+    # a select branch) are no-ops; dropping them keeps the lanes a ramp (one vector load).
+    body = _AssumeBelow(_upper_facts(guard.condition)).stmt(guard.then_case)
+    vector = vectorize_loop(dataclasses.replace(loop, body=body))
     serial = dataclasses.replace(loop, kind=ForKind.SERIAL)
     return IfThenElse(simplify(E.And(first, last)), vector, serial)
+
+
+def _upper_facts(cond: E.PrimExpr) -> list[Linear]:
+    """Linear forms ``d`` with ``d <= 0`` wherever ``cond`` (a conjunction) holds."""
+    if isinstance(cond, E.And):
+        return _upper_facts(cond.a) + _upper_facts(cond.b)
+    if not isinstance(cond, E.LT | E.LE | E.GT | E.GE) or not is_linear_dtype(cond.a.dtype):
+        return []
+    a, b = (cond.a, cond.b) if isinstance(cond, E.LT | E.LE) else (cond.b, cond.a)
+    d = to_linear(simplify(a)).plus(to_linear(simplify(b)), -1)  # a - b (<, <=) 0
+    if isinstance(cond, E.LT | E.GT):
+        d.const += 1  # integers: a < b  <=>  a - b + 1 <= 0
+    return [d]
+
+
+class _AssumeBelow(Mutator):
+    """Rewrites ``min(x, y)`` to ``x`` (and ``max(y, x)`` to ``x``) where a fact ``d <= 0``
+    proves ``x - y <= d + k`` for a constant ``k <= 0`` (same variable terms)."""
+
+    def __init__(self, facts: list[Linear]) -> None:
+        self.facts = facts
+
+    def _below(self, x: E.PrimExpr, y: E.PrimExpr) -> bool:
+        if not is_linear_dtype(x.dtype):
+            return False
+        diff = to_linear(simplify(x)).plus(to_linear(simplify(y)), -1)
+        for d in self.facts:
+            rest = diff.plus(d, -1)
+            if not rest.terms and rest.const <= 0:
+                return True
+        return False
+
+    def generic(self, node):  # type: ignore[no-untyped-def]
+        node = super().generic(node)
+        if isinstance(node, E.Min) and self._below(node.a, node.b):
+            return node.a
+        if isinstance(node, E.Max) and self._below(node.b, node.a):
+            return node.a
+        return node
 
 
 class _VectorizeLoops(Mutator):

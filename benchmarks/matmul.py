@@ -27,15 +27,21 @@ MR = 8
 NR = 32
 # One vector register of float32 (AVX-512); wider rows of the block take several registers.
 VECTOR_LANES = 16
-# Rows of A per parallel task: each packed B panel (k x NR) is reused from L2 by MC / MR
-# micro-kernel calls before the next panel is loaded.
-MC = 128
+# Columns of C per parallel task. A task packs its k x NC slice of B (256 KB for k = 1024:
+# it stays in L2) and streams every MR-row slab of A past it; each slab (MR x k, 32 KB) is
+# read in place from A and reused from L1 by the NC / NR micro-kernel calls of the task.
+# 64 gives 16 tasks at m = 1024 (8 at 512): enough for two threads to even out when one
+# core is disturbed, at no measurable cost over 128 on one core.
+NC = 64
 
 
 BLOCK = 5
 """Calls per turn when timing ember against numpy (see :func:`measure`)."""
-PAUSE_S = 0.05
-"""Pause before each turn: longer than the worker threads' spin-wait before they sleep."""
+PAUSE_S = 0.2
+"""Pause before each turn: longer than the worker threads' spin-wait before they sleep.
+OpenBLAS's idle workers poll for about 0.1 s after a call (measured: CPU time burnt in
+50 ms windows after a 2-thread numpy matmul stops between 100 and 150 ms); libgomp's spin
+for a few ms. A shorter pause lets numpy's pollers share a core with ember's next turn."""
 
 
 def matmul_compute(n: int, m: int, k: int) -> tuple[te.Tensor, te.Tensor, te.Tensor]:
@@ -65,36 +71,32 @@ def schedule_tiled(n: int, m: int, k: int):
 
 
 def schedule_packed(
-    n: int, m: int, k: int, parallel: bool = True, mr: int = MR, nr: int = NR, mc: int = MC
+    n: int, m: int, k: int, parallel: bool = True, mr: int = MR, nr: int = NR, nc: int = NC
 ):
-    """Steps 3-5: pack B into [m/nr, k, nr] panels and A into [n/mr, k, mr] panels so the
-    micro-kernel reads both contiguously; accumulate an mr x nr block of C in a local buffer
-    (registers: mr unrolled rows of one vector each) over the whole k loop; parallelize the
-    outer row blocks."""
+    """Steps 3-5: pack B into [m/nr, k, nr] panels so the micro-kernel reads it contiguously
+    (A is read in place: mr rows, each contiguous in k); accumulate an mr x nr block of C in
+    a local buffer (registers: mr unrolled rows of nr/16 vectors) over the whole k loop; one
+    task per nc columns of C, which packs the slice of B it reads (compute_at), in parallel.
+    """
     if m % nr:
         raise ValueError(f"this schedule needs m ({m}) to be a multiple of nr ({nr})")
     A = te.placeholder((n, k), "float32", name="A")
     B = te.placeholder((k, m), "float32", name="B")
     packed_b = te.compute((m // nr, k, nr), lambda x, y, z: B[y, x * nr + z], name="packedB")
-    packed_a = te.compute(
-        ((n + mr - 1) // mr, k, mr),
-        lambda x, y, z: te.if_then_else(x * mr + z < n, A[x * mr + z, y], 0.0),
-        name="packedA",
-    )
     r = te.reduce_axis((0, k), name="k")
     C = te.compute(
         (n, m),
-        lambda i, j: te.sum(packed_a[i // mr, r, i % mr] * packed_b[j // nr, r, j % nr], axis=r),
+        lambda i, j: te.sum(A[i, r] * packed_b[j // nr, r, j % nr], axis=r),
         name="C",
     )
     s = te.create_schedule(C.op)
     CC = s.cache_write(C, "local")
-    io, ii = s[C].split(C.op.axis[0], factor=mr)
-    ioo, ioi = s[C].split(io, factor=max(mc // mr, 1))
     jo, ji = s[C].split(C.op.axis[1], factor=nr)
-    s[C].reorder(ioo, jo, ioi, ii, ji)
+    joo, joi = s[C].split(jo, factor=max(nc // nr, 1))
+    io, ii = s[C].split(C.op.axis[0], factor=mr)
+    s[C].reorder(joo, io, joi, ii, ji)
     s[C].vectorize(ji)
-    s[CC].compute_at(s[C], ioi)
+    s[CC].compute_at(s[C], joi)
     ic, jc = s[CC].op.axis
     (kc,) = s[CC].op.reduce_axis
     if nr > VECTOR_LANES:  # several registers per row: unroll them, vectorize each
@@ -106,12 +108,12 @@ def schedule_packed(
         s[CC].reorder(kc, ic, jc)
         s[CC].vectorize(jc)
     s[CC].unroll(ic)
-    for packed in (packed_a, packed_b):
-        s[packed].vectorize(s[packed].op.axis[2])
-        if parallel:
-            s[packed].parallel(s[packed].op.axis[0])
+    # Pack inside the task: CC (which reads packedB) sits inside joo, so bound inference
+    # sizes packedB to the task's nc / nr panels, and the copy runs in the task's thread.
+    s[packed_b].compute_at(s[C], joo)
+    s[packed_b].vectorize(s[packed_b].op.axis[2])
     if parallel:
-        s[C].parallel(ioo)
+        s[C].parallel(joo)
     return s, [A, B, C]
 
 
@@ -119,7 +121,7 @@ def schedule_packed(
 # -march=native): an MR x NR block of C kept in registers over the whole k loop.
 UKERNEL_C = """
 typedef float ember_v16f __attribute__((vector_size(64), aligned(4)));
-static inline void ukernel_8x32(const float* restrict a, const float* restrict b,
+static inline void ukernel_8x32(const float* restrict a, int32_t lda, const float* restrict b,
                                 float* restrict c, int32_t k, int32_t ldc, int32_t accumulate) {
   ember_v16f acc[8][2];
   for (int i = 0; i < 8; ++i) {
@@ -134,7 +136,7 @@ static inline void ukernel_8x32(const float* restrict a, const float* restrict b
     ember_v16f b0 = *(const ember_v16f*)(b + p * 32);
     ember_v16f b1 = *(const ember_v16f*)(b + p * 32 + 16);
     for (int i = 0; i < 8; ++i) {
-      float ai = a[p * 8 + i];
+      float ai = a[i * lda + p];
       acc[i][0] += ai * b0;
       acc[i][1] += ai * b1;
     }
@@ -148,27 +150,28 @@ static inline void ukernel_8x32(const float* restrict a, const float* restrict b
 
 
 def ukernel_intrin(k: int) -> te.TensorIntrin:
-    """C[8, 32] = packedA panel (k x 8) times packedB panel (k x 32), declared with the same
-    index expressions the matmul stage uses, so tensorize can match them."""
+    """C[8, 32] = A rows (8 x k, read in place) times a packedB panel (k x 32), declared
+    with the same index expressions the matmul stage uses, so tensorize can match them."""
     mr, nr = 8, 32
-    a = te.placeholder((1, k, mr), "float32", name="a")
+    a = te.placeholder((mr, k), "float32", name="a")
     b = te.placeholder((1, k, nr), "float32", name="b")
     r = te.reduce_axis((0, k), name="k")
     c = te.compute(
         (mr, nr),
-        lambda i, j: te.sum(a[i // mr, r, i % mr] * b[j // nr, r, j % nr], axis=r),
+        lambda i, j: te.sum(a[i, r] * b[j // nr, r, j % nr], axis=r),
         name="c",
     )
 
     def impl(ins, outs):
-        pa, pb = ins
+        a_rows, pb = ins
         (out,) = outs
 
         def call(accumulate: int):
             return te.call_extern(
                 "void",
                 "ukernel_8x32",
-                pa.access_ptr(),
+                a_rows.access_ptr(),
+                a_rows.strides[0],
                 pb.access_ptr(),
                 out.access_ptr(),
                 k,
@@ -183,36 +186,34 @@ def ukernel_intrin(k: int) -> te.TensorIntrin:
 
 
 def schedule_tensorized(n: int, m: int, k: int, kc: int | None = None):
-    """Step 6: the same packing, with the 8 x 32 block computed by a hand-written C
-    micro-kernel (tensorize), writing straight into C: no local buffer, no copy-out."""
+    """Step 6: the same tasks and packing, with the 8 x 32 block computed by a hand-written
+    C micro-kernel (tensorize), writing straight into C: no local buffer, no copy-out."""
     mr, nr = 8, 32
     if n % mr or m % nr:
         raise ValueError(f"this schedule needs n % {mr} == 0 and m % {nr} == 0")
     A = te.placeholder((n, k), "float32", name="A")
     B = te.placeholder((k, m), "float32", name="B")
     packed_b = te.compute((m // nr, k, nr), lambda x, y, z: B[y, x * nr + z], name="packedB")
-    packed_a = te.compute((n // mr, k, mr), lambda x, y, z: A[x * mr + z, y], name="packedA")
     r = te.reduce_axis((0, k), name="k")
     C = te.compute(
         (n, m),
-        lambda i, j: te.sum(packed_a[i // mr, r, i % mr] * packed_b[j // nr, r, j % nr], axis=r),
+        lambda i, j: te.sum(A[i, r] * packed_b[j // nr, r, j % nr], axis=r),
         name="C",
     )
     s = te.create_schedule(C.op)
-    io, ii = s[C].split(C.op.axis[0], factor=mr)
-    ioo, ioi = s[C].split(io, factor=max(MC // mr, 1))
     jo, ji = s[C].split(C.op.axis[1], factor=nr)
+    joo, joi = s[C].split(jo, factor=max(NC // nr, 1))
+    io, ii = s[C].split(C.op.axis[0], factor=mr)
     if kc is None or kc >= k:
-        s[C].reorder(ioo, jo, ioi, ii, ji, r)
+        s[C].reorder(joo, io, joi, ii, ji, r)
         s[C].tensorize(ii, ukernel_intrin(k))
     else:  # K blocks outside: the kernel accumulates into C (its update form)
         ko, ki = s[C].split(r, factor=kc)
-        s[C].reorder(ioo, ko, jo, ioi, ii, ji, ki)
+        s[C].reorder(joo, ko, io, joi, ii, ji, ki)
         s[C].tensorize(ii, ukernel_intrin(kc))
-    s[C].parallel(ioo)
-    for packed in (packed_a, packed_b):
-        s[packed].vectorize(s[packed].op.axis[2])
-        s[packed].parallel(s[packed].op.axis[0])
+    s[packed_b].compute_at(s[C], joo)
+    s[packed_b].vectorize(s[packed_b].op.axis[2])
+    s[C].parallel(joo)
     return s, [A, B, C]
 
 
@@ -235,21 +236,26 @@ class Blas:
 
     def __init__(self) -> None:
         self.fn = None
+        self.get = None
         libs = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
         for name in sorted(os.listdir(libs)) if os.path.isdir(libs) else []:
             if "openblas" in name:
                 lib = ctypes.CDLL(os.path.join(libs, name))
-                for sym in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads"):
-                    if hasattr(lib, sym):
-                        self.fn = getattr(lib, sym)
+                for prefix, suffix in (("scipy_openblas", "64_"), ("openblas", "")):
+                    if hasattr(lib, f"{prefix}_set_num_threads{suffix}"):
+                        self.fn = getattr(lib, f"{prefix}_set_num_threads{suffix}")
                         self.fn.argtypes = [ctypes.c_int]
+                        self.get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                        if self.get is not None:
+                            self.get.restype = ctypes.c_int
                         return
 
     def set_threads(self, n: int) -> bool:
+        """Set numpy's BLAS threads to ``n``; True when OpenBLAS confirms it (or cannot say)."""
         if self.fn is None:
             return False
         self.fn(n)
-        return True
+        return self.get is None or self.get() == n
 
 
 def set_kernel_threads(mod, n: int) -> None:
@@ -292,7 +298,8 @@ def main() -> None:
     blas = Blas()
     print(
         f"machine: {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f}; "
-        "GFLOP/s as median (best) of interleaved runs"
+        f"GFLOP/s as median (best) of interleaved runs ({BLOCK} calls per turn, "
+        f"{PAUSE_S:g} s pause); numpy's BLAS set to the same thread count"
     )
     print(f"{'size':>5} {'schedule':<42} {'thr':>3} {'ember':>14} {'numpy':>14} {'ratio':>11}")
     summary: dict[tuple[int, int], tuple[list[float], list[float], str]] = {}
@@ -310,7 +317,7 @@ def main() -> None:
             for t in [1, 2] if "parallel" in label else [1]:
                 set_kernel_threads(mod, t)
                 if not blas.set_threads(t):
-                    print("# cannot set numpy's BLAS threads; numpy uses its default")
+                    print(f"# cannot set numpy's BLAS threads to {t}; numpy uses its default")
                 rounds = 2 if label == "naive" else args.rounds
                 ours, ref = measure(mod, a, b, c, rounds)
                 g = [gflops(n, m, k, x) for x in (statistics.median(ours), min(ours))]

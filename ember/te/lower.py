@@ -157,10 +157,14 @@ class _Lowering:
             assert parent is not None and iv is not None
             if isinstance(st.op, ExternOp):
                 raise ScheduleError(f"stage {st.name!r}: an extern stage cannot be compute_at")
-            if parent.attach_type == "inline" or parent not in self.readers.get(st, []):
+            readers = self.readers.get(st, [])
+            where = {r: _attach_axis(r, parent) for r in readers if r is not parent}
+            if parent.attach_type == "inline" or (
+                parent not in readers and not any(a is not None for a in where.values())
+            ):
                 raise ScheduleError(
                     f"stage {st.name!r}: computed at stage {parent.name!r}, which does not read "
-                    "it (or was inlined)",
+                    "it (or was inlined), and no stage that reads it is attached inside it",
                     hint="attach a stage to a consumer that is itself stored",
                 )
             if iv not in parent.leaf_iter_vars:
@@ -169,12 +173,22 @@ class _Lowering:
                     "is no longer a loop (it was split or fused after compute_at)",
                     hint="attach to one of the axes that split/fuse returned",
                 )
-            others = [r.name for r in self.readers[st] if r is not parent]
+            # A reader attached inside the parent must sit inside loop iv too (it runs after
+            # this stage's values are computed there); any other reader is outside the loop.
+            pos = parent.leaf_iter_vars.index(iv)
+            others = [
+                r.name
+                for r, a in where.items()
+                if a is None
+                or a not in parent.leaf_iter_vars
+                or parent.leaf_iter_vars.index(a) < pos
+            ]
             if others:
                 raise ScheduleError(
                     f"stage {st.name!r}: computed at stage {parent.name!r}, but {others} "
-                    "also read it outside that loop",
-                    hint="use cache_read to give each reader its own copy, or compute_root",
+                    f"also read it outside loop {iv.name!r}",
+                    hint="use cache_read to give each reader its own copy, compute_at the "
+                    "readers inside that loop, or compute_root",
                 )
             self.attached.setdefault((parent, iv), []).append(st)
 
@@ -211,11 +225,28 @@ class _Lowering:
             for leaf in parent.leaf_iter_vars[pos + 1 :]
             if pb.extents[leaf] > 1
         }
-        vmap = {r.var: pb.absolute(r) for r in parent.axis + parent.reduce_axis}
+        # Readers attached inside the parent (a cache_write stage, say) run all their loops,
+        # and those of the stages between them and the parent, within one iteration of iv.
+        readers = [parent] if parent in self.readers[st] else []
+        for r in self.readers[st]:
+            if r is not parent:
+                readers.append(r)
+                chain: Stage | None = r
+                while chain is not None and chain is not parent:
+                    cb = self.bounds[chain]
+                    relaxed.update(
+                        (leaf.var, cb.extents[leaf])
+                        for leaf in chain.leaf_iter_vars
+                        if cb.extents[leaf] > 1
+                    )
+                    chain = chain.attach_stage
         index_lists = []
-        for load in producer_loads(self.body[parent]):
-            if load.producer in st.outputs:
-                index_lists.append(tuple(substitute(i, vmap) for i in load.indices))
+        for r in readers:
+            rb = self.bounds[r]
+            vmap = {a.var: rb.absolute(a) for a in r.axis + r.reduce_axis}
+            for load in producer_loads(self.body[r]):
+                if load.producer in st.outputs:
+                    index_lists.append(tuple(substitute(i, vmap) for i in load.indices))
         region = region_of(index_lists, full, relaxed, self.var_bounds, clamp=False)
         if self._extension_safe(st, region):
             return region
@@ -354,6 +385,20 @@ class _Lowering:
             attrs["c_prelude"] = list(dict.fromkeys(self.prelude))
         body = _UniqueLoopVars().stmt(body)
         return S.PrimFunc(self.name, params, body, attrs)
+
+
+def _attach_axis(st: Stage, ancestor: Stage) -> IterVar | None:
+    """The loop of ``ancestor`` inside which ``st`` is computed (through a chain of
+    compute_at), or None when ``st`` is not inside ``ancestor``."""
+    seen: set[Stage] = set()
+    while st.attach_type == "scope" and st not in seen:
+        seen.add(st)
+        parent, iv = st.attach_stage, st.attach_ivar
+        assert parent is not None
+        if parent is ancestor:
+            return iv
+        st = parent
+    return None
 
 
 def _aligned_strides(shape: list[int], aligns: dict[int, tuple[int, int]]) -> tuple[int, ...]:

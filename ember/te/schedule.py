@@ -273,8 +273,17 @@ class Stage:
 
     # ------------------------------------------------------------------ placement
     def compute_at(self, parent: Stage, iv: IterVar) -> None:
-        """Compute this stage inside loop ``iv`` of its consumer ``parent``, only the part
-        that one iteration of ``iv`` needs (bound inference finds it)."""
+        """Compute this stage inside loop ``iv`` of ``parent``, only the part that one
+        iteration of ``iv`` needs (bound inference finds it).
+
+        ``parent`` is a consumer, or a stage inside whose loops a consumer is itself
+        attached (as in TVM): with ``CC = s.cache_write(C, "local")`` attached in ``C``,
+        ``s[packed].compute_at(s[C], outer)`` packs, per iteration of ``outer``, what all
+        the ``CC`` blocks inside it read. Attach that consumer first.
+
+        >>> s[CC].compute_at(s[C], jo)
+        >>> s[packedB].compute_at(s[C], joo)   # CC reads packedB; CC sits inside C's joo
+        """
         self._schedulable("compute_at")
         if not isinstance(parent, Stage):
             raise self._error(f"compute_at: expected a Stage (s[T]), got {parent!r}")
@@ -289,13 +298,28 @@ class Stage:
                 f"compute_at: axis {_axis_name(iv)!r} is not an axis of stage {parent.name!r}",
                 hint=f"its loops are {[a.name for a in parent.leaf_iter_vars]}",
             )
-        if not self._read_by(parent):
+        if not self._read_by(parent) and not any(
+            self._read_by(st) and st.attached_inside(parent) for st in self.schedule.stages
+        ):
             raise self._error(
-                f"compute_at: stage {parent.name!r} does not read {self.name!r}, so there is no "
-                "place in its loops where this stage's values are needed",
-                hint="compute a stage at one of its consumers",
+                f"compute_at: stage {parent.name!r} does not read {self.name!r}, and no stage "
+                "that reads it is attached inside its loops, so there is no place in its loops "
+                "where this stage's values are needed",
+                hint="compute a stage at one of its consumers, or at the stage a consumer was "
+                "compute_at first",
             )
         self.attach_type, self.attach_stage, self.attach_ivar = "scope", parent, iv
+
+    def attached_inside(self, ancestor: Stage) -> bool:
+        """Is this stage computed (through a chain of compute_at) inside ``ancestor``'s loops?"""
+        st: Stage | None = self
+        seen: set[Stage] = set()
+        while st is not None and st.attach_type == "scope" and st not in seen:
+            seen.add(st)
+            st = st.attach_stage
+            if st is ancestor:
+                return True
+        return False
 
     def _read_by(self, consumer: Stage) -> bool:
         """Does ``consumer`` read this stage, directly or through stages it may inline?"""

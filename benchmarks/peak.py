@@ -34,10 +34,15 @@ def _fma_function(lanes: int) -> str:
     return f"""
 typedef float v{lanes} __attribute__((vector_size({lanes * 4})));
 double fma_peak_{lanes}(int64_t iters) {{
-  v{lanes} acc[{ACCUMULATORS}] = {{{{0}}}};
-  v{lanes} x = {{1.0000001f}}, y = {{1e-7f}};
+  v{lanes} acc[{ACCUMULATORS}];
+  /* Distinct start values: identical chains would be merged by the compiler into one
+     FMA per iteration, which runs at the FMA latency and is then counted 12 times
+     (a "peak" 1.5x the real one). */
+  for (int k = 0; k < {ACCUMULATORS}; k++) acc[k] = (v{lanes}){{0}} + (float)(k + 1);
+  v{lanes} x = (v{lanes}){{0}} + 1.0000001f, y = (v{lanes}){{0}} + 1e-7f;
   for (int64_t i = 0; i < iters; i++) {{
-    __asm__ volatile("" : "+x"(x));  /* keep the loop from being folded */
+    __asm__ volatile("" : "+v"(x));  /* keep the loop from being folded */
+    #pragma GCC unroll {ACCUMULATORS}
     for (int k = 0; k < {ACCUMULATORS}; k++) acc[k] = acc[k] * x + y;
   }}
   v{lanes} s = {{0}};

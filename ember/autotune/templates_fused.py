@@ -17,7 +17,8 @@ axis ``tile_r`` splits; ``reduce_outside`` orders the other reduction axes;
 
 Kernels anchored on the blocked ``nn.conv2d_nchwc`` (after alter_layout) use the x86
 register-tiled schedule instead (ember.topi.x86.conv2d), whose knobs are ``oc_tile``,
-``ow_tile``, ``reduce_order`` and ``unroll_kw`` with the untuned choice as fallback.
+``ow_tile``, ``reduce_order``, ``unroll_kw`` and ``row_block`` with the untuned choice as
+fallback.
 """
 
 from __future__ import annotations

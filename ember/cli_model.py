@@ -33,7 +33,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
     print(f"compiling for {args.target}", file=sys.stderr)
     compile_kwargs = {}
     if args.tuning_log:
-        compile_kwargs["tuning_log"] = args.tuning_log
+        compile_kwargs["tuning_log"] = args.tuning_log  # its graph plan, if any, applies too
+    if args.graph_plan:
+        compile_kwargs["graph_plan"] = args.graph_plan
     lib = ember.compile(mod, params, target=args.target, progress=_progress, **compile_kwargs)
     out = lib.export(args.output)
     meta = lib.metadata
@@ -125,7 +127,11 @@ def add_model_commands(commands: argparse._SubParsersAction) -> None:
     _add_model_args(p)
     p.add_argument("--target", default="host", help="host (this CPU), 'llvm -mcpu=NAME', c")
     p.add_argument("-o", "--output", required=True, help="artifact to write (.ember)")
-    p.add_argument("--tuning-log", help="autotuning records to apply (JSON lines)")
+    p.add_argument(
+        "--tuning-log",
+        help="autotuning records to apply (JSON lines; a graph plan in it applies too)",
+    )
+    p.add_argument("--graph-plan", help="a saved graph tuning plan (JSON) to apply")
     p.set_defaults(func=cmd_compile)
 
     p = commands.add_parser("run", help="run an artifact on .npy inputs (or random ones)")

@@ -18,6 +18,8 @@ from ember.autotune.dispatch import (
     current_context,
     instantiate,
 )
+from ember.autotune.graph_plan import GraphPlan
+from ember.autotune.graph_tuner import tune_graph
 from ember.autotune.measure import (
     LocalBuilder,
     LocalMeasure,
@@ -46,6 +48,7 @@ __all__ = [
     "CostModel",
     "DispatchContext",
     "FallbackConfig",
+    "GraphPlan",
     "GridTuner",
     "LocalBuilder",
     "LocalMeasure",
@@ -73,4 +76,5 @@ __all__ = [
     "progress_printer",
     "save_records",
     "template",
+    "tune_graph",
 ]

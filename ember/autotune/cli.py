@@ -2,9 +2,14 @@
 
     ember tune r18.onnx --input '{"data": [1, 3, 224, 224]}' --trials 400 -o r18.jsonl
     ember tune r18.onnx --input '{"data": [1, 3, 224, 224]}' --minutes 15 -o r18.jsonl
+    ember tune r18.onnx --input '{"data": [1, 3, 224, 224]}' --minutes 15 --graph -o r18.jsonl
+    ember tune r18.onnx --input '{"data": [1, 3, 224, 224]}' --graph-only -o r18.jsonl
     ember compile model.onnx --input ... --tuning-log r18.jsonl -o r18.ember
 
-An existing log is resumed: configs already in it are not measured again.
+An existing log is resumed: configs already in it are not measured again. ``--graph``
+runs graph-level tuning (per-conv channel blocks, ember.autotune.graph_tuner) after the
+kernels; ``--graph-only`` runs it alone (with the log's kernel records when the log
+exists). The plan is appended to the log, and ``ember compile --tuning-log`` applies it.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     Target.parse(args.target)  # a typo in the target fails before the import
     mod, params = import_model(args.model, args.input, args.framework)
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if args.graph_only:
+        return _graph_tune(mod, params, args, say)
     results = tune_model(
         mod,
         params,
@@ -47,6 +54,27 @@ def cmd_tune(args: argparse.Namespace) -> int:
             f"model latency: {before:.2f} ms default schedules, {after:.2f} ms tuned "
             f"({before / after:.2f}x; median of 30 runs, {_threads()} threads)"
         )
+    if args.graph:
+        return _graph_tune(mod, params, args, say)
+    return 0
+
+
+def _graph_tune(mod: Any, params: Any, args: argparse.Namespace, say: Any) -> int:
+    """Graph-level tuning with the log's kernel records; the plan goes into the log."""
+    from pathlib import Path
+
+    from ember.autotune.graph_tuner import tune_graph
+
+    log = args.output
+    if not Path(log).exists():
+        Path(log).touch()  # graph tuning alone: an empty log to hold the plan
+    plan = tune_graph(mod, params, args.target, tuning_log=log, threads=_threads(), say=say)
+    print(
+        f"graph plan ({plan.kept} kept): predicted {plan.predicted_ms['default']:.2f} ms "
+        f"default -> {plan.predicted_ms['tuned']:.2f} ms tuned; measured "
+        f"{plan.measured_ms['default']:.2f} -> {plan.measured_ms['tuned']:.2f} ms "
+        f"({plan.threads} threads); appended to {log}"
+    )
     return 0
 
 
@@ -103,4 +131,12 @@ def add_tune_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--tuner", choices=("model", "random"), default="model")
     p.add_argument("--parallel", type=int, default=None, help="build processes (default: cores)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per measurement")
+    p.add_argument(
+        "--graph",
+        action="store_true",
+        help="after the kernels, tune the convs' channel blocks (graph-level); plan -> log",
+    )
+    p.add_argument(
+        "--graph-only", action="store_true", help="graph-level tuning alone (no kernel tuning)"
+    )
     p.set_defaults(func=cmd_tune)

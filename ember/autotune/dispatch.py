@@ -82,7 +82,8 @@ class ApplyHistoryBest(DispatchContext):
 
     def __init__(self, records: Iterable[Record]) -> None:
         super().__init__()
-        self.best = best_per_workload(records)
+        self.records = list(records)  # all of them: graph plans are read from here too
+        self.best = best_per_workload(self.records)
 
     def query(self, task: Task) -> Record | None:
         return self.best.get((task.target, task.workload["key"]))

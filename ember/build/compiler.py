@@ -125,20 +125,46 @@ class CompiledModel:
 
 
 def kernel_graph(
-    mod: Module, params: dict[str, np.ndarray] | None, target: Target
+    mod: Module,
+    params: dict[str, np.ndarray] | None,
+    target: Target,
+    graph_plan: Any = None,
+    progress: Progress | None = None,
 ) -> tuple[Module, Module]:
     """The graph steps of :func:`compile`: (optimized module, fused module of kernels).
 
     The tuner's task extraction calls this too, so the workload keys it records are the
-    ones compile looks up.
+    ones compile looks up. ``graph_plan``: see :func:`compile`.
     """
     from ember.graph.passes import optimize
-    from ember.graph.passes.alter_layout import alter_layout
 
     opt = optimize(mod, params or {})
-    # Convolution chains in the blocked NCHW8c layout on this CPU (weights packed here).
-    blocked = alter_layout(opt, target) if target.kind == "host" else opt
-    return opt, fuse_ops(blocked)
+    if target.kind != "host":
+        return opt, fuse_ops(opt)
+    # Convolution chains in the blocked NCHW[x]c layout on this CPU (weights packed here);
+    # per-conv blocks from a graph tuning plan (given, or found in the applied tuning log).
+    from ember.autotune.graph_plan import plan_blocks_for
+
+    blocks = plan_blocks_for(opt, target, graph_plan)
+    if blocks and progress is not None:
+        progress(f"graph plan: channel blocks of {len(blocks)} convs from graph tuning")
+    return opt, host_kernels(opt, target, blocks)
+
+
+def host_kernels(
+    opt: Module, target: Target, blocks: Any = None, lanes: int | None = None
+) -> Module:
+    """The host steps of :func:`kernel_graph` after ``optimize``: blocked layout (per-conv
+    ``blocks`` from a graph plan, else the rule), Winograd, fusion. The graph tuner lays
+    out its candidates with this too, so it times the kernels compile would generate.
+    """
+    from ember.graph.passes.alter_layout import alter_layout
+
+    blocked = alter_layout(opt, target, lanes=lanes, blocks=blocks)
+    # Winograd for the 3x3 stride-1 convs where it measured faster (weights transformed here).
+    from ember.graph.passes.winograd import winograd_conv2d
+
+    return fuse_ops(winograd_conv2d(blocked))
 
 
 def _lower_kernel(func: Function, name: str, target: Target) -> str:
@@ -171,23 +197,27 @@ def compile(
     *,
     progress: Progress | None = None,
     tuning_log: str | Path | None = None,
+    graph_plan: Any = None,
 ) -> CompiledModel:
     """Compile ``mod`` (with weights ``params``) for ``target`` into a :class:`CompiledModel`.
 
     ``tuning_log``: autotuning records (``ember tune -o LOG``); each kernel uses its best
-    recorded config, the others their default schedules.
+    recorded config, the others their default schedules, and a graph tuning plan for this
+    model found in the log (``ember tune --graph``) sets the convs' channel blocks.
+    ``graph_plan``: a plan to apply instead (:class:`ember.autotune.GraphPlan`, the path of
+    a saved one, or a ``{conv id: (input block, output block)}`` mapping).
     """
     if tuning_log is not None:
         from ember.autotune.dispatch import apply_history_best
 
         with apply_history_best(tuning_log):
-            return compile(mod, params, target, progress=progress)
+            return compile(mod, params, target, progress=progress, graph_plan=graph_plan)
     from ember.graph.analysis import summarize
 
     say = progress or (lambda msg: None)
     tgt = Target.parse(target)
     start = time.perf_counter()
-    opt, fused = kernel_graph(mod, params, tgt)
+    opt, fused = kernel_graph(mod, params, tgt, graph_plan, say)
     plan = plan_memory(fused)
     calls = kernels(fused)
     say(f"{len(calls)} kernel calls after fusion; {plan.summary()}")

@@ -14,6 +14,7 @@ from ember.ops import (
     nn_pool,
     reduce,
     transform,
+    winograd,  # Winograd 3x3 convs made by the winograd_conv2d pass
 )
 from ember.ops.registry import NoAttrs, Op, OpPattern, get_op, list_ops, register_op
 
@@ -32,4 +33,5 @@ __all__ = [
     "reduce",
     "register_op",
     "transform",
+    "winograd",
 ]

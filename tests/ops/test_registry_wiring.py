@@ -9,7 +9,18 @@ import pytest
 import ember.ops
 from ember.errors import AttrError
 from ember.graph.ir import TensorType, Var, call
-from ember.ops import OpPattern, get_op, image, layout, list_ops, math, nn, reduce, transform
+from ember.ops import (
+    OpPattern,
+    get_op,
+    image,
+    layout,
+    list_ops,
+    math,
+    nn,
+    reduce,
+    transform,
+    winograd,
+)
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "ops.md"
 
@@ -23,6 +34,7 @@ nn.avg_pool2d nn.global_avg_pool2d nn.global_max_pool2d nn.lrn nn.softmax nn.log
 reshape flatten transpose squeeze expand_dims concatenate split strided_slice take broadcast_to
 tile image.resize2d reduce_sum reduce_mean reduce_max reduce_min reduce_prod argmax argmin
 layout_transform nn.conv2d_nchwc nn.max_pool2d_nchwc nn.avg_pool2d_nchwc
+nn.winograd_input_transform nn.winograd_batch_matmul nn.winograd_output_transform
 """.split()
 
 
@@ -40,8 +52,13 @@ def test_op_is_complete_and_a_module_attribute(name):
     assert dataclasses.is_dataclass(op.attrs_type)
     assert op.attrs_type.__dataclass_params__.frozen
     prefix, _, short = name.rpartition(".")
-    # ember.ops.layout: the blocked-layout ops alter_layout makes (x86 helper)
-    modules = {"nn": [nn, layout], "image": [image], "": [math, transform, reduce, layout]}[prefix]
+    # ember.ops.layout: the blocked-layout ops alter_layout makes (x86 helper);
+    # ember.ops.winograd: the ops the winograd_conv2d pass makes
+    modules = {
+        "nn": [nn, layout, winograd],
+        "image": [image],
+        "": [math, transform, reduce, layout],
+    }[prefix]
     assert any(getattr(mod, short, None) is op for mod in modules), f"{name} not a module attr"
 
 

@@ -19,13 +19,23 @@ channels divisible by 8 or fewer than one vector (the first layer's RGB input is
 blocked by 3), and depthwise (groups = channels = output channels, divisible by 8).
 Others keep NCHW. Max and average pooling run blocked too.
 
+A block plan (``blocks``, e.g. from the graph tuner, :mod:`ember.autotune.graph_tuner`)
+overrides the rule per convolution: ``{conv id: (input block, output block)}``, where a
+conv's id (:func:`conv_ids`) is its node name when that is non-empty and unique among the
+module's ``nn.conv2d`` calls, else ``conv2d#K`` with K its index among them in post order
+(the execution order). Convs not in the plan keep the rule. Under a plan, a tensor needed
+in another block than its producer's is re-blocked in one step (NCHW{a}c -> NCHW{b}c)
+instead of through an NCHW copy; without a plan the output is exactly the rule's.
+
     mod = alter_layout(optimize(mod, params))
     print(print_module(mod))   # nn.conv2d_nchwc(layout_transform(%data, ...), ...)
+    mod = alter_layout(optimize(mod, params), blocks={"conv1": (3, 8), "conv2": (8, 16)})
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -40,6 +50,12 @@ from ember.target import Target
 CHANNEL_BLOCK = 8
 """The smallest channel block: one AVX2 vector of float32. With AVX-512 on the host, a
 tensor whose channels divide by 16 uses 16 (``lanes``), others 8."""
+
+PLAN_BLOCKS = (4, 8, 16)
+"""Channel blocks a block plan may give a conv: the x86 conv schedule vectorizes the output
+block (a half, one or two AVX2 vectors / up to one AVX-512 vector), and reads the input
+block one broadcast scalar at a time. An input block may also hold all of a conv's
+channels when they are fewer than the widest block (the RGB input: NCHW3c)."""
 
 
 def _block_for(channels: int, lanes: int) -> int | None:
@@ -69,6 +85,94 @@ def _conv_blocks(node: Call, lanes: int) -> tuple[int, int, str] | None:
     if groups == channels == out_channels and weight.shape[1] == 1:
         return out_block, out_block, f"OIHW1i{out_block}o"
     return None
+
+
+def conv_ids(mod: Module) -> dict[Call, str]:
+    """The stable id of every ``nn.conv2d`` call of ``main``: its name when non-empty and
+    unique among the convs, else ``conv2d#K`` (K: its index among the convs in post order).
+
+    >>> list(conv_ids(mod).values())   # doctest: +SKIP
+    ['conv1', 'layer1.0.conv1', ..., 'conv2d#7']
+    """
+    convs = [
+        n
+        for n in post_order(mod.main.body)
+        if isinstance(n, Call) and isinstance(n.op, Op) and n.op.name == "nn.conv2d"
+    ]
+    counts: dict[str, int] = {}
+    for c in convs:
+        counts[c.name] = counts.get(c.name, 0) + 1
+    return {
+        c: c.name if c.name and counts[c.name] == 1 else f"conv2d#{k}" for k, c in enumerate(convs)
+    }
+
+
+def plan_blocks_of(node: Call) -> list[tuple[int, int]]:
+    """Every (input block, output block) a plan may give conv ``node`` (empty when the
+    blocked conv cannot run it): blocks from PLAN_BLOCKS dividing the channels, or all the
+    input channels in one block when fewer than the widest; depthwise: equal blocks.
+
+    >>> plan_blocks_of(conv_3_to_16)   # doctest: +SKIP
+    [(3, 4), (3, 8), (3, 16)]
+    """
+    data, weight = node.args[0].type, node.args[1].type
+    if not isinstance(data, TensorType) or data.dtype != "float32" or weight.dtype != "float32":
+        return []
+    channels, out_channels, groups = data.shape[1], weight.shape[0], node.attrs.groups
+    outs = [b for b in PLAN_BLOCKS if out_channels % b == 0]
+    if groups == 1:
+        ins = [b for b in PLAN_BLOCKS if channels % b == 0]
+        if channels < PLAN_BLOCKS[-1] and channels not in ins:
+            ins.append(channels)
+        return [(i, o) for i in ins for o in outs]
+    if groups == channels == out_channels and weight.shape[1] == 1:
+        return [(b, b) for b in outs]
+    return []
+
+
+def _planned_blocks(node: Call, conv_id: str, plan: tuple[int, int]) -> tuple[int, int, str]:
+    """(input block, output block, weight layout) of a planned conv, or a clear error."""
+    data, weight = node.args[0].type, node.args[1].type
+    where = f"alter_layout: block plan for conv {conv_id!r}"
+    if (
+        not isinstance(plan, tuple | list)
+        or len(plan) != 2
+        or not all(isinstance(b, int | np.integer) and not isinstance(b, bool) for b in plan)
+    ):
+        raise AttrError(
+            f"{where}: expected (input block, output block) as two ints, got {plan!r}",
+            hint="write blocks={conv_id: (8, 16)}",
+        )
+    in_block, out_block = int(plan[0]), int(plan[1])
+    allowed = plan_blocks_of(node)
+    if (in_block, out_block) not in allowed:
+        shape = f"data {data.shape}, weight {weight.shape}, groups={node.attrs.groups}"
+        if not allowed:
+            raise AttrError(
+                f"{where}: the blocked x86 conv cannot run this conv ({shape})",
+                hint="leave it out of the plan; it keeps NCHW",
+            )
+        raise AttrError(
+            f"{where}: blocks ({in_block}, {out_block}) do not fit {data.shape[1]} input / "
+            f"{weight.shape[0]} output channels ({shape})",
+            hint=f"blocks must divide the channels, from {PLAN_BLOCKS} (depthwise: equal); "
+            f"this conv takes {allowed}",
+        )
+    if node.attrs.groups > 1:
+        return in_block, out_block, f"OIHW1i{out_block}o"
+    return in_block, out_block, f"OIHW{in_block}i{out_block}o"
+
+
+def _check_plan(plan: Mapping[str, tuple[int, int]], ids: dict[Call, str]) -> None:
+    known = set(ids.values())
+    unknown = sorted(k for k in plan if k not in known)
+    if unknown:
+        shown = ", ".join(sorted(known)[:8]) + (" ..." if len(known) > 8 else "")
+        raise AttrError(
+            f"alter_layout: block plan names convs the module does not have: {unknown[:5]}",
+            hint=f"conv ids are node names, or conv2d#K when a name is empty or repeated; "
+            f"this module has: {shown or 'no convs'}",
+        )
 
 
 def _elementwise_block(node: Call, natural: dict[Expr, int]) -> int | None:
@@ -123,8 +227,15 @@ def _blocked_per_channel(values: np.ndarray, block: int, name: str) -> Constant:
 
 
 class _Rewriter:
-    def __init__(self, lanes: int) -> None:
+    def __init__(
+        self,
+        lanes: int,
+        plan: Mapping[str, tuple[int, int]] | None = None,
+        ids: dict[Call, str] | None = None,
+    ) -> None:
         self.lanes = lanes
+        self.plan = plan or {}
+        self.ids = ids or {}
         self.primal: dict[Expr, Expr] = {}  # original node -> new node in NCHW
         self.blocked: dict[tuple[Expr, int], Expr] = {}  # (original, block) -> NCHW{block}c
         self.natural: dict[Expr, int] = {}  # original node computed blocked -> its block
@@ -150,8 +261,21 @@ class _Rewriter:
         key = (node, block)
         if key not in self.blocked:
             name = f"{node.name}_nchw{block}c" if node.name else ""
-            self.blocked[key] = self._relayout(self.get_primal(node), "NCHW", f"NCHW{block}c", name)
+            natural = self.natural.get(node)
+            if self.plan and natural is not None and node not in self.primal:
+                # Under a plan blocks differ on purpose: re-block in one step.
+                src = self.blocked[(node, natural)]
+                self.blocked[key] = self._relayout(src, f"NCHW{natural}c", f"NCHW{block}c", name)
+            else:
+                primal = self.get_primal(node)
+                self.blocked[key] = self._relayout(primal, "NCHW", f"NCHW{block}c", name)
         return self.blocked[key]
+
+    def _conv_blocks(self, node: Call) -> tuple[int, int, str] | None:
+        conv_id = self.ids.get(node)
+        if conv_id is not None and conv_id in self.plan:
+            return _planned_blocks(node, conv_id, self.plan[conv_id])
+        return _conv_blocks(node, self.lanes)
 
     def _blocked_operand(self, arg: Expr, block: int, shape: tuple[int, ...], concat: bool) -> Expr:
         if concat or arg.type.shape == shape:  # type: ignore[union-attr]
@@ -179,7 +303,7 @@ class _Rewriter:
     def _visit_call(self, node: Call) -> None:
         op = node.op
         assert isinstance(op, Op)
-        if op.name == "nn.conv2d" and (blocks := _conv_blocks(node, self.lanes)) is not None:
+        if op.name == "nn.conv2d" and (blocks := self._conv_blocks(node)) is not None:
             in_block, out_block, weight_layout = blocks
             data = self.get_blocked(node.args[0], in_block)
             weight = self._relayout(
@@ -205,12 +329,17 @@ class _Rewriter:
 
 
 def alter_layout(
-    mod: Module, target: Target | str | None = None, lanes: int | None = None
+    mod: Module,
+    target: Target | str | None = None,
+    lanes: int | None = None,
+    blocks: Mapping[str, tuple[int, int]] | None = None,
 ) -> Module:
     """Blocked (NCHW[x]c) convolutions and their epilogues; see the module docstring.
 
     ``lanes`` (the widest channel block) defaults to the target's float32 vector width:
-    16 on an AVX-512 host, else 8.
+    16 on an AVX-512 host, else 8. ``blocks``: a block plan ``{conv id: (input block,
+    output block)}`` (ids from :func:`conv_ids`); a block that does not divide the conv's
+    channels or that the blocked conv cannot run raises AttrError naming the conv.
     """
     if lanes is None:
         from ember.topi.x86.cpu import float32_lanes
@@ -222,7 +351,10 @@ def alter_layout(
             hint="use 8 (AVX2) or 16 (AVX-512)",
         )
     main = mod.main
-    rewriter = _Rewriter(lanes)
+    ids = conv_ids(mod) if blocks else {}
+    if blocks:
+        _check_plan(blocks, ids)
+    rewriter = _Rewriter(lanes, blocks, ids)
     for node in post_order(main.body):
         rewriter.visit(node)
     body = rewriter.get_primal(main.body)
@@ -232,4 +364,4 @@ def alter_layout(
     return fold_constants(out)  # packs the constant weights
 
 
-__all__ = ["CHANNEL_BLOCK", "alter_layout"]
+__all__ = ["CHANNEL_BLOCK", "PLAN_BLOCKS", "alter_layout", "conv_ids", "plan_blocks_of"]

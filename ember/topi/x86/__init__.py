@@ -13,11 +13,12 @@ from __future__ import annotations
 from ember.target import Target
 from ember.te.schedule import Schedule
 from ember.te.tensor import Tensor
-from ember.topi.x86 import conv2d, layout  # noqa: F401  (registers the computes)
+from ember.topi.x86 import conv2d, layout, winograd  # noqa: F401  (registers the computes)
 from ember.topi.x86.conv2d import schedule_conv2d_nchwc
 from ember.topi.x86.layout import schedule_layout_transform
+from ember.topi.x86.winograd import schedule_winograd
 
-_RULES = (schedule_conv2d_nchwc, schedule_layout_transform)
+_RULES = (schedule_conv2d_nchwc, schedule_winograd, schedule_layout_transform)
 
 
 def schedule_fast(outputs: list[Tensor], target: Target | None) -> Schedule | None:

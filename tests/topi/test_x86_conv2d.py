@@ -131,9 +131,13 @@ def test_register_tile_choice() -> None:
     assert choose_tile(8, 56, 32, False, broadcast_register=False) == ConvTile(4, 7)
     assert choose_tile(3, 7, 16, False) == ConvTile(1, 7)  # odd block count: no pairs
     assert choose_tile(4, 13, 16, True) == ConvTile(1, 13)  # depthwise, prime width
-    # 71 and 17 are prime: a 15-wide tile and a narrower last one (loop partitioning).
+    # 71 and 17 are prime: the row is spread evenly over the fewest tiles that fit, and
+    # the last tile is narrower (loop partitioning). 71 = 4 x 15 + 11 pixels x 2 blocks.
     assert choose_tile(12, 71, 32, False, broadcast_register=False) == ConvTile(2, 15)
-    assert choose_tile(4, 17, 16, False) == ConvTile(1, 14)
+    # 17 = 6 + 6 + 5 pixels x 4 blocks (~23 accumulators per tile), not 15 + 2 x 2 blocks
+    # (17 on average: the 2-pixel tile does little work per load).
+    assert choose_tile(12, 17, 32, False, broadcast_register=False) == ConvTile(4, 6)
+    assert choose_tile(4, 17, 16, False) == ConvTile(2, 6)  # AVX2: 6+6+5 x 2, not 14+3 x 1
     assert vector_registers(Target.parse("x86_64 -mcpu=haswell")) == 16
 
 

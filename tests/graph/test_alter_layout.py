@@ -102,6 +102,37 @@ def test_mixed_blocks_and_bad_lanes() -> None:
         alter_layout(mod, lanes=12)
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+def test_wide_conv_with_half_vector_channels_runs_on_padded_whole_vectors(compiled: bool) -> None:
+    """264 output channels (a multiple of 8, not 16) on 16 lanes: the conv computes 272
+    channels on 16-channel blocks (zero weights and bias past 264), then crops; 24 channels
+    (too few: padding would waste 1/3) keep 8-channel blocks."""
+    rng = np.random.default_rng()
+    x = Var("data", TensorType((1, 32, 5, 5)))
+    wide = call("nn.conv2d", x, _w(rng, 264, 32, 1, 1), _w(rng, 264))
+    wide = call("nn.relu", wide)
+    narrow = call("nn.conv2d", x, _w(rng, 24, 32, 3, 3), _w(rng, 24), padding=1)
+    mod = Module.from_function(Function((x,), ember.graph.ir.Tuple((wide, narrow))))
+    new = alter_layout(mod, lanes=16)
+    convs = [
+        n
+        for n in post_order(new.main.body)
+        if isinstance(n, Call) and n.op.name == "nn.conv2d_nchwc"
+    ]
+    assert sorted(c.type.shape[1:] for c in convs) == [(3, 5, 5, 8), (17, 5, 5, 16)]
+    assert "strided_slice" in _ops(new)
+    assert "strided_slice" not in _ops(alter_layout(mod, lanes=8))  # 264 = 33 x 8: no padding
+    x_val = rng.standard_normal((1, 32, 5, 5)).astype(F)
+    want = interpret(mod, {}, {"data": x_val})
+    if compiled:
+        got = ember.compile(mod, {}, target="host").load().run({"data": x_val})
+    else:
+        got = interpret(new, {}, {"data": x_val})
+    for g, w in zip(got, want, strict=True):
+        assert g.shape == w.shape
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
 def test_per_channel_scale_and_shift_stay_blocked() -> None:
     """DenseNet's pre-activation: concat -> x * (C,1,1) + (C,1,1) -> relu -> conv, all blocked."""
     rng = np.random.default_rng()

@@ -17,7 +17,11 @@ are created. The result computes the same values.
 Supported convolutions: groups = 1 with output channels divisible by 8 and input
 channels divisible by 8 or fewer than one vector (the first layer's RGB input is
 blocked by 3), and depthwise (groups = channels = output channels, divisible by 8).
-Others keep NCHW. Max and average pooling run blocked too.
+Others keep NCHW. Max and average pooling run blocked too. A conv with at least
+``PAD_MIN_CHANNELS`` output channels that divide by 8 but not by x (SqueezeNet's 1000
+classes on AVX-512), constant weights and groups = 1 runs on whole x-channel blocks with
+zero weights and bias for the padded channels, followed by an NCHW copy cropped to the
+real channels (``strided_slice``): 8-channel blocks would run its FMAs at half width.
 
 A block plan (``blocks``, e.g. from the graph tuner, :mod:`ember.autotune.graph_tuner`)
 overrides the rule per convolution: ``{conv id: (input block, output block)}``, where a
@@ -45,6 +49,7 @@ from ember.graph.passes.fold_constants import fold_constants
 from ember.graph.visitor import post_order
 from ember.ops.layout import LayoutTransformAttrs
 from ember.ops.registry import Op, OpPattern, get_op
+from ember.ops.transform import StridedSliceAttrs
 from ember.target import Target
 
 CHANNEL_BLOCK = 8
@@ -64,6 +69,25 @@ def _block_for(channels: int, lanes: int) -> int | None:
         if channels % block == 0:
             return block
     return None
+
+
+PAD_MIN_CHANNELS = 256
+"""Output channels from which a conv whose channels divide by 8 but not by the vector width
+(SqueezeNet's 1000-class 1x1 conv on AVX-512) computes on zero-padded whole vectors and
+crops the extra channels (:func:`_padded_out_channels`): at most 8/256 = 3% extra work
+against half-width (8-lane) FMAs, which run at half the FMA peak."""
+
+
+def _padded_out_channels(node: Call, lanes: int) -> int | None:
+    """The padded output channel count for ``node`` (a conv with constant weights and bias,
+    ``groups`` 1, whose output block would be narrower than ``lanes``), or None."""
+    blocks = _conv_blocks(node, lanes)
+    out_channels = node.args[1].type.shape[0]  # type: ignore[union-attr]
+    if blocks is None or blocks[1] == lanes or node.attrs.groups != 1:
+        return None
+    if out_channels < PAD_MIN_CHANNELS or not all(isinstance(a, Constant) for a in node.args[1:]):
+        return None
+    return -(-out_channels // lanes) * lanes
 
 
 def _conv_blocks(node: Call, lanes: int) -> tuple[int, int, str] | None:
@@ -277,6 +301,32 @@ class _Rewriter:
             return _planned_blocks(node, conv_id, self.plan[conv_id])
         return _conv_blocks(node, self.lanes)
 
+    def _padded_conv(self, node: Call, channels: int) -> Expr:
+        """``node`` on whole-vector output blocks: zero weights and bias for the channels
+        past the real ones, then back to NCHW and cropped (the consumers see the original
+        shape and values; the crop is an injective kernel of its own)."""
+        in_block = _conv_blocks(node, self.lanes)[0]  # type: ignore[index]
+        weight, *bias = node.args[1:]
+        extra = channels - weight.type.shape[0]  # type: ignore[union-attr]
+        w = np.asarray(weight.value)  # type: ignore[union-attr]
+        w = np.concatenate([w, np.zeros((extra, *w.shape[1:]), w.dtype)])
+        packed = self._relayout(
+            Constant(w, weight.name),
+            "OIHW",
+            f"OIHW{in_block}i{self.lanes}o",
+            f"{node.name}_packed_weight",
+        )
+        rest = []
+        for b in bias:
+            v = np.asarray(b.value)  # type: ignore[union-attr]
+            rest.append(Constant(np.concatenate([v, np.zeros(extra, v.dtype)]), b.name))
+        data = self.get_blocked(node.args[0], in_block)
+        conv = Call(get_op("nn.conv2d_nchwc"), (data, packed, *rest), node.attrs, node.name)
+        name = f"{node.name}_crop" if node.name else ""
+        primal = self._relayout(conv, f"NCHW{self.lanes}c", "NCHW", name)
+        crop = StridedSliceAttrs(begin=(0,), end=(channels - extra,), axes=(1,))
+        return Call(get_op("strided_slice"), (primal,), crop, name)
+
     def _blocked_operand(self, arg: Expr, block: int, shape: tuple[int, ...], concat: bool) -> Expr:
         if concat or arg.type.shape == shape:  # type: ignore[union-attr]
             return self.get_blocked(arg, block)
@@ -303,7 +353,13 @@ class _Rewriter:
     def _visit_call(self, node: Call) -> None:
         op = node.op
         assert isinstance(op, Op)
-        if op.name == "nn.conv2d" and (blocks := self._conv_blocks(node)) is not None:
+        if (
+            op.name == "nn.conv2d"
+            and self.ids.get(node) not in self.plan
+            and (padded := _padded_out_channels(node, self.lanes)) is not None
+        ):
+            self.primal[node] = self._padded_conv(node, padded)
+        elif op.name == "nn.conv2d" and (blocks := self._conv_blocks(node)) is not None:
             in_block, out_block, weight_layout = blocks
             data = self.get_blocked(node.args[0], in_block)
             weight = self._relayout(

@@ -20,6 +20,7 @@ hook storage flattening uses to swap N-D buffers for 1-D ones.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,8 +31,16 @@ from ember.tir.stmt import Allocate, BufferStore, Stmt
 _BINDING_FIELDS = frozenset({"loop_var", "var"})
 
 
-def _fields(node: Any) -> tuple[dataclasses.Field, ...]:
-    return dataclasses.fields(node)
+@functools.cache
+def _child_fields(cls: type) -> tuple[str, ...]:
+    """The fields of IR node class ``cls`` that hold children (binding variables and
+    non-init fields excluded); () for a Var or a non-dataclass. Cached per class: the
+    walks below run millions of times per model and ``dataclasses.fields`` is slow."""
+    if not dataclasses.is_dataclass(cls) or issubclass(cls, Var):
+        return ()
+    return tuple(
+        f.name for f in dataclasses.fields(cls) if f.init and f.name not in _BINDING_FIELDS
+    )
 
 
 class Mutator:
@@ -69,16 +78,12 @@ class Mutator:
 
     def generic(self, node: Any) -> Any:
         """Visit the children of ``node``; rebuild it only when one of them changed."""
-        if isinstance(node, Var) or not dataclasses.is_dataclass(node):
-            return node
         changes: dict[str, Any] = {}
-        for f in _fields(node):
-            if f.name in _BINDING_FIELDS or not f.init:
-                continue
-            old = getattr(node, f.name)
+        for name in _child_fields(type(node)):
+            old = getattr(node, name)
             new = self._child(old)
             if new is not old:
-                changes[f.name] = new
+                changes[name] = new
         if not changes:
             return node
         return dataclasses.replace(node, **changes)
@@ -102,12 +107,8 @@ class Visitor:
             self.generic(s)
 
     def generic(self, node: Any) -> None:
-        if not dataclasses.is_dataclass(node) or isinstance(node, Var):
-            return
-        for f in _fields(node):
-            if f.name in _BINDING_FIELDS or not f.init:
-                continue
-            value = getattr(node, f.name)
+        for name in _child_fields(type(node)):
+            value = getattr(node, name)
             if isinstance(value, PrimExpr):
                 self.expr(value)
             elif isinstance(value, Stmt):
@@ -122,12 +123,8 @@ class Visitor:
 
 def children(node: Any) -> Iterator[Any]:
     """The expression/statement children of ``node`` (binding variables excluded)."""
-    if not dataclasses.is_dataclass(node) or isinstance(node, Var):
-        return
-    for f in _fields(node):
-        if f.name in _BINDING_FIELDS or not f.init:
-            continue
-        value = getattr(node, f.name)
+    for name in _child_fields(type(node)):
+        value = getattr(node, name)
         if isinstance(value, PrimExpr | Stmt):
             yield value
         elif isinstance(value, tuple):

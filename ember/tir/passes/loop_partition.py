@@ -23,7 +23,7 @@ import dataclasses
 
 from ember.tir import expr as E
 from ember.tir.arith import Interval, is_linear_dtype, to_linear
-from ember.tir.functor import Mutator, post_order, substitute
+from ember.tir.functor import Mutator, children, substitute
 from ember.tir.simplify import Analyzer, simplify_stmt
 from ember.tir.stmt import For, ForKind, IfThenElse, PrimFunc, Stmt, seq
 
@@ -31,17 +31,20 @@ MAX_PEELED_STMTS = 2000
 """A body larger than this (IR nodes) is not duplicated: code size would grow too much."""
 
 
-def _count(s: Stmt) -> tuple[int, int]:
-    """(guards, nodes) under ``s``."""
+def _count(s: Stmt, limit: int | None = None) -> tuple[int, int]:
+    """(guards, nodes) under ``s``; with ``limit``, counting stops once there are more
+    nodes than that (every loop of a nest counts its body: unbounded, that is quadratic
+    in the nest's size on the large unrolled bodies of Winograd's transforms)."""
     guards = nodes = 0
-
-    def visit(n: object) -> None:
-        nonlocal guards, nodes
+    stack: list[object] = [s]
+    while stack:
+        n = stack.pop()
         nodes += 1
         if isinstance(n, IfThenElse):
             guards += 1
-
-    post_order(s, visit)
+        if limit is not None and nodes > limit:
+            break
+        stack.extend(children(n))
     return guards, nodes
 
 
@@ -89,7 +92,7 @@ class _Partition(Mutator):
             return loop
         if loop.kind not in (ForKind.SERIAL, ForKind.PARALLEL):
             return loop
-        guards, nodes = _count(loop.body)
+        guards, nodes = _count(loop.body, MAX_PEELED_STMTS)
         if guards == 0 or nodes > MAX_PEELED_STMTS:
             return loop
         n = loop.extent.value

@@ -43,19 +43,26 @@ def _child_fields(cls: type) -> tuple[str, ...]:
     )
 
 
+@functools.cache
+def _visit_method(walker: type, node: type) -> Callable[..., Any] | None:
+    """``walker``'s ``visit_<NodeClass>`` function for ``node``'s class, or None; cached per
+    pair of classes (a string concat and getattr per visited node add up on big kernels)."""
+    return getattr(walker, "visit_" + node.__name__, None)
+
+
 class Mutator:
     """Rebuild-on-change mutator over expressions and statements (see the module docstring)."""
 
     def expr(self, e: PrimExpr) -> PrimExpr:
-        method = getattr(self, "visit_" + type(e).__name__, None)
+        method = _visit_method(type(self), type(e))
         if method is not None:
-            return method(e)
+            return method(self, e)
         return self.generic(e)
 
     def stmt(self, s: Stmt) -> Stmt:
-        method = getattr(self, "visit_" + type(s).__name__, None)
+        method = _visit_method(type(self), type(s))
         if method is not None:
-            return method(s)
+            return method(self, s)
         return self.generic(s)
 
     def buffer(self, b: Buffer) -> Buffer:
@@ -93,16 +100,16 @@ class Visitor:
     """Read-only walk; override ``visit_<NodeClass>`` and call ``self.generic(node)`` to recurse."""
 
     def expr(self, e: PrimExpr) -> None:
-        method = getattr(self, "visit_" + type(e).__name__, None)
+        method = _visit_method(type(self), type(e))
         if method is not None:
-            method(e)
+            method(self, e)
         else:
             self.generic(e)
 
     def stmt(self, s: Stmt) -> None:
-        method = getattr(self, "visit_" + type(s).__name__, None)
+        method = _visit_method(type(self), type(s))
         if method is not None:
-            method(s)
+            method(self, s)
         else:
             self.generic(s)
 

@@ -42,6 +42,11 @@ CASES = [
     _conv("avx512_blocks16", 1, 32, 7, 7, 48, 3, block=16, ob=16, padding=1),
     _conv("blocks8_to_16", 1, 24, 6, 6, 32, 1, block=8, ob=16),
     _conv("depthwise16", 1, 32, 7, 7, 32, 3, block=16, ob=16, groups=32, padding=1),
+    # >= DW_MIN_BLOCKS channel blocks: rows serial inside the parallel block loop, border
+    # rows split off by partition_selects.
+    _conv("depthwise_rows_s1", 1, 64, 9, 9, 64, 3, groups=64, padding=1),
+    _conv("depthwise_rows_s2", 1, 80, 11, 10, 80, 3, groups=80, strides=2, padding=(1, 0, 1, 1)),
+    _conv("depthwise_rows16", 1, 128, 7, 7, 128, 3, block=16, ob=16, groups=128, padding=1),
     Case(
         "transform_nchw8c",
         "layout_transform",

@@ -17,10 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from typing import Any
-
-import numpy as np
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -88,26 +85,12 @@ def model_latency(mod: Any, params: Any, target: str, log: str) -> tuple[float, 
     """Median ms of ``mod`` compiled with default schedules and with ``log`` applied,
     timed in alternating blocks on the same random input."""
     import ember
+    from ember.autotune.graph_measure import model_latencies
 
     default = ember.compile(mod, params, target=target).load()
     tuned = ember.compile(mod, params, target=target, tuning_log=log).load()
-    rng = np.random.default_rng(0)
-    inputs = {
-        i.name: rng.standard_normal(i.shape).astype(i.dtype)
-        if np.dtype(i.dtype).kind == "f"
-        else np.zeros(i.shape, i.dtype)
-        for i in default.inputs
-    }
-    times: dict[str, list[float]] = {"default": [], "tuned": []}
-    for m in (default, tuned):
-        m.run(inputs)  # warm-up
-    for _ in range(6):
-        for name, m in (("default", default), ("tuned", tuned)):
-            for _ in range(5):
-                start = time.perf_counter()
-                m.run(inputs)
-                times[name].append((time.perf_counter() - start) * 1e3)
-    return float(np.median(times["default"])), float(np.median(times["tuned"]))
+    ms = model_latencies({"default": default, "tuned": tuned}, default.num_threads, rounds=6)
+    return ms["default"], ms["tuned"]
 
 
 def add_tune_command(commands: argparse._SubParsersAction) -> None:

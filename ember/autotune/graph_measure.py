@@ -173,14 +173,7 @@ def model_latencies(models: dict[str, Any], threads: int, rounds: int = 8, runs:
     >>> model_latencies({"default": m1, "tuned": m2}, threads=1)   # doctest: +SKIP
     {'default': 12.1, 'tuned': 11.4}
     """
-    first = next(iter(models.values()))
-    rng = np.random.default_rng(0)
-    inputs = {
-        i.name: rng.standard_normal(i.shape).astype(i.dtype)
-        if np.dtype(i.dtype).kind == "f"
-        else np.zeros(i.shape, i.dtype)
-        for i in first.inputs
-    }
+    inputs = next(iter(models.values())).random_inputs()
     for m in models.values():
         m.set_num_threads(threads)
         m.run(inputs)  # warm-up

@@ -240,16 +240,20 @@ class Model:
             raise EmberRuntimeError(f"{self.path!r}: kernel {status} reported an error")
         return outs
 
+    def random_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
+        """An input dict for timing: standard normal floats, zeros for other dtypes."""
+        rng = np.random.default_rng(seed)
+        return {
+            i.name: rng.standard_normal(i.shape).astype(i.dtype)
+            if np.dtype(i.dtype).kind == "f"
+            else np.zeros(i.shape, i.dtype)
+            for i in self.inputs
+        }
+
     def benchmark(self, repeat: int = 50, warmup: int = 5, inputs: dict | None = None) -> dict:
         """Median / p90 / min latency in ms over ``repeat`` runs on random (or given) inputs."""
         if inputs is None:
-            rng = np.random.default_rng(0)
-            inputs = {
-                i.name: rng.standard_normal(i.shape).astype(i.dtype)
-                if np.dtype(i.dtype).kind == "f"
-                else np.zeros(i.shape, i.dtype)
-                for i in self.inputs
-            }
+            inputs = self.random_inputs()
         for _ in range(warmup):
             self.run(inputs)
         times = []

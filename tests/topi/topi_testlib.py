@@ -96,3 +96,13 @@ def check_close(got: np.ndarray, want: np.ndarray, rtol: float) -> None:
     else:
         scale = float(np.max(np.abs(want))) if want.size else 1.0
         np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * max(scale, 1.0))
+
+
+def check_case(table: KernelTable, case: Case) -> None:
+    """Run ``case``'s compiled kernel on fresh random inputs against the op's reference."""
+    rng = np.random.default_rng()
+    inputs = [random_input(spec, rng) for spec in case.inputs]
+    _, node = make_function(case)
+    want = node.op.evaluate(inputs, node.attrs)
+    (got,) = table.run(case.id, inputs)
+    check_close(got, want, case.rtol)

@@ -143,18 +143,21 @@ def _depthwise_compute(
     return te.compute(out_shape, depthwise, name="conv2d_nchwc", tag=TAG_CONV_NCHWC)
 
 
+def add_blocked_bias(out: Tensor, bias: Tensor) -> Tensor:
+    """``out`` (N, C/c, H, W, c) plus the per-channel ``bias`` (C,): a conv's bias stage."""
+    block = int_shape(out)[4]
+    return te.compute(
+        out.shape,
+        lambda n, ob, y, x, c: out[n, ob, y, x, c] + bias[ob * block + c],
+        name="bias_add",
+        tag=TAG_ELEMWISE,
+    )
+
+
 @register_compute("nn.conv2d_nchwc")
 def _conv2d_nchwc(inputs: list[Tensor], attrs: Any, out_type: Any) -> Tensor:
     out = conv2d_nchwc_compute(inputs[0], inputs[1], attrs, shape_of(out_type))
-    if len(inputs) == 3:
-        bias, block = inputs[2], shape_of(out_type)[4]
-        return te.compute(
-            out.shape,
-            lambda n, ob, y, x, c: out[n, ob, y, x, c] + bias[ob * block + c],
-            name="bias_add",
-            tag=TAG_ELEMWISE,
-        )
-    return out
+    return add_blocked_bias(out, inputs[2]) if len(inputs) == 3 else out
 
 
 # ----------------------------------------------------------------------------- schedule

@@ -28,8 +28,8 @@ from ember.te.exprutil import inline_tensors
 from ember.te.schedule import Schedule
 from ember.te.tensor import ComputeOp, Tensor
 from ember.tir import expr as E
-from ember.topi.common import TAG_ELEMWISE, TAG_MATERIALIZE, int_shape, register_compute, shape_of
-from ember.topi.x86.conv2d import choose_tile
+from ember.topi.common import TAG_MATERIALIZE, int_shape, register_compute, shape_of
+from ember.topi.x86.conv2d import add_blocked_bias, choose_tile
 from ember.topi.x86.cpu import vector_registers
 
 TAG_WINOGRAD_INPUT = "winograd_input_transform"
@@ -159,15 +159,7 @@ def _gemm(inputs: list[Tensor], attrs: Any, out_type: Any) -> Tensor:
 @register_compute("nn.winograd_output_transform")
 def _output(inputs: list[Tensor], attrs: Any, out_type: Any) -> Tensor:
     out = winograd_output_compute(inputs[0], attrs, shape_of(out_type))
-    if len(inputs) == 2:
-        bias, block = inputs[1], shape_of(out_type)[4]
-        return te.compute(
-            out.shape,
-            lambda n, ob, y, x, c: out[n, ob, y, x, c] + bias[ob * block + c],
-            name="bias_add",
-            tag=TAG_ELEMWISE,
-        )
-    return out
+    return add_blocked_bias(out, inputs[1]) if len(inputs) == 2 else out
 
 
 # ----------------------------------------------------------------------------- schedules

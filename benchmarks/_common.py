@@ -51,6 +51,11 @@ PAUSE_S = 0.05
 """Pause before each turn: longer than worker threads spin-wait before they sleep."""
 
 
+def max_rel_err(got: np.ndarray, ref: np.ndarray) -> float:
+    """Largest absolute difference relative to the reference's largest magnitude."""
+    return float(np.max(np.abs(got - ref)) / (np.max(np.abs(ref)) + 1e-12))
+
+
 def interleaved_medians(
     fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 3, block: int = BLOCK
 ) -> dict:

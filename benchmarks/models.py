@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ZOO_BENCH_MODELS as MODELS
-from _common import header, interleaved_medians, table  # noqa: E402
+from _common import header, interleaved_medians, max_rel_err, table  # noqa: E402
 
 
 def main() -> None:
@@ -55,7 +55,7 @@ def main() -> None:
             if ref is None:
                 ref = sess.run(None, {"data": x})[0]
                 got = model.run({"data": x})[0]
-                err = float(np.max(np.abs(got - ref)) / (np.max(np.abs(ref)) + 1e-12))
+                err = max_rel_err(got, ref)
                 row.append(f"{err:.1e}")
             med = interleaved_medians(
                 {

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import header, interleaved_medians, table  # noqa: E402
+from _common import header, interleaved_medians, max_rel_err, table  # noqa: E402
 
 TUNERS = ("model", "random")
 
@@ -175,7 +175,7 @@ def eval_phase(
             for name, m in variants.items():
                 m.set_num_threads(t)
                 got = m.run({"data": x})[0]
-                err = float(np.max(np.abs(got - ref)) / (np.max(np.abs(ref)) + 1e-12))
+                err = max_rel_err(got, ref)
                 if err > 1e-4:
                     raise SystemExit(f"{model} {name}: max rel error {err:.1e} vs onnxruntime")
                 fns[name] = lambda m=m, x=x: m.run({"data": x})

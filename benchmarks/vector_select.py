@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import header, interleaved_medians, table  # noqa: E402
+from _common import header, interleaved_medians, max_rel_err, table  # noqa: E402
 
 MODELS = ["squeezenet1_1", "densenet121"]
 
@@ -144,7 +144,7 @@ def main() -> None:
         errs = []
         for m in (old, new):
             got = m.run({"data": x})[0]
-            errs.append(float(np.max(np.abs(got - ref)) / (np.max(np.abs(ref)) + 1e-12)))
+            errs.append(max_rel_err(got, ref))
         med = interleaved_medians(
             {
                 "before": lambda m=old, x=x: m.run({"data": x}),

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import header, interleaved_medians, table  # noqa: E402
+from _common import header, interleaved_medians, max_rel_err, table  # noqa: E402
 
 from ember.build import build_module  # noqa: E402
 from ember.graph.ir import Function, TensorType, Var, call  # noqa: E402
@@ -174,7 +174,7 @@ def measure_models(models: list[str], rounds: int, threads: int) -> list[list[st
         for model in (before, after):
             model.set_num_threads(threads)
             got = model.run({"data": x})[0]
-            errs.append(float(np.max(np.abs(got - ref)) / (np.max(np.abs(ref)) + 1e-12)))
+            errs.append(max_rel_err(got, ref))
         ms = interleaved_medians(
             {
                 "before": lambda m=before, x=x: m.run({"data": x}),

@@ -78,16 +78,17 @@ crops the extra channels (:func:`_padded_out_channels`): at most 8/256 = 3% extr
 against half-width (8-lane) FMAs, which run at half the FMA peak."""
 
 
-def _padded_out_channels(node: Call, lanes: int) -> int | None:
-    """The padded output channel count for ``node`` (a conv with constant weights and bias,
-    ``groups`` 1, whose output block would be narrower than ``lanes``), or None."""
+def _padded_out_channels(node: Call, lanes: int) -> tuple[int, int] | None:
+    """(input block, padded output channel count) for ``node`` (a conv with constant
+    weights and bias, ``groups`` 1, whose output block would be narrower than ``lanes``),
+    or None."""
     blocks = _conv_blocks(node, lanes)
     out_channels = node.args[1].type.shape[0]  # type: ignore[union-attr]
     if blocks is None or blocks[1] == lanes or node.attrs.groups != 1:
         return None
     if out_channels < PAD_MIN_CHANNELS or not all(isinstance(a, Constant) for a in node.args[1:]):
         return None
-    return -(-out_channels // lanes) * lanes
+    return blocks[0], -(-out_channels // lanes) * lanes
 
 
 def _conv_blocks(node: Call, lanes: int) -> tuple[int, int, str] | None:
@@ -301,11 +302,10 @@ class _Rewriter:
             return _planned_blocks(node, conv_id, self.plan[conv_id])
         return _conv_blocks(node, self.lanes)
 
-    def _padded_conv(self, node: Call, channels: int) -> Expr:
+    def _padded_conv(self, node: Call, in_block: int, channels: int) -> Expr:
         """``node`` on whole-vector output blocks: zero weights and bias for the channels
         past the real ones, then back to NCHW and cropped (the consumers see the original
         shape and values; the crop is an injective kernel of its own)."""
-        in_block = _conv_blocks(node, self.lanes)[0]  # type: ignore[index]
         weight, *bias = node.args[1:]
         extra = channels - weight.type.shape[0]  # type: ignore[union-attr]
         w = np.asarray(weight.value)  # type: ignore[union-attr]
@@ -358,7 +358,7 @@ class _Rewriter:
             and self.ids.get(node) not in self.plan
             and (padded := _padded_out_channels(node, self.lanes)) is not None
         ):
-            self.primal[node] = self._padded_conv(node, padded)
+            self.primal[node] = self._padded_conv(node, *padded)
         elif op.name == "nn.conv2d" and (blocks := self._conv_blocks(node)) is not None:
             in_block, out_block, weight_layout = blocks
             data = self.get_blocked(node.args[0], in_block)

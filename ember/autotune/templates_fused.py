@@ -18,7 +18,9 @@ axis ``tile_r`` splits; ``reduce_outside`` orders the other reduction axes;
 Kernels anchored on the blocked ``nn.conv2d_nchwc`` (after alter_layout) use the x86
 register-tiled schedule instead (ember.topi.x86.conv2d), whose knobs are ``oc_tile``,
 ``ow_tile``, ``reduce_order``, ``unroll_kw`` and ``row_block`` with the untuned choice as
-fallback.
+fallback. The Winograd batched GEMM (``nn.winograd_batch_matmul``, a kernel of its own)
+uses its register-tiled schedule (ember.topi.x86.winograd) with knobs ``oc_tile``,
+``p_tile``, ``loop_order`` and ``unroll_ic``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from ember.autotune.task import template
 from ember.autotune.templates_dense import _lanes
 from ember.errors import ScheduleError
 
-ANCHOR_TAGS = ("conv2d", "conv2d_nchwc", "dense", "matmul")
+ANCHOR_TAGS = ("conv2d", "conv2d_nchwc", "dense", "matmul", "winograd_gemm")
 MAX_Y_BLOCK = 16
 MAX_X_BLOCK = 64
 
@@ -58,6 +60,8 @@ def find_anchor(outputs: list[Any]) -> Any:
             anchors.append(op)
         stack += [t.op for t in op.input_tensors]
     fitting = [a for a in anchors if _shape(a.outputs[0]) == _shape(out)]
+    if fitting and fitting[0].tag == "winograd_gemm" and fitting[0] is not out.op:
+        fitting = []  # the Winograd GEMM is tunable as a kernel of its own only
     if len(anchors) != 1 or not fitting or len(_shape(out)) not in (2, 3, 4, 5):
         raise ScheduleError(
             "fused_kernel template: the kernel needs exactly one conv2d/dense/matmul of the "
@@ -94,6 +98,14 @@ def fused_kernel(cfg: _ConfigBase, func: Any) -> tuple[Any, list[Any]]:
         fast = schedule_conv2d_nchwc(outputs, Target.parse("host"), cfg)
         if fast is not None:
             return fast, params + outputs
+    if anchor_op.tag == "winograd_gemm":
+        # The Winograd batched GEMM's register-tiled schedule (ember.topi.x86.winograd).
+        from ember.target import Target
+        from ember.topi.x86.winograd import schedule_winograd
+
+        gemm = schedule_winograd(outputs, Target.parse("host"), cfg)
+        assert gemm is not None, "find_anchor admits the Winograd GEMM as its own kernel only"
+        return gemm, params + outputs
     s = te.create_schedule(out.op)
     if anchor_op is out.op:
         anchor = s[s.cache_write(out, "local")]

@@ -81,3 +81,48 @@ def test_extract_tasks_finds_zoo_convs() -> None:
     mod, params = zoo.get("resnet18", **zoo.SMALL["resnet18"])
     names = [t.describe[0] for t, _ in extract_tasks(mod, params)]
     assert sum("conv2d_nchwc" in n for n in names) >= 10
+
+
+def _winograd_gemm(alpha: int, c: int, o: int, tiles: int, block: int = 16) -> Function:
+    v = Var("v", TensorType((alpha, alpha, c // block, tiles, block), "float32"))
+    u = Var("u", TensorType((alpha, alpha, o // block, c // block, block, block), "float32"))
+    body = call("nn.winograd_batch_matmul", v, u)
+    return Function((v, u), body, {"primitive": True, "name": "gemm"})
+
+
+def test_winograd_gemm_is_tunable_and_its_points_match_numpy() -> None:
+    from ember.autotune.extract import kernel_task
+    from ember.autotune.templates_fused import is_tunable
+
+    func = _winograd_gemm(alpha=6, c=32, o=64, tiles=13)
+    assert is_tunable(func)
+    task = kernel_task(func)
+    space = task.config_space
+    assert set(space.space_map) == {"oc_tile", "p_tile", "loop_order", "unroll_ic"}
+    assert sorted(e.val for e in space.space_map["p_tile"].entities) == list(range(1, 14))
+    s, args = schedule_primitive(func, Target.parse("host"))
+    assert str(ember.lower(*task.instantiate(space.get(0)))) == str(ember.lower(s, args))
+    rng = np.random.default_rng()
+    v = rng.standard_normal((6, 6, 2, 13, 16)).astype(np.float32)
+    u = rng.standard_normal((6, 6, 4, 2, 16, 16)).astype(np.float32)
+    want = np.einsum("eabpi,eaobic->eaopc", v, u)
+    picks = [
+        {"p_tile": 5, "loop_order": 1},  # a tail of 3 tiles, tiles outside the groups
+        {"oc_tile": 1, "p_tile": 13, "unroll_ic": True},
+    ]
+    for pick in picks:
+        values = {**space.get(0).knob_values(), **pick}
+        s, args = task.instantiate(space.get(space.index_of(values)))
+        mod = ember.build(s, args, target="host", name="gemm")
+        out = np.zeros(want.shape, np.float32)
+        mod(v, u, out)
+        np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4)
+
+
+def test_extract_tasks_includes_winograd_gemms() -> None:
+    from ember.graph.passes.winograd import use_rule
+
+    mod, params = zoo.get("resnet18", **zoo.SMALL["resnet18"])
+    with use_rule(lambda *shape: 2):  # the small model's planes are below the rule's sizes
+        names = [t.describe[0] for t, _ in extract_tasks(mod, params)]
+    assert any("winograd_batch_matmul" in n for n in names), names

@@ -55,13 +55,18 @@ OC_TILES = (4, 2, 1)
 """Output channel blocks per register tile tried (each broadcast input feeds that many FMAs)."""
 
 MAX_OW_TILE = 16
+"""Output pixels per register tile at most: more gives no further reuse of weight vectors."""
+
+MAX_DW_OW_TILE = 28
+"""Widest depthwise register tile the tuner may try: one weight vector per step leaves up to
+30 of AVX-512's 32 registers for accumulators and the input."""
+
 DW_MIN_BLOCKS = 8
 """A depthwise conv with at least this many channel blocks runs its parallel loop over the
 blocks alone, its output rows serial inside: ``partition_selects`` then splits the border
 rows off and the inner rows lose the padding mask (MobileNetV2 ~9% faster at 1 and 2
 threads). With fewer blocks the rows stay in the parallel loop, so two threads have
 enough tasks (at 2 blocks, blocks alone measured 5% slower on two threads)."""
-"""Output pixels per register tile at most: more gives no further reuse of weight vectors."""
 
 MIN_PASS_STEPS = 128
 """Reduction steps (FMAs per accumulator) per pass of a row block over its accumulators."""
@@ -221,8 +226,8 @@ def schedule_conv2d_nchwc(
     first candidate, and so the fallback, is exactly the untuned choice:
     ``oc_tile`` / ``ow_tile`` (the register tile), ``reduce_order`` (0: input-channel
     blocks outermost, 1: kernel rows/columns outermost; register tiles only),
-    ``unroll_kw`` and ``row_block`` (output rows per row block, 0: none; see
-    :func:`row_block`).
+    ``unroll_kw`` / ``unroll_kh``, ``loop_order`` (see :class:`ConvChoices`) and
+    ``row_block`` (output rows per row block, 0: none; see :func:`row_block`).
 
     >>> s = schedule_conv2d_nchwc(outputs, Target.parse("host"))   # today's tile
     """
@@ -263,17 +268,25 @@ def schedule_conv2d_nchwc(
     registers = vector_registers(target)
     # With 32 registers the target has AVX-512, whose FMA broadcasts from memory.
     tile = choose_tile(out_blocks, out_width, registers, depthwise, registers < 32)
-    reduce_order, unroll_kw = 0, False
     lanes = int_shape(out)[4]
-    rows = row_block(int_shape(out)[2], out_width, lanes, tile, depthwise)
+    out_height = int_shape(out)[2]
+    choice = ConvChoices(
+        tile,
+        rows=row_block(out_height, out_width, lanes, tile, depthwise),
+        loop_order=2 if depthwise and out_blocks >= DW_MIN_BLOCKS else 0,
+    )
+    cst = s[conv]
+    # The window's loops: (kh, kw) are the depthwise reduction, (ic, kh, kw, ic) the dense.
+    kh_axis, kw_axis = cst.reduce_axis[-2:] if depthwise else cst.reduce_axis[1:3]
     if cfg is not None:
-        tile, reduce_order, unroll_kw, rows = _tuned_tile(
-            cfg, tile, rows, lanes, out_blocks, int_shape(out)[2], out_width, depthwise
+        window = (int(kh_axis.extent), int(kw_axis.extent))
+        choice = _tuned_tile(
+            cfg, choice, lanes, out_blocks, out_height, out_width, window, depthwise
         )
+    tile, rows = choice.tile, choice.rows
     ost = s[out]
     n, ob, y, x, c = ost.op.axis
     obo, obi = ost.split(ob, factor=tile.oc_tile)
-    cst = s[conv]
     # The epilogue's loops are left plain on purpose: ember's vectorizer turns max / min /
     # select (relu, clip) into per-lane inserts, while GCC vectorizes the plain contiguous
     # lane loop into vmaxps / vminps (measured 4-20x faster on MobileNet-v2's kernels).
@@ -306,19 +319,22 @@ def schedule_conv2d_nchwc(
         cx = cxi
     else:
         xo, xi = ost.split(x, factor=tile.ow_tile)
-        ost.reorder(n, obo, y, xo, obi, xi, c)
-        if depthwise and out_blocks >= DW_MIN_BLOCKS:
-            ost.parallel(ost.fuse(n, obo))
+        if choice.loop_order == 1:
+            ost.reorder(n, y, obo, xo, obi, xi, c)
+            ost.parallel(ost.fuse(n, y))
         else:
-            ost.parallel(ost.fuse(n, obo, y))
+            ost.reorder(n, obo, y, xo, obi, xi, c)
+            ost.parallel(ost.fuse(n, obo) if choice.loop_order == 2 else ost.fuse(n, obo, y))
         cst.compute_at(ost, xo)
         _, cob, _, cx, cc = cst.op.axis
         reds = list(cst.reduce_axis)
-        if reduce_order == 1:
+        if choice.reduce_order == 1:
             reds = reds[1:3] + reds[:1] + reds[3:]  # (kh, kw, ic_outer, ic_inner)
         cst.reorder(*reds, cx, cob, cc)
-    if unroll_kw:
-        cst.unroll(cst.reduce_axis[-1] if depthwise else cst.reduce_axis[2])
+    if choice.unroll_kh:
+        cst.unroll(kh_axis)
+    if choice.unroll_kw:
+        cst.unroll(kw_axis)
     cst.unroll(cx)
     cst.unroll(cob)
     cst.vectorize(cc)
@@ -345,28 +361,59 @@ def row_block(out_height: int, out_width: int, lanes: int, tile: ConvTile, depth
     return out_height if plane_bytes <= ROW_BLOCK_BYTES else 0
 
 
+@dataclass(frozen=True)
+class ConvChoices:
+    """Everything the conv schedule chooses: the untuned rule's values or a tuner's point."""
+
+    tile: ConvTile
+    rows: int = 0
+    """Output rows per row block (0: none)."""
+    reduce_order: int = 0
+    """0: input-channel blocks outermost in the reduction; 1: kernel rows/columns outermost."""
+    unroll_kw: bool = False
+    unroll_kh: bool = False
+    loop_order: int = 0
+    """Register-tile loops (without row blocks): 0 channel tiles outside rows, parallel over
+    (n, channel tiles, rows); 1 rows outside channel tiles, parallel over (n, rows), so one
+    input row serves every channel tile while in cache; 2 parallel over (n, channel tiles)
+    alone with the rows serial inside (the depthwise rule, ``DW_MIN_BLOCKS``)."""
+
+
 def _tuned_tile(
     cfg: Any,
-    default: ConvTile,
-    rows: int,
+    default: ConvChoices,
     lanes: int,
     out_blocks: int,
     out_height: int,
     out_width: int,
+    window: tuple[int, int],
     depthwise: bool,
-) -> tuple[ConvTile, int, bool, int]:
-    """Define the conv knobs on ``cfg`` (default choice first) and read the chosen point."""
-    oc_tiles = [default.oc_tile] + [
-        t for t in ((1,) if depthwise else OC_TILES) if t != default.oc_tile and out_blocks % t == 0
+) -> ConvChoices:
+    """Define the conv knobs on ``cfg`` (the untuned choice first, so it is the fallback)
+    and read the chosen point.
+
+    The register tile's width takes every value up to ``MAX_OW_TILE`` (a depthwise tile,
+    with one weight vector per step, up to ``MAX_DW_OW_TILE``), not only the widths the
+    rule weighs: a width that does not divide the row leaves a narrower last tile, and
+    tiles too wide for the registers spill — points the search has to learn to avoid.
+    """
+    rows = default.rows
+    tile = default.tile
+    oc_tiles = [tile.oc_tile] + [
+        t for t in ((1,) if depthwise else OC_TILES) if t != tile.oc_tile and out_blocks % t == 0
     ]
-    # Widths the heuristic weighs: divisors of the output width and the widest tile.
-    widths = {d for d in range(1, min(out_width, MAX_OW_TILE) + 1) if out_width % d == 0}
-    widths.add(min(out_width, MAX_OW_TILE))
-    ow_tiles = [default.ow_tile] + sorted(widths - {default.ow_tile})
+    widest = min(out_width, MAX_DW_OW_TILE if depthwise else MAX_OW_TILE)
+    ow_tiles = [tile.ow_tile] + [w for w in range(1, widest + 1) if w != tile.ow_tile]
     cfg.define_knob("oc_tile", oc_tiles)
     cfg.define_knob("ow_tile", ow_tiles)
     cfg.define_knob("reduce_order", [0] if depthwise else [0, 1])
-    cfg.define_knob("unroll_kw", [False, True])
+    cfg.define_knob("unroll_kw", [False, True] if window[1] > 1 else [False])
+    cfg.define_knob("unroll_kh", [False, True] if window[0] > 1 else [False])
+    # Order 2 (channel tiles alone in parallel) only where they are enough tasks for the
+    # threads: kernels are tuned at one thread, which would not see the lost parallelism.
+    offered = (0, 1, 2) if out_blocks >= DW_MIN_BLOCKS else (0, 1)
+    orders = [default.loop_order] + [o for o in offered if o != default.loop_order]
+    cfg.define_knob("loop_order", orders if out_height > 1 else [default.loop_order])
     # Row blocks dividing the height whose buffer (at the largest channel tile) stays small
     # enough for a thread's stack and the caches.
     fits = [
@@ -376,9 +423,14 @@ def _tuned_tile(
     ]
     row_blocks = [rows] + [r for r in [0, *fits] if r != rows]
     cfg.define_knob("row_block", [0] if depthwise else row_blocks)
-    tile = ConvTile(int(cfg["oc_tile"].val), int(cfg["ow_tile"].val))
-    rows = int(cfg["row_block"].val)
-    return tile, int(cfg["reduce_order"].val), bool(cfg["unroll_kw"].val), rows
+    return ConvChoices(
+        ConvTile(int(cfg["oc_tile"].val), int(cfg["ow_tile"].val)),
+        rows=int(cfg["row_block"].val),
+        reduce_order=int(cfg["reduce_order"].val),
+        unroll_kw=bool(cfg["unroll_kw"].val),
+        unroll_kh=bool(cfg["unroll_kh"].val),
+        loop_order=int(cfg["loop_order"].val),
+    )
 
 
 def _schedule_pad(s: Schedule, st: Any) -> None:
@@ -389,6 +441,7 @@ def _schedule_pad(s: Schedule, st: Any) -> None:
 
 
 __all__ = [
+    "ConvChoices",
     "ConvTile",
     "choose_tile",
     "conv2d_nchwc_compute",

@@ -29,7 +29,13 @@ from ember.te.schedule import Schedule
 from ember.te.tensor import ComputeOp, Tensor
 from ember.tir import expr as E
 from ember.topi.common import TAG_MATERIALIZE, int_shape, register_compute, shape_of
-from ember.topi.x86.conv2d import add_blocked_bias, choose_tile
+from ember.topi.x86.conv2d import (
+    MAX_OW_TILE,
+    OC_TILES,
+    ConvTile,
+    add_blocked_bias,
+    choose_tile,
+)
 from ember.topi.x86.cpu import vector_registers
 
 TAG_WINOGRAD_INPUT = "winograd_input_transform"
@@ -170,14 +176,17 @@ def _anchor(s: Schedule, tag: str) -> Any:
     return found[0] if len(found) == 1 else None
 
 
-def schedule_winograd(outputs: list[Tensor], target: Target | None) -> Schedule | None:
+def schedule_winograd(
+    outputs: list[Tensor], target: Target | None, cfg: Any = None
+) -> Schedule | None:
     """Schedule a kernel anchored on one of the three Winograd ops; None otherwise.
 
     - input transform: parallel over (channel block, tile); (e, u) unrolled so each
       element's select picks its own sum; the 16-lane loop left plain (GCC vectorizes it);
     - batched GEMM: parallel over (e, u, output block group); a register tile of
       ``oc_tile`` output blocks x ``p_tile`` tiles (:func:`choose_tile`, the tiles as the
-      "width") accumulates over the input channels, like the direct conv;
+      "width") accumulates over the input channels, like the direct conv; with an
+      autotuner config ``cfg`` its choices are knobs (:func:`_gemm_choices`);
     - output transform: parallel over (n, output block, tile row); the m x m tile unrolled,
       the epilogue (bias, relu, residual add) inlined.
 
@@ -200,7 +209,7 @@ def schedule_winograd(outputs: list[Tensor], target: Target | None) -> Schedule 
             pad.compute_at(st, st.leaf_iter_vars[0])
         return s
     if (st := _anchor(s, TAG_WINOGRAD_GEMM)) is not None and st.op is out.op:
-        _schedule_gemm(s, out, target)
+        _schedule_gemm(s, out, target, cfg)
         return s
     st = _anchor(s, TAG_WINOGRAD_OUTPUT)
     if st is None or int_shape(out) != int_shape(st.op.outputs[0]):
@@ -228,23 +237,57 @@ def schedule_winograd(outputs: list[Tensor], target: Target | None) -> Schedule 
     return s
 
 
-def _schedule_gemm(s: Schedule, gemm: Tensor, target: Target | None) -> None:
+def _gemm_choices(
+    cfg: Any, default: ConvTile, out_blocks: int, tiles: int
+) -> tuple[ConvTile, int, bool]:
+    """Define the GEMM's knobs on ``cfg`` (the untuned choice first, so it is the fallback)
+    and read the chosen point: ``oc_tile`` output blocks x ``p_tile`` tiles of
+    accumulators; ``loop_order`` 0 runs the tiles inside each output-block group (one
+    group's weights stay in cache across the tiles), 1 the groups inside each tile
+    group (one tile group's V stays in cache across the weights); ``unroll_ic`` unrolls
+    the input-channel block's steps.
+    """
+    oc_tiles = [default.oc_tile] + [
+        t for t in OC_TILES if t != default.oc_tile and out_blocks % t == 0
+    ]
+    widest = min(tiles, MAX_OW_TILE)
+    p_tiles = [default.ow_tile] + [w for w in range(1, widest + 1) if w != default.ow_tile]
+    cfg.define_knob("oc_tile", oc_tiles)
+    cfg.define_knob("p_tile", p_tiles)
+    cfg.define_knob("loop_order", [0, 1])
+    cfg.define_knob("unroll_ic", [False, True])
+    tile = ConvTile(int(cfg["oc_tile"].val), int(cfg["p_tile"].val))
+    return tile, int(cfg["loop_order"].val), bool(cfg["unroll_ic"].val)
+
+
+def _schedule_gemm(s: Schedule, gemm: Tensor, target: Target | None, cfg: Any) -> None:
     local = s.cache_write(gemm, "local")
     _, _, out_blocks, tiles, _ = int_shape(gemm)
     registers = vector_registers(target)
     # With 32 registers the target has AVX-512, whose FMA broadcasts from memory.
     tile = choose_tile(out_blocks, tiles, registers, False, registers < 32)
+    loop_order, unroll_ic = 0, False
+    if cfg is not None:
+        tile, loop_order, unroll_ic = _gemm_choices(cfg, tile, out_blocks, tiles)
     gst = s[gemm]
     e, u, ob, p, c = gst.op.axis
     obo, obi = gst.split(ob, factor=tile.oc_tile)
     po, pi = gst.split(p, factor=tile.ow_tile)
-    gst.reorder(e, u, obo, po, obi, pi, c)
-    gst.parallel(gst.fuse(e, u, obo))
+    if loop_order == 1:
+        gst.reorder(e, u, po, obo, obi, pi, c)
+        gst.parallel(gst.fuse(e, u, po))
+        inner = obo
+    else:
+        gst.reorder(e, u, obo, po, obi, pi, c)
+        gst.parallel(gst.fuse(e, u, obo))
+        inner = po
     lst = s[local]
-    lst.compute_at(gst, po)
+    lst.compute_at(gst, inner)
     _, _, lob, lp, lc = lst.op.axis
     rcb, rci = lst.reduce_axis
     lst.reorder(rcb, rci, lp, lob, lc)
+    if unroll_ic:
+        lst.unroll(rci)
     lst.unroll(lp)
     lst.unroll(lob)
     lst.vectorize(lc)

@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -288,12 +288,6 @@ class LocalMeasure:
 
     The default schedule is built and run first; its output on fresh random inputs is the
     reference every candidate is checked against.
-
-    With ``normalize`` the default schedule runs again right after every batch, and each
-    candidate's costs are scaled by (the default's median time over all batches so far) /
-    (its time in this batch): on a shared machine a kernel's time drifts by tens of percent
-    over seconds to minutes, and a slowdown common to the batch cancels this way (see
-    :meth:`scale`). The default's own measurements are kept in ``default_costs``.
     """
 
     def __init__(
@@ -301,7 +295,6 @@ class LocalMeasure:
         task: Task,
         builder: LocalBuilder | None = None,
         runner: Runner | None = None,
-        normalize: bool = False,
         **runner_options: Any,
     ) -> None:
         self.task = task
@@ -309,34 +302,10 @@ class LocalMeasure:
         self.runner = runner or LocalRunner(**runner_options)
         (reference,) = self.builder.build(task, [-1])
         self.runner.prepare(task, reference)
-        self.reference = reference
-        self.normalize = normalize
-        self.default_costs: list[float] = []
-        """Median seconds of the default schedule in each measurement of it."""
 
     def __call__(self, inputs: list[MeasureInput]) -> list[MeasureResult]:
         builds = self.builder.build(self.task, [inp.config.index for inp in inputs])
-        if not self.normalize or self.reference.error is not None:
-            return self.runner.run(builds)
-        *results, default = self.runner.run([*builds, self.reference])
-        return self.scale(results, default)
-
-    def scale(self, results: list[MeasureResult], default: MeasureResult) -> list[MeasureResult]:
-        """``results`` measured next to ``default`` (the default schedule, same moment),
-        with their costs scaled to the default's typical time: cost x median(default over
-        all its measurements) / default now. Errors, and everything when the default
-        failed, pass through unchanged.
-
-        >>> m.scale([cand], default)   # default ran 20% slow now: cand's costs x 1/1.2
-        """
-        if default.error is not None or not default.costs:
-            return results
-        self.default_costs.append(default.cost)
-        factor = statistics.median(self.default_costs) / default.cost
-        return [
-            r if r.error is not None else replace(r, costs=[c * factor for c in r.costs])
-            for r in results
-        ]
+        return self.runner.run(builds)
 
     def close(self) -> None:
         self.builder.close()

@@ -103,9 +103,6 @@ class TaskScheduler:
     log: str | Path | None = None
     batch_size: int = 8
     n_parallel: int | None = None
-    normalize: bool = True
-    """Scale each batch's costs by the default schedule's time next to it
-    (:class:`ember.autotune.measure.LocalMeasure`)."""
     timeout: float = 10.0
     seed: int | None = None
     say: Callable[[str], None] = print
@@ -137,14 +134,9 @@ class TaskScheduler:
         for k, (task, calls) in enumerate(self.tasks):
             t0 = time.perf_counter()
             m = LocalMeasure(
-                task,
-                builder=builder,
-                runner=LocalRunner(repeat=5, timeout=self.timeout),
-                normalize=self.normalize,
+                task, builder=builder, runner=LocalRunner(repeat=5, timeout=self.timeout)
             )
-            (default,) = m.runner.run([m.reference])
-            if default.error is None:
-                m.default_costs.append(default.cost)
+            (default,) = m.runner.run(builder.build(task, [-1]))
             if self.log is not None:
                 from ember.autotune.record import append_records, default_record
 
@@ -198,8 +190,6 @@ class TaskScheduler:
         cost_before = slot.cost
         builder, runner = slot.measure.builder, slot.measure.runner
         cand, default = runner.run(builder.build(slot.task, [index, -1]))
-        if slot.measure.normalize:
-            (cand,) = slot.measure.scale([cand], default)
         if cand.error is None:
             first = slot.tuner.ys[slot.tuner.xs.index(index)]
             slot.samples[index] = [first, *cand.costs]

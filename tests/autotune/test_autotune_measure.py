@@ -87,23 +87,3 @@ def test_default_schedule_must_work() -> None:
     with pytest.raises(BuildError, match="the default schedule does not build"):
         runner.prepare(task, BuildResult(None, error=("compile_error", "boom")))
     runner.close()
-
-
-def test_normalized_batches_scale_by_the_default_measured_next_to_them() -> None:
-    from ember.autotune.measure import MeasureResult
-
-    task = create_task("matmul", (16, 16, 16))
-    with LocalMeasure(task, builder=LocalBuilder(1), normalize=True) as measure:
-        # scale(): the default ran at 1.0 before and 1.5 now: candidates x (median 1.25 / 1.5).
-        measure.default_costs.append(1.0)
-        cand, failed = MeasureResult([3.0, 3.0, 3.0]), MeasureResult.failed("run_timeout", "x")
-        scaled, same = measure.scale([cand, failed], MeasureResult([1.5, 1.5, 1.5]))
-        assert scaled.costs == pytest.approx([2.5, 2.5, 2.5]) and same is failed
-        assert measure.default_costs == [1.0, 1.5]
-        # A failed default leaves the batch as measured.
-        assert measure.scale([cand], failed) == [cand]
-        # A real batch: the default runs after the candidates and joins default_costs.
-        inputs = [MeasureInput(task, task.config_space.get(i)) for i in (1, 2)]
-        results = measure(inputs)
-    assert all(r.error is None and r.cost > 0 for r in results), results
-    assert len(measure.default_costs) == 3 and measure.default_costs[-1] > 0

@@ -6,14 +6,12 @@ reference on fresh random inputs; the fallback point is the untuned schedule.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from topi_testlib import check_close
+from topi_testlib import check_conv_relu_kernel
 
 import ember
 from ember.autotune.extract import kernel_task
 from ember.graph.ir import Function, TensorType, Var, call
-from ember.ops import get_op
 from ember.ops.strategy import schedule_primitive
 from ember.topi.x86.conv2d import DW_MIN_BLOCKS, MAX_DW_OW_TILE, MAX_OW_TILE
 
@@ -47,17 +45,6 @@ def _point(task, **want):  # type: ignore[no-untyped-def]
     return space.get(space.index_of(values))
 
 
-def _check(func, conv, sched) -> None:  # type: ignore[no-untyped-def]
-    s, args = sched
-    mod = ember.build(s, args, target="host", name="k")
-    rng = np.random.default_rng()
-    vals = [rng.standard_normal(p.type.shape).astype(F) for p in func.params]
-    out = np.zeros(func.body.type.shape, F)
-    mod(*vals, out)
-    want = get_op("nn.conv2d_nchwc").evaluate(vals, conv.attrs)
-    check_close(out, np.maximum(want, 0), 1e-4)
-
-
 @pytest.mark.parametrize(
     "want",
     [
@@ -72,7 +59,7 @@ def _check(func, conv, sched) -> None:  # type: ignore[no-untyped-def]
 def test_conv_knob_points_match_reference(want) -> None:  # type: ignore[no-untyped-def]
     func, conv = _conv(c=16, h=12, o=64, k=3, padding=1)
     task = kernel_task(func)
-    _check(func, conv, task.instantiate(_point(task, **want)))
+    check_conv_relu_kernel(func, conv, task.instantiate(_point(task, **want)))
 
 
 @pytest.mark.parametrize(
@@ -88,7 +75,7 @@ def test_conv_knob_points_match_reference(want) -> None:  # type: ignore[no-unty
 def test_depthwise_knob_points_match_reference(want, stride) -> None:  # type: ignore[no-untyped-def]
     func, conv = _depthwise(c=8 * DW_MIN_BLOCKS, h=30, stride=stride)
     task = kernel_task(func)
-    _check(func, conv, task.instantiate(_point(task, **want)))
+    check_conv_relu_kernel(func, conv, task.instantiate(_point(task, **want)))
 
 
 def test_knobs_offered_with_the_untuned_choice_first() -> None:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import pytest
-from topi_testlib import check_close
+from topi_testlib import check_conv_relu_kernel
 
 import ember
 from ember.autotune.extract import kernel_task
 from ember.graph.ir import Function, TensorType, Var, call
-from ember.ops import get_op
 from ember.ops.strategy import schedule_primitive
 from ember.target import Target
 from ember.topi.x86.conv2d import ConvTile, choose_tile, row_block, vector_registers
@@ -40,20 +38,6 @@ def _kernel(c, h, o, k, block=8, stride=1, padding=0, residual=True):  # type: i
     return Function(tuple(params), y, {"primitive": True, "name": "k"}), conv
 
 
-def _check(func, conv, sched) -> str:  # type: ignore[no-untyped-def]
-    s, args = sched
-    mod = ember.build(s, args, target="host", name="k")
-    rng = np.random.default_rng()
-    vals = [rng.standard_normal(p.type.shape).astype(F) for p in func.params]
-    out = np.zeros(func.body.type.shape, F)
-    mod(*vals, out)
-    want = get_op("nn.conv2d_nchwc").evaluate(vals[:3], conv.attrs)
-    if len(vals) == 4:
-        want = want + vals[3]
-    check_close(out, np.maximum(want, 0), 1e-4)
-    return mod.get_source()
-
-
 @pytest.mark.parametrize(
     "shape",
     [
@@ -66,7 +50,7 @@ def _check(func, conv, sched) -> str:  # type: ignore[no-untyped-def]
 )
 def test_default_row_blocks_match_reference(shape) -> None:  # type: ignore[no-untyped-def]
     func, conv = _kernel(**shape)
-    source = _check(func, conv, schedule_primitive(func, "host"))
+    source = check_conv_relu_kernel(func, conv, schedule_primitive(func, "host"))
     # The conv's local buffer holds every output row of its channel tile (not one tile).
     _, blocks, oh, ow, lanes = conv.type.shape
     tile = choose_tile(blocks, ow, vector_registers(Target.parse("host")), False, False)
@@ -108,7 +92,7 @@ def test_tuned_row_blocks_match_reference(h, want) -> None:  # type: ignore[no-u
     func, conv = _kernel(c=64, h=h, o=64, k=3, padding=1)
     task = kernel_task(func)
     cfg = next(_tuned_points(task, want))
-    _check(func, conv, task.instantiate(cfg))
+    check_conv_relu_kernel(func, conv, task.instantiate(cfg))
 
 
 def test_row_block_knob_is_offered_and_fallback_is_the_default() -> None:

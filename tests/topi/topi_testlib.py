@@ -106,3 +106,23 @@ def check_case(table: KernelTable, case: Case) -> None:
     want = node.op.evaluate(inputs, node.attrs)
     (got,) = table.run(case.id, inputs)
     check_close(got, want, case.rtol)
+
+
+def check_conv_relu_kernel(func: Function, conv: Call, sched: Any) -> str:
+    """Build the schedule ``sched`` = (schedule, args) of the kernel ``func``
+    (relu(conv [+ residual]), its params: data, weight, bias [, residual]), run it on
+    fresh random inputs and compare with the op's reference; returns the C source."""
+    import ember
+    from ember.ops import get_op
+
+    s, args = sched
+    mod = ember.build(s, args, target="host", name="k")
+    rng = np.random.default_rng()
+    vals = [rng.standard_normal(p.type.shape).astype("float32") for p in func.params]
+    out = np.zeros(func.body.type.shape, "float32")
+    mod(*vals, out)
+    want = get_op(conv.op.name).evaluate(vals[:3], conv.attrs)
+    if len(vals) == 4:
+        want = want + vals[3]
+    check_close(out, np.maximum(want, 0), 1e-4)
+    return mod.get_source()

@@ -176,6 +176,22 @@ class ConvTile:
     ow_tile: int
 
 
+def row_tiles(out_width: int, oc_tile: int, registers: int, spare: int) -> tuple[int, int] | None:
+    """How a row of ``out_width`` pixels splits into register tiles of ``oc_tile`` vectors:
+    (tiles, pixels per tile), the fewest tiles of the widest width that fits in
+    ``registers`` beside the ``oc_tile`` weight vectors and ``spare`` other registers
+    (at most ``MAX_OW_TILE``), spread evenly; None when not even one pixel fits.
+
+    >>> row_tiles(17, 4, 32, 0), row_tiles(56, 1, 16, 1)
+    ((3, 6), (4, 14))
+    """
+    cap = min(out_width, MAX_OW_TILE, (registers - spare - oc_tile) // oc_tile)
+    if cap < 1:
+        return None
+    tiles = -(-out_width // cap)
+    return tiles, -(-out_width // tiles)
+
+
 def choose_tile(
     out_blocks: int,
     out_width: int,
@@ -206,11 +222,10 @@ def choose_tile(
     for oc_tile in (1,) if depthwise else OC_TILES:
         if out_blocks % oc_tile:
             continue
-        cap = min(out_width, MAX_OW_TILE, (registers - spare - oc_tile) // oc_tile)
-        if cap < 1:
+        split = row_tiles(out_width, oc_tile, registers, spare)
+        if split is None:
             continue
-        tiles = -(-out_width // cap)
-        ow_tile = -(-out_width // tiles)
+        tiles, ow_tile = split
         key = (oc_tile * out_width / tiles, -(oc_tile + ow_tile))
         if key > best_key:
             best, best_key = ConvTile(oc_tile, ow_tile), key
@@ -445,6 +460,7 @@ __all__ = [
     "ConvTile",
     "choose_tile",
     "conv2d_nchwc_compute",
+    "row_tiles",
     "schedule_conv2d_nchwc",
     "vector_registers",
 ]

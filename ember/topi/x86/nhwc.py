@@ -51,6 +51,7 @@ from ember.te.schedule import Schedule
 from ember.te.tensor import ComputeOp, Tensor
 from ember.tir import expr as E
 from ember.topi.common import TAG_ELEMWISE, TAG_MATERIALIZE, int_shape
+from ember.topi.x86.conv2d import row_tiles
 from ember.topi.x86.cpu import float32_lanes, vector_registers
 
 TAG_CONV_NHWC = "conv2d_nhwc"
@@ -72,9 +73,6 @@ L2_LOAD_COST = 3
 """Cost of a weight load streamed from L2 relative to an L1 hit, in the tile choice: on
 MobileNetV2's 576->160 1x1 conv at 7x7, 2 vectors x 7 pixels (one tile per row, weights
 streamed once per row) ran 1.4x faster than 5 x 4+3 (streamed twice)."""
-
-MAX_OW_TILE = 16
-"""Output pixels per register tile at most: more gives no further reuse of weight vectors."""
 
 DW_MIN_TILES = 8
 """Channel tiles from which a depthwise conv's parallel loop runs over them alone (its rows
@@ -401,11 +399,10 @@ def choose_nhwc_tile(
     for oc_tile in oc_tiles:
         if vectors % oc_tile:
             continue
-        cap = min(out_width, MAX_OW_TILE, (registers - spare - oc_tile) // oc_tile)
-        if cap < 1:
+        split = row_tiles(out_width, oc_tile, registers, spare)
+        if split is None:
             continue
-        tiles = -(-out_width // cap)
-        ow_tile = -(-out_width // tiles)
+        tiles, ow_tile = split
         accumulators = oc_tile * out_width / tiles
         streamed = reduction * oc_tile * lanes * 4 > L1_WEIGHT_BYTES
         row_block = (

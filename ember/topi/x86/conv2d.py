@@ -376,6 +376,34 @@ def row_block(out_height: int, out_width: int, lanes: int, tile: ConvTile, depth
     return out_height if plane_bytes <= ROW_BLOCK_BYTES else 0
 
 
+def default_first(default: Any, candidates: Any) -> list[Any]:
+    """A knob's choices: ``default`` first (so it is the fallback point), then the other
+    ``candidates`` in their order.
+
+    >>> default_first(14, range(1, 5)), default_first(2, [1, 2, 4])
+    ([14, 1, 2, 3, 4], [2, 1, 4])
+    """
+    return [default] + [c for c in candidates if c != default]
+
+
+def define_tile_knobs(
+    cfg: Any,
+    default: ConvTile,
+    out_blocks: int,
+    widest: int,
+    width_knob: str,
+    oc_tiles: tuple[int, ...] = OC_TILES,
+) -> ConvTile:
+    """Define a register tile's knobs on ``cfg`` and read the chosen tile: ``oc_tile``
+    (the ``oc_tiles`` that divide ``out_blocks``) and ``width_knob`` (every width up to
+    ``widest``), each with the untuned ``default`` first. The direct conv and the
+    Winograd GEMM tile the same way."""
+    divisors = [t for t in oc_tiles if out_blocks % t == 0]
+    cfg.define_knob("oc_tile", default_first(default.oc_tile, divisors))
+    cfg.define_knob(width_knob, default_first(default.ow_tile, range(1, widest + 1)))
+    return ConvTile(int(cfg["oc_tile"].val), int(cfg[width_knob].val))
+
+
 @dataclass(frozen=True)
 class ConvChoices:
     """Everything the conv schedule chooses: the untuned rule's values or a tuner's point."""
@@ -412,23 +440,18 @@ def _tuned_tile(
     rule weighs: a width that does not divide the row leaves a narrower last tile, and
     tiles too wide for the registers spill — points the search has to learn to avoid.
     """
-    rows = default.rows
-    tile = default.tile
-    oc_tiles = [tile.oc_tile] + [
-        t for t in ((1,) if depthwise else OC_TILES) if t != tile.oc_tile and out_blocks % t == 0
-    ]
     widest = min(out_width, MAX_DW_OW_TILE if depthwise else MAX_OW_TILE)
-    ow_tiles = [tile.ow_tile] + [w for w in range(1, widest + 1) if w != tile.ow_tile]
-    cfg.define_knob("oc_tile", oc_tiles)
-    cfg.define_knob("ow_tile", ow_tiles)
+    tile = define_tile_knobs(
+        cfg, default.tile, out_blocks, widest, "ow_tile", (1,) if depthwise else OC_TILES
+    )
     cfg.define_knob("reduce_order", [0] if depthwise else [0, 1])
     cfg.define_knob("unroll_kw", [False, True] if window[1] > 1 else [False])
     cfg.define_knob("unroll_kh", [False, True] if window[0] > 1 else [False])
     # Order 2 (channel tiles alone in parallel) only where they are enough tasks for the
     # threads: kernels are tuned at one thread, which would not see the lost parallelism.
     offered = (0, 1, 2) if out_blocks >= DW_MIN_BLOCKS else (0, 1)
-    orders = [default.loop_order] + [o for o in offered if o != default.loop_order]
-    cfg.define_knob("loop_order", orders if out_height > 1 else [default.loop_order])
+    orders = default_first(default.loop_order, offered if out_height > 1 else ())
+    cfg.define_knob("loop_order", orders)
     # Row blocks dividing the height whose buffer (at the largest channel tile) stays small
     # enough for a thread's stack and the caches.
     fits = [
@@ -436,10 +459,9 @@ def _tuned_tile(
         for r in range(1, out_height + 1)
         if out_height % r == 0 and max(OC_TILES) * r * out_width * lanes * 4 <= 4 * ROW_BLOCK_BYTES
     ]
-    row_blocks = [rows] + [r for r in [0, *fits] if r != rows]
-    cfg.define_knob("row_block", [0] if depthwise else row_blocks)
+    cfg.define_knob("row_block", [0] if depthwise else default_first(default.rows, [0, *fits]))
     return ConvChoices(
-        ConvTile(int(cfg["oc_tile"].val), int(cfg["ow_tile"].val)),
+        tile,
         rows=int(cfg["row_block"].val),
         reduce_order=int(cfg["reduce_order"].val),
         unroll_kw=bool(cfg["unroll_kw"].val),
@@ -460,6 +482,8 @@ __all__ = [
     "ConvTile",
     "choose_tile",
     "conv2d_nchwc_compute",
+    "default_first",
+    "define_tile_knobs",
     "row_tiles",
     "schedule_conv2d_nchwc",
     "vector_registers",

@@ -31,10 +31,10 @@ from ember.tir import expr as E
 from ember.topi.common import TAG_MATERIALIZE, int_shape, register_compute, shape_of
 from ember.topi.x86.conv2d import (
     MAX_OW_TILE,
-    OC_TILES,
     ConvTile,
     add_blocked_bias,
     choose_tile,
+    define_tile_knobs,
 )
 from ember.topi.x86.cpu import vector_registers
 
@@ -247,16 +247,9 @@ def _gemm_choices(
     group (one tile group's V stays in cache across the weights); ``unroll_ic`` unrolls
     the input-channel block's steps.
     """
-    oc_tiles = [default.oc_tile] + [
-        t for t in OC_TILES if t != default.oc_tile and out_blocks % t == 0
-    ]
-    widest = min(tiles, MAX_OW_TILE)
-    p_tiles = [default.ow_tile] + [w for w in range(1, widest + 1) if w != default.ow_tile]
-    cfg.define_knob("oc_tile", oc_tiles)
-    cfg.define_knob("p_tile", p_tiles)
+    tile = define_tile_knobs(cfg, default, out_blocks, min(tiles, MAX_OW_TILE), "p_tile")
     cfg.define_knob("loop_order", [0, 1])
     cfg.define_knob("unroll_ic", [False, True])
-    tile = ConvTile(int(cfg["oc_tile"].val), int(cfg["p_tile"].val))
     return tile, int(cfg["loop_order"].val), bool(cfg["unroll_ic"].val)
 
 

@@ -2,6 +2,12 @@
 
 Imports only numpy and ctypes (the runner forks this from a small server process), so a
 kernel that crashes takes only its own process down.
+
+Timing against a reference: on a shared machine a kernel's speed drifts by 20-30% from
+one tenth of a second to the next, while two kernels timed back to back see nearly the
+same conditions. So with ``job["reference"]`` (the default schedule's library and its
+seconds per call), samples alternate candidate / reference and each cost is the pair's
+ratio times the reference's seconds: the drift common to the pair cancels.
 """
 
 from __future__ import annotations
@@ -39,11 +45,14 @@ def make_reference(job: dict[str, Any]) -> dict[str, Any]:
             arrays.append(rng.uniform(-1, 1, size=shape).astype(dtype))
         else:
             arrays.append(rng.integers(-8, 8, size=shape).astype(dtype))
-    rc = fn(_argv(arrays))
+    argv = _argv(arrays)
+    rc = fn(argv)
     if rc != 0:
         return {"error": ("runtime_error", f"the default kernel returned status {rc}")}
     np.savez(job["npz"], *arrays)
-    return {"error": None}
+    number = _calls_per_sample(fn, argv, job)
+    costs = [_sample(fn, argv, number) for _ in range(max(job["repeat"], REFERENCE_SAMPLES))]
+    return {"error": None, "seconds": statistics.median(costs)}
 
 
 def measure(job: dict[str, Any]) -> dict[str, Any]:
@@ -76,15 +85,46 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
                         f"{want.size} elements)",
                     )
                 }
-    # Enough back-to-back calls per sample that one sample lasts min_repeat_seconds.
-    number = max(1, min(job["max_number"], math.ceil(job["min_repeat_seconds"] / max(first, 1e-7))))
-    costs = []
-    for _ in range(job["repeat"]):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn(argv)
-        costs.append((time.perf_counter() - start) / number)
+    number = _calls_per_sample(fn, argv, job, first)
+    ref = job.get("reference")
+    if ref is None:
+        costs = [_sample(fn, argv, number) for _ in range(job["repeat"])]
+        return {"error": None, "costs": costs, "median": statistics.median(costs)}
+    _ref_lib, ref_fn = _load(ref["lib_path"], job["symbol"])
+    ref_number = _calls_per_sample(ref_fn, argv, job)
+    ratios = []
+    for k in range(job["repeat"]):
+        # Alternate which of the pair runs first, so a drift within a pair cancels too.
+        if k % 2:
+            r = _sample(ref_fn, argv, ref_number)
+            c = _sample(fn, argv, number)
+        else:
+            c = _sample(fn, argv, number)
+            r = _sample(ref_fn, argv, ref_number)
+        ratios.append(c / r)
+    costs = [x * ref["seconds"] for x in ratios]
     return {"error": None, "costs": costs, "median": statistics.median(costs)}
+
+
+REFERENCE_SAMPLES = 15
+"""Samples of the reference's own time (its seconds per call scale every ratio)."""
+
+
+def _calls_per_sample(fn: Any, argv: Any, job: dict[str, Any], first: float | None = None) -> int:
+    """Enough back-to-back calls that one sample lasts ``min_repeat_seconds``."""
+    if first is None:
+        start = time.perf_counter()
+        fn(argv)
+        first = time.perf_counter() - start
+    return max(1, min(job["max_number"], math.ceil(job["min_repeat_seconds"] / max(first, 1e-7))))
+
+
+def _sample(fn: Any, argv: Any, number: int) -> float:
+    """Seconds per call over ``number`` back-to-back calls."""
+    start = time.perf_counter()
+    for _ in range(number):
+        fn(argv)
+    return (time.perf_counter() - start) / number
 
 
 def entry(kind: str, job: dict[str, Any], conn: Any) -> None:

@@ -134,7 +134,7 @@ class TaskScheduler:
         for k, (task, calls) in enumerate(self.tasks):
             t0 = time.perf_counter()
             m = LocalMeasure(
-                task, builder=builder, runner=LocalRunner(repeat=5, timeout=self.timeout)
+                task, builder=builder, runner=LocalRunner(repeat=7, timeout=self.timeout)
             )
             (default,) = m.runner.run(builder.build(task, [-1]))
             if self.log is not None:

@@ -2,7 +2,8 @@
 
 Knob ``mode`` picks: a correct matmul (the default), a schedule the template rejects,
 C that does not compile, a kernel that reads far out of bounds (segfault), one that
-runs for minutes, and one that computes the wrong answer.
+runs for minutes, one that computes the wrong answer, and a correct one that does
+``SLOW_REPS`` times the work (to check that timing tells configs apart).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 from ember import te
 from ember.autotune import template
 
-MODES = ("ok", "schedule_error", "compile_error", "crash", "timeout", "wrong")
+MODES = ("ok", "schedule_error", "compile_error", "crash", "timeout", "wrong", "slow")
+SLOW_REPS = 16
 FAR_AWAY = 2**31 - 2**20
 """An element offset about 8 GiB past the input: no mapping there, so the read segfaults."""
 
@@ -27,6 +29,13 @@ def broken_matmul(cfg: Any, n: int) -> tuple[Any, list[Any]]:
     if mode == "timeout":
         r = te.reduce_axis((0, 2**30), name="r")
         C = te.compute((n, n), lambda i, j: te.sum(A[i, r % n] * B[r % n, j], axis=r), name="C")
+    elif mode == "slow":  # every product SLOW_REPS times, each scaled by 1 / SLOW_REPS
+        r = te.reduce_axis((0, n * SLOW_REPS), name="r")
+        C = te.compute(
+            (n, n),
+            lambda i, j: te.sum(A[i, r // SLOW_REPS] * B[r // SLOW_REPS, j] / SLOW_REPS, axis=r),
+            name="C",
+        )
     else:
         r = te.reduce_axis((0, n), name="r")
         if mode == "crash":

@@ -81,6 +81,24 @@ def test_real_matmul_tuning_is_correct_and_logged(tmp_path) -> None:  # type: ig
     assert result.gflops > 0
 
 
+@pytest.mark.parametrize("interleave", [True, False])
+def test_timing_tells_a_slow_config_from_a_fast_one(interleave: bool) -> None:
+    task = create_task("test_broken_matmul", (32,))
+    runner = LocalRunner(repeat=5, interleave=interleave)
+    with LocalMeasure(task, builder=LocalBuilder(1), runner=runner) as measure:
+        assert (runner.reference is not None) and runner.reference["seconds"] > 0
+        ok, slow = measure([MeasureInput(task, _config(task, m)) for m in ("ok", "slow")])
+        default = runner.run(measure.builder.build(task, [-1]))[0]
+    assert ok.error is None and slow.error is None and default.error is None
+    assert len(ok.costs) == len(slow.costs) == 5
+    # 16x the multiply-adds: several times slower, whatever the machine is doing.
+    assert slow.cost > 4 * ok.cost
+    if interleave:
+        # Costs are ratios to the default schedule timed beside them, scaled by its
+        # seconds: the default against itself comes out at about those seconds.
+        assert 0.5 < default.cost / runner.reference["seconds"] < 2.0
+
+
 def test_default_schedule_must_work() -> None:
     runner = LocalRunner()
     task = create_task("matmul", (8, 8, 8))

@@ -6,7 +6,10 @@
     sched.curve                              # [(seconds, estimated latency)], one per batch
 
 Every kernel's default schedule is measured first, so each task knows its share of the
-model's run time (calls per inference x its current best cost). Then, batch by batch,
+model's run time (calls per inference x its current best cost); where the default is a
+point of the kernel's space, its tuner starts with that point measured (the
+model-based tuner's search then starts from it: the defaults are good schedules, and
+better ones are often a knob or two away). Then, batch by batch,
 the task with the highest priority gets the next batch of trials:
 
     priority = share / (seconds spent on it + 1 s) x (1/2 if its last 3 batches found nothing)
@@ -147,6 +150,11 @@ class TaskScheduler:
 
                 tuner.load_history(list(load_records(self.log)))  # resume
                 tuner._loaded_logs.add(str(self.log))
+            point = task.default_index()
+            if default.error is None and point is not None and point not in tuner.visited:
+                # The default schedule is a point of the space, and it is measured: the
+                # search knows it (and the model-based tuner anneals from it).
+                tuner.update([point], [default])
             samples = {-1: list(default.costs) if default.error is None else []}
             slot = TaskSlot(task, calls, tuner, m, samples)
             slot.spent = time.perf_counter() - t0

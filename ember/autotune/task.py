@@ -144,6 +144,16 @@ class Task:
     def default_config(self) -> FallbackConfig:
         return FallbackConfig()
 
+    def default_index(self) -> int | None:
+        """The point of the space that is the default schedule, or None when the default
+        takes a choice the space does not offer (or the template rejects it)."""
+        cfg = FallbackConfig()
+        try:
+            self.instantiate(cfg)
+            return self.config_space.index_of(cfg.knob_values())
+        except Exception:  # noqa: BLE001  (no such point: the default stays outside the space)
+            return None
+
     def __getstate__(self) -> dict[str, Any]:
         # Worker processes re-collect the space; templates pickle by module + name.
         state = dict(self.__dict__)

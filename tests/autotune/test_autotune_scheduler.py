@@ -81,6 +81,12 @@ def test_time_budget_is_shared_and_the_log_is_anytime(tmp_path, tuner) -> None: 
     # The conv dominates the run time, so it got more of the time.
     conv, dense = sorted(sched.slots, key=lambda s: "dense" in s.task.describe[0])
     assert conv.share > dense.share and conv.spent > dense.spent
+    # Each tuner started with the default schedule's point measured (its first samples).
+    for slot in sched.slots:
+        point = slot.task.default_index()
+        assert point is not None and point in slot.tuner.visited
+        seeded = slot.tuner.ys[slot.tuner.xs.index(point)]
+        assert seeded == pytest.approx(float(np.median(slot.samples[-1][:7])))
 
 
 def test_tune_model_with_a_time_budget_resumes(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from ember import te
-from ember.autotune import ConfigSpace, FallbackConfig, create_task
+from ember.autotune import ConfigSpace, FallbackConfig, create_task, template
 from ember.autotune.space import SplitEntity
 from ember.errors import ScheduleError
 
@@ -138,3 +138,23 @@ def test_space_errors() -> None:
         ConfigSpace().define_annotate("a", [1], choices=[["spin"]])
     with pytest.raises(ScheduleError, match="template arguments must be"):
         _ = create_task("matmul", (object(), 1, 1)).workload
+
+
+@template("test_default_outside_space")
+def _default_outside_space(cfg, n):  # type: ignore[no-untyped-def]
+    cfg.define_knob("unroll", [1, 2])
+    cfg.fallback_with("unroll", 4)  # a default the space does not offer
+    _ = cfg["unroll"].val
+    A = te.placeholder((n,), "float32", name="A")
+    B = te.compute((n,), lambda i: A[i] * 2.0, name="B")
+    return te.create_schedule(B.op), [A, B]
+
+
+def test_default_index_is_the_fallback_point_or_none() -> None:
+    task = create_task("matmul", (32, 32, 32))
+    point = task.default_index()
+    assert point is not None
+    fallback = FallbackConfig()
+    task.instantiate(fallback)
+    assert task.config_space.get(point).knob_values() == fallback.knob_values()
+    assert create_task("test_default_outside_space", (8,)).default_index() is None

@@ -15,7 +15,8 @@ Phase ``eval``: per model, compiles the default schedules and, per tuner and bud
 model with the records measured within that budget; times all of them against
 onnxruntime at 1 and 2 threads in one interleaved run (medians), and checks outputs.
 Also prints each tuner's curve: the sum over tuned kernels of calls x best kernel time
-(the part of the model the tuner can change) against wall time.
+(the part of the model the tuner can change) against wall time, as a fraction of the
+default schedules' sum measured by the same tuning process.
 
 Kernel-level curves (matmul, single conv layers) are in benchmarks/tuning_kernels.py.
 """
@@ -128,8 +129,10 @@ def _curve_rows(models: list[str], out: Path, minutes: list[float]) -> list[list
             for m in minutes:
                 # The estimate at that moment (it can rise: re-measurements of the
                 # defaults and bests replace single lucky samples).
+                # As a fraction of the tuner's own defaults: each tuning process scales
+                # its ratios by the default's seconds as it measured them.
                 now = [e for t, e in curve if t <= m * 60]
-                row.append(f"{now[-1] * 1e3:.2f}" if now else "-")
+                row.append(f"{now[-1] / curve[0][1]:.3f}" if now else "-")
             trials = sum(k["trials"] for k in meta["kernels"])
             space = sum(k["space"] for k in meta["kernels"])
             row.append(f"{trials}/{space}")
@@ -203,9 +206,10 @@ def eval_phase(
     print(table(result_rows, head))
     minutes = sorted({1.0, 2.0, *budgets})
     print()
-    print("Tuner curves: sum over tunable kernels of calls x best kernel time (ms, 1 thread)")
-    print("against wall time; trials measured / configs in the model's spaces.\n")
-    head = ["model", "tuner", "defaults", *[f"{m:g} min" for m in minutes], "trials/space"]
+    print("Tuner curves: sum over tunable kernels of calls x best kernel time (1 thread)")
+    print("against wall time, as a fraction of the default schedules' sum (ms);")
+    print("trials measured / configs in the model's spaces.\n")
+    head = ["model", "tuner", "defaults ms", *[f"{m:g} min" for m in minutes], "trials/space"]
     print(table(_curve_rows(models, out, minutes), head))
 
 

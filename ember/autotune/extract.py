@@ -156,7 +156,7 @@ def tune_model(
             with LocalMeasure(task, builder=builder, runner=LocalRunner(timeout=timeout)) as m:
                 # The default schedule's time goes in the log too: dispatch keeps it
                 # where no searched config beats it.
-                (default,) = m.runner.run(builder.build(task, [-1]))
+                (default,) = m.runner.run([m.default_build])
                 append_records(log, [default_record(task, default)])
                 t = ModelBasedTuner(task) if tuner == "model" else RandomTuner(task)
                 res = t.tune(

@@ -139,7 +139,7 @@ class TaskScheduler:
             m = LocalMeasure(
                 task, builder=builder, runner=LocalRunner(repeat=7, timeout=self.timeout)
             )
-            (default,) = m.runner.run(builder.build(task, [-1]))
+            (default,) = m.runner.run([m.default_build])
             if self.log is not None:
                 from ember.autotune.record import append_records, default_record
 
@@ -197,7 +197,7 @@ class TaskScheduler:
 
         cost_before = slot.cost
         builder, runner = slot.measure.builder, slot.measure.runner
-        cand, default = runner.run(builder.build(slot.task, [index, -1]))
+        cand, default = runner.run([*builder.build(slot.task, [index]), slot.measure.default_build])
         if cand.error is None:
             first = slot.tuner.ys[slot.tuner.xs.index(index)]
             slot.samples[index] = [first, *cand.costs]

@@ -3,6 +3,7 @@
     python benchmarks/tuning.py                                # resnet18, mobilenet_v2
     python benchmarks/tuning.py --models resnet18 --budgets 1,3 --out /tmp/t
     python benchmarks/tuning.py --phase eval --out /tmp/t      # re-time existing logs
+    python benchmarks/tuning.py --seed 1 --out /tmp/t1         # a repeat: other seed, cores
 
 Phase ``tune``: per model, the model-based and the random tuner run AT THE SAME TIME,
 each pinned to its own core (its builds, measurements and search all on that core), for
@@ -51,7 +52,9 @@ def _import(name: str, tmp: Path):  # type: ignore[no-untyped-def]
     return path, mod, params
 
 
-def tune_child(model: str, tuner: str, cpu: int | None, budget_s: float, out: Path) -> None:
+def tune_child(
+    model: str, tuner: str, cpu: int | None, budget_s: float, out: Path, seed: int = 0
+) -> None:
     """One tuner on one model (run in its own process, pinned to ``cpu``)."""
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})  # children (builds, measurements) inherit it
@@ -63,13 +66,14 @@ def tune_child(model: str, tuner: str, cpu: int | None, budget_s: float, out: Pa
     log.unlink(missing_ok=True)
     tasks = extract_tasks(mod, params)
     lines: list[str] = []
-    sched = TaskScheduler(tasks, tuner, log, n_parallel=1, seed=0, say=lines.append)
+    sched = TaskScheduler(tasks, tuner, log, n_parallel=1, seed=seed, say=lines.append)
     start = time.time()
     sched.run(time_budget=budget_s)
     meta = {
         "model": model,
         "tuner": tuner,
         "cpu": cpu,
+        "seed": seed,
         "start": start,
         "budget_s": budget_s,
         "curve": sched.curve,
@@ -91,15 +95,16 @@ def tune_child(model: str, tuner: str, cpu: int | None, budget_s: float, out: Pa
     (out / f"{model}-{tuner}.txt").write_text("\n".join(lines) + "\n")
 
 
-def tune_phase(models: list[str], budget_s: float, out: Path) -> None:
+def tune_phase(models: list[str], budget_s: float, out: Path, seed: int = 0) -> None:
     cpus = sorted(os.sched_getaffinity(0))
     for model in models:
         print(f"tuning {model}: {', '.join(TUNERS)} side by side, {budget_s / 60:.0f} min")
         procs = []
         for k, tuner in enumerate(TUNERS):
-            cpu = cpus[k % len(cpus)] if len(cpus) >= len(TUNERS) else None
+            # The seed also rotates the cores: seeds 0 and 1 put each tuner on each core.
+            cpu = cpus[(k + seed) % len(cpus)] if len(cpus) >= len(TUNERS) else None
             cmd = [sys.executable, __file__, "--_child", model, tuner, str(cpu), str(budget_s)]
-            procs.append(subprocess.Popen([*cmd, "--out", str(out)]))
+            procs.append(subprocess.Popen([*cmd, "--out", str(out), "--seed", str(seed)]))
         for p in procs:
             if p.wait() != 0:
                 raise SystemExit(f"a tuning process for {model} failed (exit {p.returncode})")
@@ -217,7 +222,8 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--_child":
         model, tuner, cpu, budget = sys.argv[2:6]
         out = Path(sys.argv[sys.argv.index("--out") + 1])
-        tune_child(model, tuner, None if cpu == "None" else int(cpu), float(budget), out)
+        seed = int(sys.argv[sys.argv.index("--seed") + 1])
+        tune_child(model, tuner, None if cpu == "None" else int(cpu), float(budget), out, seed)
         return
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--models", default="resnet18,mobilenet_v2")
@@ -226,6 +232,7 @@ def main() -> None:
     p.add_argument("--out", default=None, help="folder for logs (default: a new temp folder)")
     p.add_argument("--threads", default="1,2")
     p.add_argument("--rounds", type=int, default=30)
+    p.add_argument("--seed", type=int, default=0, help="the tuners' random seed")
     opts = p.parse_args()
     models = opts.models.split(",")
     budgets = [float(b) for b in opts.budgets.split(",")]
@@ -233,7 +240,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     print(f"logs in {out}")
     if opts.phase in ("all", "tune"):
-        tune_phase(models, max(budgets) * 60, out)
+        tune_phase(models, max(budgets) * 60, out, opts.seed)
     if opts.phase in ("all", "eval"):
         threads = [int(t) for t in opts.threads.split(",")]
         eval_phase(models, budgets, out, threads, opts.rounds)

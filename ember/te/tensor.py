@@ -206,7 +206,13 @@ class ComputeOp(Operation):
 
     @property
     def input_tensors(self) -> tuple[Tensor, ...]:
-        return tuple(read_tensors(self.body))
+        # Kept with the body it was read from: schedules and templates ask often (every
+        # create_schedule walks the graph), and a reassigned body reads afresh.
+        cached = self.__dict__.get("_inputs")
+        if cached is None or cached[0] is not self.body:
+            cached = (self.body, tuple(read_tensors(self.body)))
+            self.__dict__["_inputs"] = cached
+        return cached[1]
 
 
 @dataclass(eq=False)

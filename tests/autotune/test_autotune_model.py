@@ -76,3 +76,28 @@ def test_tune_model_resumes_from_its_log(tmp_path) -> None:  # type: ignore[no-u
     assert len(first) >= 24 and all(r.error is None for r in first)
     tune_model(mod, params, n_trial=24, log=log, tuner="random", n_parallel=2, say=lines.append)
     assert len(list(load_records(log))) == len(first)  # every share already measured
+
+
+def test_configs_of_a_kernel_share_its_compute_without_touching_it() -> None:
+    from ember.autotune import templates_fused
+
+    mod, params = _model()
+    conv = next(t for t, _ in extract_tasks(mod, params) if "conv" in t.describe[0])
+    space = conv.config_space
+    picks = [space.get(k) for k in np.random.default_rng().choice(len(space), 4, replace=False)]
+
+    def lowered(cfg):  # type: ignore[no-untyped-def]
+        s, args = conv.instantiate(cfg)
+        return str(ember.lower(s, args))
+
+    fresh = []
+    for cfg in picks:
+        templates_fused._computes.clear()
+        fresh.append(lowered(cfg))
+    # One compute for all configs, each schedule lowered after the others used it.
+    shared = [lowered(cfg) for cfg in picks] + [lowered(picks[0])]
+    assert shared == [*fresh, fresh[0]]
+    func = conv.args[0]
+    p1, o1 = templates_fused.kernel_compute(func)
+    p2, o2 = templates_fused.kernel_compute(func)
+    assert all(a is b for a, b in zip(p1 + o1, p2 + o2, strict=True))

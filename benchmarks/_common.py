@@ -56,23 +56,48 @@ def max_rel_err(got: np.ndarray, ref: np.ndarray) -> float:
     return float(np.max(np.abs(got - ref)) / (np.max(np.abs(ref)) + 1e-12))
 
 
-def interleaved_medians(
+def interleaved_blocks(
     fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 3, block: int = BLOCK
-) -> dict:
-    """Median ms per call of each fn over ``rounds`` calls, timed in alternating blocks."""
+) -> dict[str, list[list[float]]]:
+    """ms per call of each fn over ``rounds`` calls, timed in alternating blocks: per fn,
+    one list of ``block`` times per turn (turn k of every fn ran at about the same time)."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
+    times: dict[str, list[list[float]]] = {k: [] for k in fns}
     for _ in range(max(1, -(-rounds // block))):
         for name, fn in fns.items():
             time.sleep(PAUSE_S)  # let the other runtime's spinning threads go to sleep
             fn()  # the first call of a turn wakes this runtime's threads: not timed
+            turn = []
             for _ in range(block):
                 start = time.perf_counter()
                 fn()
-                times[name].append((time.perf_counter() - start) * 1e3)
-    return {k: float(np.median(v)) for k, v in times.items()}
+                turn.append((time.perf_counter() - start) * 1e3)
+            times[name].append(turn)
+    return times
+
+
+def interleaved_medians(
+    fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 3, block: int = BLOCK
+) -> dict:
+    """Median ms per call of each fn over ``rounds`` calls, timed in alternating blocks."""
+    blocks = interleaved_blocks(fns, rounds, warmup, block)
+    return {k: float(np.median(np.concatenate(v))) for k, v in blocks.items()}
+
+
+def paired_speedup(
+    base: list[list[float]], other: list[list[float]], seed: int = 0
+) -> tuple[float, float, float]:
+    """How many times faster ``other`` runs than ``base`` (timed turn by turn beside it,
+    see :func:`interleaved_blocks`): the median over turns of base/other (each turn's
+    median), with a bootstrap 90% interval of that median. Pairing turns cancels the
+    machine's drift, which moves both alike."""
+    ratios = np.array([np.median(b) / np.median(o) for b, o in zip(base, other, strict=True)])
+    rng = np.random.default_rng(seed)
+    boot = [np.median(rng.choice(ratios, len(ratios))) for _ in range(2000)]
+    lo, hi = np.percentile(boot, [5, 95])
+    return float(np.median(ratios)), float(lo), float(hi)
 
 
 def table(rows: list[list[str]], head: list[str]) -> str:

@@ -14,7 +14,11 @@ run yields. Kernels are tuned at one thread (one core each).
 
 Phase ``eval``: per model, compiles the default schedules and, per tuner and budget, the
 model with the records measured within that budget; times all of them against
-onnxruntime at 1 and 2 threads in one interleaved run (medians), and checks outputs.
+onnxruntime at 1 and 2 threads in one interleaved run (300 calls each, in turns of 5
+calls; medians), and checks outputs. "vs default" is the median over turns of the
+default's time over the variant's in the same round of turns (the machine's drift moves
+both alike), with a bootstrap 90% interval: intervals that do not overlap are a real
+difference, not this VM's noise.
 Also prints each tuner's curve: the sum over tuned kernels of calls x best kernel time
 (the part of the model the tuner can change) against wall time, as a fraction of the
 default schedules' sum measured by the same tuning process.
@@ -36,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import header, interleaved_medians, max_rel_err, table  # noqa: E402
+from _common import header, interleaved_blocks, max_rel_err, paired_speedup, table  # noqa: E402
 
 TUNERS = ("model", "random")
 
@@ -110,12 +114,26 @@ def tune_phase(models: list[str], budget_s: float, out: Path, seed: int = 0) -> 
                 raise SystemExit(f"a tuning process for {model} failed (exit {p.returncode})")
 
 
-def _order(label: str) -> tuple[int, float]:
+def _order(label: str) -> tuple[int, float, str]:
     """default first, then each tuner's budgets in order."""
     if label == "default":
-        return (-1, 0.0)
-    tuner, budget = label.split()
-    return (TUNERS.index(tuner), float(budget.rstrip("m")))
+        return (-1, 0.0, "")
+    tuner, budget, *rest = label.split()
+    return (TUNERS.index(tuner), float(budget.rstrip("m")), "".join(rest))
+
+
+def _unconfirmed(records: list) -> list:  # type: ignore[type-arg]
+    """The records without their re-measurement marks: dispatch then ranks every config
+    by its measurements, single ones included (as it did before it preferred the
+    re-measured configs)."""
+    import dataclasses
+
+    return [
+        dataclasses.replace(r, config={k: v for k, v in r.config.items() if k != "repeat"})
+        if r.config.get("repeat")
+        else r
+        for r in records
+    ]
 
 
 def _records_within(log: Path, start: float, seconds: float) -> list:  # type: ignore[type-arg]
@@ -146,7 +164,12 @@ def _curve_rows(models: list[str], out: Path, minutes: list[float]) -> list[list
 
 
 def eval_phase(
-    models: list[str], budgets: list[float], out: Path, threads: list[int], rounds: int
+    models: list[str],
+    budgets: list[float],
+    out: Path,
+    threads: list[int],
+    rounds: int,
+    unconfirmed: bool = False,
 ) -> None:
     import onnxruntime as ort
 
@@ -171,6 +194,10 @@ def eval_phase(
                 lib = ember.compile(mod, params, target="host", tuning_log=recs)
                 variants[label] = lib.load()
                 previous = (len(recs), label)
+                if unconfirmed:
+                    lib = ember.compile(mod, params, target="host", tuning_log=_unconfirmed(recs))
+                    variants[f"{label} all"] = lib.load()
+                    n_records[f"{label} all"] = len(recs)
         x = np.random.default_rng().standard_normal(variants["default"].inputs[0].shape)
         x = x.astype(np.float32)
         for t in threads:
@@ -187,10 +214,12 @@ def eval_phase(
                 if err > 1e-4:
                     raise SystemExit(f"{model} {name}: max rel error {err:.1e} vs onnxruntime")
                 fns[name] = lambda m=m, x=x: m.run({"data": x})
-            med = interleaved_medians(fns, rounds=rounds)
+            blocks = interleaved_blocks(fns, rounds=rounds)
             for label, twin in same_as.items():
-                med[label] = med[twin]
+                blocks[label] = blocks[twin]
+            med = {k: float(np.median(np.concatenate(v))) for k, v in blocks.items()}
             for name in sorted([*variants, *same_as], key=_order):
+                fast, lo, hi = paired_speedup(blocks["default"], blocks[name])
                 result_rows.append(
                     [
                         model,
@@ -200,14 +229,15 @@ def eval_phase(
                         f"{med[name]:.2f}",
                         f"{med['ort']:.2f}",
                         f"{med[name] / med['ort']:.2f}",
-                        f"{med['default'] / med[name]:.2f}",
+                        f"{fast:.2f}",
+                        f"{lo:.2f}-{hi:.2f}",
                     ]
                 )
                 print(" ".join(result_rows[-1]), flush=True)
     print()
     print(header("Whole-model tuning, batch 1: latency after each budget"))
     head = ["model", "threads", "schedules", "records", "ember ms", "ort ms", "ember/ort"]
-    head.append("vs default")
+    head += ["vs default", "90% interval"]
     print(table(result_rows, head))
     minutes = sorted({1.0, 2.0, *budgets})
     print()
@@ -231,8 +261,14 @@ def main() -> None:
     p.add_argument("--phase", choices=("all", "tune", "eval"), default="all")
     p.add_argument("--out", default=None, help="folder for logs (default: a new temp folder)")
     p.add_argument("--threads", default="1,2")
-    p.add_argument("--rounds", type=int, default=30)
+    p.add_argument("--rounds", type=int, default=300, help="timed calls per variant")
     p.add_argument("--seed", type=int, default=0, help="the tuners' random seed")
+    p.add_argument(
+        "--unconfirmed",
+        action="store_true",
+        help="also time each log with every config competing (label '... all'), not only\n"
+        "the re-measured ones (ember.autotune.record.best_per_workload)",
+    )
     opts = p.parse_args()
     models = opts.models.split(",")
     budgets = [float(b) for b in opts.budgets.split(",")]
@@ -243,7 +279,7 @@ def main() -> None:
         tune_phase(models, max(budgets) * 60, out, opts.seed)
     if opts.phase in ("all", "eval"):
         threads = [int(t) for t in opts.threads.split(",")]
-        eval_phase(models, budgets, out, threads, opts.rounds)
+        eval_phase(models, budgets, out, threads, opts.rounds, opts.unconfirmed)
 
 
 if __name__ == "__main__":

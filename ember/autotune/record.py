@@ -163,21 +163,29 @@ def load_records(path: str | Path, skip_bad: bool = False) -> Iterator[Record]:
 def best_per_workload(records: Iterable[Record]) -> dict[tuple[str, str], Record]:
     """The fastest error-free config for each (target, workload key).
 
-    A config measured more than once (the task scheduler re-measures each new best next
-    to the default schedule) counts by the median of all its measurements, so one lucky
-    sample on a noisy machine does not make it the winner. The returned record carries
-    the pooled costs.
+    A config measured more than once counts by the median of all its measurements, so
+    one lucky sample on a noisy machine does not make it the winner. Where some of a
+    workload's configs were re-measured (records marked ``repeat``: the task scheduler
+    measures each batch's fastest config again before it counts), only those configs
+    and the default schedule compete: the search measures thousands of configs once,
+    and the lowest of those single measurements are low by luck (the winner's curse).
+    The returned record carries the pooled costs.
     """
     pooled: dict[tuple[tuple[str, str], int], list[float]] = {}
     first: dict[tuple[tuple[str, str], int], Record] = {}
+    confirmed: dict[tuple[str, str], set[int]] = {}
     for r in records:
         if r.error is not None or not r.costs:
             continue
         k = (r.key, int(r.config.get("index", -1)))
         pooled.setdefault(k, []).extend(r.costs)
         first.setdefault(k, r)
+        if r.config.get("repeat"):
+            confirmed.setdefault(r.key, set()).add(k[1])
     best: dict[tuple[str, str], Record] = {}
     for k, costs in pooled.items():
+        if k[0] in confirmed and k[1] >= 0 and k[1] not in confirmed[k[0]]:
+            continue  # measured once by a search whose winners were re-measured
         rec = first[k]
         if len(costs) != len(rec.costs):
             rec = Record(

@@ -15,10 +15,12 @@ the task with the highest priority gets the next batch of trials:
     priority = share / (seconds spent on it + 1 s) x (1/2 if its last 3 batches found nothing)
 
 so time is spent in proportion to run time, a kernel that gets faster gets less of it,
-and a kernel whose search has gone flat yields to the others. A config the search
-finds fastest is measured once more next to the default schedule before it counts
-(one lucky measurement among hundreds on a shared machine is not a gain); the log
-keeps both, and dispatch ranks configs by the median of all their measurements.
+and a kernel whose search has gone flat yields to the others. The fastest config
+of each batch, when it beats the confirmed best, is measured once more next to the
+default schedule before it counts (one lucky measurement among hundreds on a shared
+machine is not a gain); the log keeps both (the second marked ``repeat``), and
+dispatch then picks among the re-measured configs and the default only, by the
+median of all their measurements.
 The log is usable at any moment: stopping after 5 minutes gives what a 5-minute
 budget gives (all kernels had their turn, the big ones more), which is what makes
 one long run's records answer "what would a shorter budget have found".
@@ -53,8 +55,8 @@ class TaskSlot:
     """One kernel in the schedule: its tuner, measurement and bookkeeping.
 
     ``samples`` holds every confirmed measurement per config index (-1: the default
-    schedule). A config found fastest by the search is measured again next to the
-    default before it counts, so the winner of many noisy single measurements (the
+    schedule). A batch's fastest config, when it beats the confirmed best, is measured
+    again next to the default before it counts, so the winner of many noisy single measurements (the
     "winner's curse") does not pass for a gain.
     """
 
@@ -179,14 +181,18 @@ class TaskScheduler:
         t0 = time.perf_counter()
         if self.tuner == "model":
             self._share_transfer(slot)
-        before = slot.tuner.best_cost
-        trials = slot.tuner.trials
+        trials, n_before = slot.tuner.trials, len(slot.tuner.xs)
         slot.tuner.tune(self.batch_size, slot.measure, batch_size=self.batch_size, log=self.log)
         slot.batches += 1
         if slot.tuner.trials == trials or not slot.tuner.has_next():
             slot.exhausted = True  # the whole space is measured
-        if slot.tuner.best_cost < before and slot.tuner.best_cost < slot.cost:
-            if self._confirm(slot, slot.tuner.best_index):
+        # The batch's fastest config, if it beats the confirmed best, is measured again.
+        # (Not only a new best of the search: a config whose first measurement was lucky
+        # and did not hold up stays the search's best, and must not hide later ones.)
+        batch = zip(slot.tuner.ys[n_before:], slot.tuner.xs[n_before:], strict=True)
+        finite = [(c, i) for c, i in batch if math.isfinite(c) and i not in slot.samples]
+        if finite and min(finite)[0] < slot.cost:
+            if self._confirm(slot, min(finite)[1]):
                 slot.last_gain_batch = slot.batches
         slot.spent += time.perf_counter() - t0
 

@@ -154,3 +154,28 @@ def test_a_config_measured_several_times_counts_by_its_median() -> None:
     recs.append(make_record(task, b, MeasureResult([9e-4, 9e-4, 9e-4, 9e-4])))
     (best,) = best_per_workload(recs).values()
     assert best.config["index"] == 1 and len(best.costs) == 4
+
+
+def test_once_measured_configs_do_not_compete_with_re_measured_ones() -> None:
+    from ember.autotune.record import default_record
+
+    task = create_task("matmul", (64, 64, 64))
+    lucky, solid = task.config_space.get(1), task.config_space.get(2)
+    recs = [
+        default_record(task, MeasureResult([3e-4, 3e-4])),
+        make_record(task, lucky, MeasureResult([1e-4, 1e-4])),  # measured once
+        make_record(task, solid, MeasureResult([2e-4, 2e-4])),
+    ]
+    # A log without re-measurements (a tuner on its own): every config competes.
+    (best,) = best_per_workload(recs).values()
+    assert best.config["index"] == 1
+    # The scheduler re-measured config 2: now only it and the default compete.
+    again = make_record(task, solid, MeasureResult([2.5e-4, 2.5e-4]))
+    again.config["repeat"] = True
+    (best,) = best_per_workload([*recs, again]).values()
+    assert best.config["index"] == 2 and len(best.costs) == 4
+    # Re-measured slower than the default, it loses to the default.
+    worse = make_record(task, solid, MeasureResult([9e-4] * 6))
+    worse.config["repeat"] = True
+    (best,) = best_per_workload([*recs, again, worse]).values()
+    assert best.config.get("default")

@@ -111,3 +111,42 @@ def test_tune_model_with_a_time_budget_resumes(tmp_path) -> None:  # type: ignor
     # next to the default's).
     repeats = sum(1 for r in second if r.config.get("repeat"))
     assert sum(1 for r in second if r.config.get("default")) == 4 + repeats
+
+
+def test_every_batch_best_that_beats_the_confirmed_cost_is_re_measured() -> None:
+    class FakeTuner:
+        def __init__(self, batches: list[tuple[list[int], list[float]]]) -> None:
+            self.batches = batches
+            self.xs: list[int] = []
+            self.ys: list[float] = []
+            self.trials = 0
+
+        def tune(self, n: int, measure: object, batch_size: int, log: object) -> None:
+            xs, ys = self.batches.pop(0)
+            self.xs += xs
+            self.ys += ys
+            self.trials += len(xs)
+
+        def has_next(self) -> bool:
+            return bool(self.batches)
+
+    # Config 5's first measurement is lucky (timed again: 1.2 s, slower than the
+    # default); config 9 comes later, slower than that lucky 0.5 s, so it is no new best
+    # of the search, but it beats the default and must be re-measured too.
+    tuner = FakeTuner([([4, 5], [1.1, 0.5]), ([8, 9], [math.inf, 0.8]), ([10], [0.95])])
+    slot = TaskSlot(SimpleNamespace(name="t"), 1, tuner, None, {-1: [1.0]})  # type: ignore[arg-type]
+    again = {5: [0.5, 1.2, 1.2], 9: [0.8, 0.85, 0.85]}
+    confirmed: list[int] = []
+
+    def confirm(slot: TaskSlot, index: int) -> bool:
+        confirmed.append(index)
+        slot.samples[index] = again[index]
+        return slot.best_index == index
+
+    sched = TaskScheduler([], "random")
+    sched._confirm = confirm  # type: ignore[method-assign]
+    for _ in range(3):
+        sched._step(slot)
+    assert confirmed == [5, 9]  # 10's 0.95 s does not beat 9's confirmed 0.85 s
+    assert slot.best_index == 9 and slot.last_gain_batch == 2
+    assert slot.exhausted

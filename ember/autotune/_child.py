@@ -29,6 +29,24 @@ def _load(lib_path: str, symbol: str) -> Any:
     return lib, fn
 
 
+ALIGNMENT = 64
+"""Byte alignment of every argument buffer: the runtime's (ember.runtime.artifact
+PARAM_ALIGNMENT). numpy's own allocations are 16-byte aligned, and the same pair of
+kernels (a tuned ResNet-18 conv and its default schedule) timed on 16-byte aligned
+arguments ran 1.11-1.29x apart in fresh processes and 0.98-1.12x apart on 64-byte
+aligned ones: 64-byte vector loads that straddle cache lines cost some loop orders more
+than others, so a config must be timed on the alignment it will run on."""
+
+
+def aligned(shape: Any, dtype: Any) -> np.ndarray:
+    """An uninitialized array whose data starts on an ``ALIGNMENT``-byte boundary."""
+    dt = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+    raw = np.empty(nbytes + ALIGNMENT, np.uint8)
+    start = (-raw.ctypes.data) % ALIGNMENT
+    return raw[start : start + nbytes].view(dt).reshape(shape)
+
+
 def _argv(arrays: list[np.ndarray]) -> Any:
     return (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
 
@@ -39,12 +57,14 @@ def make_reference(job: dict[str, Any]) -> dict[str, Any]:
     rng = np.random.default_rng()
     arrays = []
     for k, (shape, dtype) in enumerate(job["arg_specs"]):
+        a = aligned(shape, dtype)
         if k in job["output_indices"]:
-            arrays.append(np.zeros(shape, dtype))
+            a[...] = 0
         elif np.issubdtype(np.dtype(dtype), np.floating):
-            arrays.append(rng.uniform(-1, 1, size=shape).astype(dtype))
+            a[...] = rng.uniform(-1, 1, size=shape)
         else:
-            arrays.append(rng.integers(-8, 8, size=shape).astype(dtype))
+            a[...] = rng.integers(-8, 8, size=shape)
+        arrays.append(a)
     argv = _argv(arrays)
     rc = fn(argv)
     if rc != 0:
@@ -59,7 +79,11 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     """Check the candidate against the reference once, then time it; a dict of costs or error."""
     _lib, fn = _load(job["lib_path"], job["symbol"])
     ref = np.load(job["npz"])
-    arrays = [np.array(ref[f"arr_{k}"]) for k in range(len(job["arg_specs"]))]
+    arrays = []
+    for k, (shape, dtype) in enumerate(job["arg_specs"]):
+        a = aligned(shape, dtype)
+        a[...] = ref[f"arr_{k}"]
+        arrays.append(a)
     expected = {k: arrays[k].copy() for k in job["output_indices"]}
     for k in job["output_indices"]:
         arrays[k].fill(np.nan if np.issubdtype(arrays[k].dtype, np.floating) else 0)

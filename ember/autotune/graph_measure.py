@@ -53,16 +53,21 @@ class _Borrowed(DispatchContext):
 
 
 def _arrays(func: Function, rng: np.random.Generator) -> tuple[list[np.ndarray], Any]:
-    """Random inputs and empty outputs in the kernel ABI order (params, then results)."""
+    """Random inputs and empty outputs in the kernel ABI order (params, then results),
+    aligned as the runtime aligns them (see ember.autotune._child.ALIGNMENT)."""
+    from ember.autotune._child import aligned
+
     arrays = []
     for p in func.params:
         t = p.type
-        if np.dtype(t.dtype).kind == "f":
-            arrays.append(rng.uniform(-1, 1, t.shape).astype(t.dtype))
-        else:
-            arrays.append(np.zeros(t.shape, t.dtype))
+        a = aligned(t.shape, t.dtype)
+        a[...] = rng.uniform(-1, 1, t.shape) if np.dtype(t.dtype).kind == "f" else 0
+        arrays.append(a)
     rets = func.ret_type.fields if isinstance(func.ret_type, TupleType) else (func.ret_type,)
-    arrays += [np.zeros(t.shape, t.dtype) for t in rets]
+    for t in rets:
+        a = aligned(t.shape, t.dtype)
+        a[...] = 0
+        arrays.append(a)
     argv = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
     return arrays, argv
 

@@ -105,3 +105,20 @@ def test_default_schedule_must_work() -> None:
     with pytest.raises(BuildError, match="the default schedule does not build"):
         runner.prepare(task, BuildResult(None, error=("compile_error", "boom")))
     runner.close()
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (3,), (7, 5), (1, 4, 9, 9, 16)])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int8", "bool"])
+def test_measurement_buffers_are_aligned_like_the_runtimes(shape, dtype) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from ember.autotune._child import ALIGNMENT, aligned
+    from ember.runtime.artifact import PARAM_ALIGNMENT
+
+    assert ALIGNMENT == PARAM_ALIGNMENT
+    for _ in range(4):  # numpy's own allocations are often only 16-byte aligned
+        a = aligned(shape, dtype)
+        assert a.shape == shape and a.dtype == np.dtype(dtype)
+        assert a.ctypes.data % ALIGNMENT == 0 or a.size == 0
+        a[...] = 1
+        assert a.size == 0 or bool(np.all(a == 1))

@@ -31,11 +31,11 @@ def _load(lib_path: str, symbol: str) -> Any:
 
 ALIGNMENT = 64
 """Byte alignment of every argument buffer: the runtime's (ember.runtime.artifact
-PARAM_ALIGNMENT). numpy's own allocations are 16-byte aligned, and the same pair of
-kernels (a tuned ResNet-18 conv and its default schedule) timed on 16-byte aligned
-arguments ran 1.11-1.29x apart in fresh processes and 0.98-1.12x apart on 64-byte
-aligned ones: 64-byte vector loads that straddle cache lines cost some loop orders more
-than others, so a config must be timed on the alignment it will run on."""
+PARAM_ALIGNMENT). numpy's own allocations are 16-byte aligned; a tuned ResNet-18 conv
+timed against its default schedule on 16-byte aligned arguments ran at 1.11-1.29x the
+default's time in 8 fresh processes, and at 0.98-1.12x on 64-byte aligned ones: 64-byte
+vector loads that straddle cache lines cost some loop orders more than others, so a
+config must be timed on the alignment it will run on."""
 
 
 def aligned(shape: Any, dtype: Any) -> np.ndarray:

@@ -56,8 +56,8 @@ class TaskSlot:
 
     ``samples`` holds every confirmed measurement per config index (-1: the default
     schedule). A batch's fastest config, when it beats the confirmed best, is measured
-    again next to the default before it counts, so the winner of many noisy single measurements (the
-    "winner's curse") does not pass for a gain.
+    again next to the default before it counts, so the winner of many noisy single
+    measurements (the "winner's curse") does not pass for a gain.
     """
 
     task: Task

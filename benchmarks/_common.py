@@ -82,7 +82,11 @@ def interleaved_medians(
     fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 3, block: int = BLOCK
 ) -> dict:
     """Median ms per call of each fn over ``rounds`` calls, timed in alternating blocks."""
-    blocks = interleaved_blocks(fns, rounds, warmup, block)
+    return block_medians(interleaved_blocks(fns, rounds, warmup, block))
+
+
+def block_medians(blocks: dict[str, list[list[float]]]) -> dict[str, float]:
+    """Median ms per call of each fn over all its turns (see :func:`interleaved_blocks`)."""
     return {k: float(np.median(np.concatenate(v))) for k, v in blocks.items()}
 
 

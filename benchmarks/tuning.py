@@ -40,7 +40,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import header, interleaved_blocks, max_rel_err, paired_speedup, table  # noqa: E402
+from _common import (  # noqa: E402
+    block_medians,
+    header,
+    interleaved_blocks,
+    max_rel_err,
+    paired_speedup,
+    table,
+)
 
 TUNERS = ("model", "random")
 
@@ -217,7 +224,7 @@ def eval_phase(
             blocks = interleaved_blocks(fns, rounds=rounds)
             for label, twin in same_as.items():
                 blocks[label] = blocks[twin]
-            med = {k: float(np.median(np.concatenate(v))) for k, v in blocks.items()}
+            med = block_medians(blocks)
             for name in sorted([*variants, *same_as], key=_order):
                 fast, lo, hi = paired_speedup(blocks["default"], blocks[name])
                 result_rows.append(

@@ -190,10 +190,11 @@ class TaskScheduler:
         # (Not only a new best of the search: a config whose first measurement was lucky
         # and did not hold up stays the search's best, and must not hide later ones.)
         batch = zip(slot.tuner.ys[n_before:], slot.tuner.xs[n_before:], strict=True)
-        finite = [(c, i) for c, i in batch if math.isfinite(c) and i not in slot.samples]
-        if finite and min(finite)[0] < slot.cost:
-            if self._confirm(slot, min(finite)[1]):
-                slot.last_gain_batch = slot.batches
+        fastest = min(
+            ((c, i) for c, i in batch if math.isfinite(c) and i not in slot.samples), default=None
+        )
+        if fastest is not None and fastest[0] < slot.cost and self._confirm(slot, fastest[1]):
+            slot.last_gain_batch = slot.batches
         slot.spent += time.perf_counter() - t0
 
     def _confirm(self, slot: TaskSlot, index: int) -> bool:

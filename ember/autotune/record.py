@@ -161,33 +161,45 @@ def load_records(path: str | Path, skip_bad: bool = False) -> Iterator[Record]:
 
 
 def best_per_workload(records: Iterable[Record]) -> dict[tuple[str, str], Record]:
-    """The fastest error-free config for each (target, workload key).
+    """The fastest error-free config for each (target, workload key); a config with an
+    error in any of its records (a crash, timeout or wrong answer) is never picked.
 
     A config measured more than once counts by the median of all its measurements, so
     one lucky sample on a noisy machine does not make it the winner. Where some of a
     workload's configs were re-measured (records marked ``repeat``: the task scheduler
     measures each batch's fastest config again before it counts), only those configs
-    and the default schedule compete: the search measures thousands of configs once,
-    and the lowest of those single measurements are low by luck (the winner's curse).
-    The returned record carries the pooled costs.
+    and the default schedule compete, and a re-measured config counts by its
+    re-measurements alone: the search measures thousands of configs once, and the
+    lowest of those single measurements are low by luck (the winner's curse), which is
+    why they were re-measured. The returned record carries the pooled costs.
     """
     pooled: dict[tuple[tuple[str, str], int], list[float]] = {}
     first: dict[tuple[tuple[str, str], int], Record] = {}
     confirmed: dict[tuple[str, str], set[int]] = {}
+    again: dict[tuple[tuple[str, str], int], list[float]] = {}
+    failed: set[tuple[tuple[str, str], int]] = set()
     for r in records:
-        if r.error is not None or not r.costs:
-            continue
         k = (r.key, int(r.config.get("index", -1)))
+        if r.error is not None:
+            failed.add(k)  # crashed, timed out or wrong once: never the pick
+            continue
+        if not r.costs:
+            continue
         pooled.setdefault(k, []).extend(r.costs)
         first.setdefault(k, r)
         if r.config.get("repeat"):
             confirmed.setdefault(r.key, set()).add(k[1])
+            again.setdefault(k, []).extend(r.costs)
     best: dict[tuple[str, str], Record] = {}
     for k, costs in pooled.items():
-        if k[0] in confirmed and k[1] >= 0 and k[1] not in confirmed[k[0]]:
-            continue  # measured once by a search whose winners were re-measured
+        if k in failed and k[1] >= 0:  # (the default is the fallback either way)
+            continue
+        if k[0] in confirmed and k[1] >= 0:
+            if k[1] not in confirmed[k[0]]:
+                continue  # measured once by a search whose winners were re-measured
+            costs = again[k]
         rec = first[k]
-        if len(costs) != len(rec.costs):
+        if tuple(costs) != rec.costs:
             rec = Record(
                 rec.target,
                 rec.workload,

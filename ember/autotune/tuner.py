@@ -83,6 +83,14 @@ class Tuner:
             if cost < self.best_cost:
                 self.best_cost, self.best_index = cost, i
 
+    def relabel(self, index: int, cost: float) -> None:
+        """Replace a measured config's cost with a better estimate (the task scheduler's
+        re-measurements in fresh processes), so a cost model learns from it rather than
+        from a lucky first measurement; the best is recomputed."""
+        self.ys[self.xs.index(index)] = cost
+        self.best_cost = min(self.ys, default=math.inf)
+        self.best_index = self.xs[self.ys.index(self.best_cost)] if self.ys else -1
+
     def load_history(self, records: Sequence[Record]) -> int:
         """Take in earlier records of this task (same workload and target); return how many."""
         mine = [

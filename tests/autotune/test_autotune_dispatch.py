@@ -173,9 +173,38 @@ def test_once_measured_configs_do_not_compete_with_re_measured_ones() -> None:
     again = make_record(task, solid, MeasureResult([2.5e-4, 2.5e-4]))
     again.config["repeat"] = True
     (best,) = best_per_workload([*recs, again]).values()
-    assert best.config["index"] == 2 and len(best.costs) == 4
+    assert best.config["index"] == 2 and best.costs == (2.5e-4, 2.5e-4)  # re-measured only
     # Re-measured slower than the default, it loses to the default.
     worse = make_record(task, solid, MeasureResult([9e-4] * 6))
     worse.config["repeat"] = True
     (best,) = best_per_workload([*recs, again, worse]).values()
     assert best.config.get("default")
+
+
+def test_a_re_measured_config_counts_by_its_re_measurements_and_errors_disqualify() -> None:
+    from ember.autotune.record import default_record
+
+    task = create_task("matmul", (64, 64, 64))
+    a, b = task.config_space.get(1), task.config_space.get(2)
+
+    def again(config, costs):  # type: ignore[no-untyped-def]
+        r = make_record(task, config, MeasureResult(costs))
+        r.config["repeat"] = True
+        return r
+
+    recs = [
+        default_record(task, MeasureResult([3e-4, 3e-4])),
+        make_record(task, a, MeasureResult([1e-4, 1e-4])),  # picked for this lucky cost
+        again(a, [2.6e-4, 2.6e-4]),
+        make_record(task, b, MeasureResult([1.5e-4, 1.5e-4])),
+        again(b, [2.5e-4, 2.5e-4]),
+    ]
+    # Pooled with their first measurements a (1e-4, 2.6e-4) would tie b; by their
+    # re-measurements alone b is faster, and its record carries those costs only.
+    (best,) = best_per_workload(recs).values()
+    assert best.config["index"] == 2 and best.costs == (2.5e-4, 2.5e-4)
+    # A config that failed in one of its records is never picked.
+    crash = make_record(task, b, MeasureResult.failed("timeout", "over 10 s"))
+    crash.config["repeat"] = True
+    (best,) = best_per_workload([*recs, crash]).values()
+    assert best.config["index"] == 1

@@ -11,7 +11,7 @@ import pytest
 
 from ember.autotune import load_records
 from ember.autotune.extract import extract_tasks, tune_model
-from ember.autotune.scheduler import STALE_BATCHES, TaskScheduler, TaskSlot
+from ember.autotune.scheduler import CONFIRM_RUNS, STALE_BATCHES, TaskScheduler, TaskSlot
 from ember.errors import ScheduleError
 from ember.graph.ir import Function, Module, TensorType, Var, call, const
 
@@ -107,10 +107,11 @@ def test_tune_model_with_a_time_budget_resumes(tmp_path) -> None:  # type: ignor
     space = sum(len(t.config_space) for t, _ in extract_tasks(mod, params))
     n_first = sum(1 for r in first if not (r.config.get("default") or r.config.get("repeat")))
     assert len(seen) > n_first or n_first == space  # resumed, or everything measured
-    # Each run logs the default schedules' times (and each new best's re-measurement,
-    # next to the default's).
+    # Each run logs the default schedules' times, and each new best's re-measurements
+    # (CONFIRM_RUNS of them) next to one more of the default's.
     repeats = sum(1 for r in second if r.config.get("repeat"))
-    assert sum(1 for r in second if r.config.get("default")) == 4 + repeats
+    assert repeats % CONFIRM_RUNS == 0
+    assert sum(1 for r in second if r.config.get("default")) == 4 + repeats // CONFIRM_RUNS
 
 
 def test_every_batch_best_that_beats_the_confirmed_cost_is_re_measured() -> None:
@@ -150,3 +151,47 @@ def test_every_batch_best_that_beats_the_confirmed_cost_is_re_measured() -> None
     assert confirmed == [5, 9]  # 10's 0.95 s does not beat 9's confirmed 0.85 s
     assert slot.best_index == 9 and slot.last_gain_batch == 2
     assert slot.exhausted
+
+
+def test_a_best_counts_by_its_re_measurements_in_fresh_processes() -> None:
+    """_confirm measures the config in CONFIRM_RUNS processes; its lucky first cost is
+    dropped (from the slot and from the tuner's labels); a flaky config does not count."""
+    from ember.autotune.measure import MeasureResult
+    from ember.autotune.tuner import RandomTuner
+
+    class Runner:
+        def __init__(self, results: list[MeasureResult]) -> None:
+            self.results, self.jobs = results, []
+
+        def run(self, builds: list[object]) -> list[MeasureResult]:
+            self.jobs.append(builds)
+            return self.results[: len(builds)]
+
+    class Builder:
+        def build(self, task: object, indices: list[int]) -> list[str]:
+            return [f"build {i}" for i in indices]
+
+    from ember.autotune import create_task
+
+    task = create_task("matmul", (64, 64, 64))
+    tuner = RandomTuner(task, seed=0)
+    tuner.update([3, 4], [MeasureResult([0.5]), MeasureResult([0.9])])  # 3: lucky once
+    ok = [MeasureResult([0.8, 0.8]), MeasureResult([0.7, 0.7]), MeasureResult([0.75, 0.75])]
+    runner = Runner([*ok, MeasureResult([1.0])])
+    measure = SimpleNamespace(builder=Builder(), runner=runner, default_build="default")
+    slot = TaskSlot(task, 1, tuner, measure, {-1: [1.0]})
+    sched = TaskScheduler([], "random")
+    assert sched._confirm(slot, 3)
+    # One job: the config's build CONFIRM_RUNS times (each runs in its own process),
+    # then the default's.
+    assert runner.jobs == [["build 3"] * CONFIRM_RUNS + ["default"]]
+    assert slot.samples[3] == [0.8, 0.8, 0.7, 0.7, 0.75, 0.75]
+    assert slot.cost == pytest.approx(0.75)
+    assert tuner.ys[tuner.xs.index(3)] == pytest.approx(0.75)  # relabelled
+    assert tuner.best_cost == pytest.approx(0.75) and tuner.best_index == 3
+    # A config that fails in one of its re-measurements does not count.
+    tuner.update([5], [MeasureResult([0.4])])
+    flaky = MeasureResult.failed("runtime_crash", "the measuring process died (SIGSEGV)")
+    runner.results = [ok[0], flaky, ok[1], MeasureResult([1.0])]
+    assert not sched._confirm(slot, 5)
+    assert 5 not in slot.samples and slot.best_index == 3

@@ -10,6 +10,8 @@ ratio timed in ``--procs`` fresh processes, each on its own random inputs, one t
 15 alternating pairs of 8-call samples, on 64-byte aligned arguments (as the runtime and
 the tuner's measurement allocate them) and, with ``--numpy``, on numpy's own arrays.
 The spread over processes is what one measuring process cannot average away.
+The last line sums the kernels (weights: calls x default seconds from the tuning run;
+a kernel whose pick is the default counts 1) by the log's ratios and the fresh ones.
 """
 
 from __future__ import annotations
@@ -87,11 +89,15 @@ def main() -> None:
         f"{'kernel':34} {'pick':>6} {'log':>6}  "
         + "  ".join(f"{m} (min-median-max)" for m in modes)
     )
+    weight = {k["key"]: k["calls"] * k["default_s"] for k in meta["kernels"]}
+    sums = {m: 0.0 for m in ["log", *modes]}
     for task, _calls in extract_tasks(mod, params):
-        pick = best.get((task.target, task.workload["key"]))
-        if pick is None or pick.config.get("default"):
-            continue
         key = task.workload["key"]
+        pick = best.get((task.target, key))
+        if pick is None or pick.config.get("default"):
+            for m in sums:
+                sums[m] += weight.get(key, 0.0)  # the default schedule: ratio 1
+            continue
         default = [
             c
             for r in records
@@ -101,6 +107,7 @@ def main() -> None:
         logged = statistics.median(pick.costs) / statistics.median(default)
         d, c = build_config(task, -1), build_config(task, pick.config["index"])
         specs = json.dumps([[list(s), t] for s, t in d.arg_specs])
+        sums["log"] += weight.get(key, 0.0) * logged
         cells = []
         for mode in modes:
             ratios = []
@@ -123,12 +130,19 @@ def main() -> None:
                     )
                 )
             cells.append(f"{min(ratios):.3f}-{statistics.median(ratios):.3f}-{max(ratios):.3f}")
+            sums[mode] += weight.get(key, 0.0) * statistics.median(ratios)
         name = task.describe[0] if task.describe else task.name
         print(
             f"{name[:34]:34} {pick.config['index']:6d} {logged:6.3f}  "
             + "  ".join(f"{cell:>24}" for cell in cells),
             flush=True,
         )
+
+    total = sum(weight.values())
+    print(
+        "kernel sum (calls x default seconds, picks at their median ratio) as a fraction "
+        "of the defaults': " + ", ".join(f"{m} {v / total:.3f}" for m, v in sums.items())
+    )
 
 
 if __name__ == "__main__":

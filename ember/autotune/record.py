@@ -175,8 +175,7 @@ def best_per_workload(records: Iterable[Record]) -> dict[tuple[str, str], Record
     """
     pooled: dict[tuple[tuple[str, str], int], list[float]] = {}
     first: dict[tuple[tuple[str, str], int], Record] = {}
-    confirmed: dict[tuple[str, str], set[int]] = {}
-    again: dict[tuple[tuple[str, str], int], list[float]] = {}
+    again: dict[tuple[tuple[str, str], int], list[float]] = {}  # re-measurements only
     failed: set[tuple[tuple[str, str], int]] = set()
     for r in records:
         k = (r.key, int(r.config.get("index", -1)))
@@ -188,14 +187,14 @@ def best_per_workload(records: Iterable[Record]) -> dict[tuple[str, str], Record
         pooled.setdefault(k, []).extend(r.costs)
         first.setdefault(k, r)
         if r.config.get("repeat"):
-            confirmed.setdefault(r.key, set()).add(k[1])
             again.setdefault(k, []).extend(r.costs)
+    re_measured = {key for key, _ in again}
     best: dict[tuple[str, str], Record] = {}
     for k, costs in pooled.items():
         if k in failed and k[1] >= 0:  # (the default is the fallback either way)
             continue
-        if k[0] in confirmed and k[1] >= 0:
-            if k[1] not in confirmed[k[0]]:
+        if k[0] in re_measured and k[1] >= 0:
+            if k not in again:
                 continue  # measured once by a search whose winners were re-measured
             costs = again[k]
         rec = first[k]

@@ -221,9 +221,7 @@ class TaskScheduler:
         *again, default = runner.run([build] * self.confirm_runs + [slot.measure.default_build])
         if all(r.error is None for r in again):
             slot.samples[index] = [c for r in again for c in r.costs]
-            relabel = getattr(slot.tuner, "relabel", None)
-            if relabel is not None:
-                relabel(index, _median(slot.samples[index]))
+            slot.tuner.relabel(index, _median(slot.samples[index]))
         if default.error is None:
             slot.samples[-1].extend(default.costs)
         if self.log is not None:

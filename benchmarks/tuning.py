@@ -149,6 +149,17 @@ def _records_within(log: Path, start: float, seconds: float) -> list:  # type: i
     return [r for r in load_records(log) if r.timestamp <= start + seconds]
 
 
+def _default_medians(records: list) -> dict[str, float]:  # type: ignore[type-arg]
+    """Per workload key, the median of the default schedule's error-free measurements."""
+    import statistics
+
+    costs: dict[str, list[float]] = {}
+    for r in records:
+        if r.error is None and r.config.get("default"):
+            costs.setdefault(r.workload["key"], []).extend(r.costs)
+    return {k: statistics.median(v) for k, v in costs.items()}
+
+
 def _curve_rows(models: list[str], out: Path, minutes: list[float]) -> list[list[str]]:
     rows = []
     for model in models:

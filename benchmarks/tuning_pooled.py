@@ -36,8 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import table  # noqa: E402
-
-TUNERS = ("model", "random")
+from tuning import TUNERS, _default_medians  # noqa: E402
 
 
 def _load(run: Path, model: str, tuner: str):  # type: ignore[no-untyped-def]
@@ -45,14 +44,6 @@ def _load(run: Path, model: str, tuner: str):  # type: ignore[no-untyped-def]
 
     meta = json.loads((run / f"{model}-{tuner}.json").read_text())
     return meta, list(load_records(run / f"{model}-{tuner}.jsonl"))
-
-
-def _default_medians(records: list) -> dict[str, float]:  # type: ignore[type-arg]
-    costs: dict[str, list[float]] = {}
-    for r in records:
-        if r.error is None and r.config.get("default"):
-            costs.setdefault(r.workload["key"], []).extend(r.costs)
-    return {k: statistics.median(v) for k, v in costs.items()}
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tuning import _import, _records_within  # noqa: E402
+from tuning import _default_medians, _import, _records_within  # noqa: E402
 
 CHILD = r"""
 import ctypes, json, statistics, sys, time
@@ -82,6 +82,7 @@ def main() -> None:
         out / f"{opts.model}-{opts.tuner}.jsonl", meta["start"], opts.minutes * 60
     )
     best = best_per_workload(records)
+    defaults = _default_medians(records)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     modes = ["aligned", "numpy"] if opts.numpy else ["aligned"]
     print(f"{opts.model}, {opts.tuner} tuner, records of the first {opts.minutes:g} min")
@@ -98,13 +99,7 @@ def main() -> None:
             for m in sums:
                 sums[m] += weight.get(key, 0.0)  # the default schedule: ratio 1
             continue
-        default = [
-            c
-            for r in records
-            if r.workload["key"] == key and r.config.get("default") and r.error is None
-            for c in r.costs
-        ]
-        logged = statistics.median(pick.costs) / statistics.median(default)
+        logged = statistics.median(pick.costs) / defaults[key]
         d, c = build_config(task, -1), build_config(task, pick.config["index"])
         specs = json.dumps([[list(s), t] for s, t in d.arg_specs])
         sums["log"] += weight.get(key, 0.0) * logged

@@ -179,7 +179,8 @@ def _boundary(target: Any) -> dict[str, dict[str, Any]]:
     from ember.build.compiler import _lower_kernel
     from ember.build.toolchain import compile_shared
     from ember.codegen.c import codegen_c
-    from ember.graph.ir import Function, TensorType, Var, call
+    from ember.graph.ir import Function, TensorType, Var
+    from ember.ops import call
     from ember.te.lower import lower
 
     rng = np.random.default_rng(1)

@@ -32,10 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import header, interleaved_medians, max_rel_err, table  # noqa: E402
 
 from ember.build import build_module  # noqa: E402
-from ember.graph.ir import Function, TensorType, Var, call  # noqa: E402
-from ember.ops.strategy import schedule_primitive  # noqa: E402
+from ember.graph.ir import Function, TensorType, Var  # noqa: E402
+from ember.ops import call  # noqa: E402
 from ember.target import Target  # noqa: E402
 from ember.te.lower import lower  # noqa: E402
+from ember.topi.strategy import schedule_primitive  # noqa: E402
 from ember.topi.x86.cpu import float32_lanes  # noqa: E402
 
 LAYERS = [(64, 56), (128, 28), (256, 14), (512, 7)]

@@ -269,7 +269,8 @@ def conv_kernels(
 
 
 def _transform_function(spec: Transform) -> Any:
-    from ember.graph.ir import Function, TensorType, Var, call
+    from ember.graph.ir import Function, TensorType, Var
+    from ember.ops import call
 
     shape, src, dst = spec
     n, c, h, w = shape

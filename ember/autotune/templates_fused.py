@@ -49,7 +49,7 @@ def kernel_compute(func: Any) -> tuple[list[Any], list[Any]]:
     which instantiates the template for hundreds of configs, reuses one compute
     instead of lowering the graph to TE each time (a third of its cost).
     """
-    from ember.ops.strategy import build_compute
+    from ember.topi.strategy import build_compute
 
     got = _computes.get(id(func))
     if got is None or got[0] is not func:

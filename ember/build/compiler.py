@@ -36,7 +36,6 @@ import numpy as np
 import ember
 from ember.build.aot import aot_source
 from ember.build.memory_plan import MemoryPlan, plan_memory
-from ember.build.profile import kernel_flops
 from ember.build.toolchain import compile_object
 from ember.codegen.c import c_symbol
 from ember.config import config
@@ -169,7 +168,7 @@ def host_kernels(
 
 def _lower_kernel(func: Function, name: str, target: Target) -> str:
     from ember.codegen.c import codegen_c
-    from ember.ops.strategy import schedule_primitive
+    from ember.topi.strategy import schedule_primitive
     from ember.te.lower import lower
 
     try:
@@ -212,7 +211,7 @@ def compile(
 
         with apply_history_best(tuning_log):
             return compile(mod, params, target, progress=progress, graph_plan=graph_plan)
-    from ember.graph.analysis import summarize
+    from ember.graph.analysis import function_flops, summarize
 
     say = progress or (lambda msg: None)
     tgt = Target.parse(target)
@@ -308,7 +307,7 @@ def compile(
         "compile_seconds": round(seconds, 2),
         # One entry per AOT step, for Model.profile (ember_run_profiled times each step).
         "steps": [
-            {"name": call.name, "kernel": kname, "flops": kernel_flops(call.op)}  # type: ignore[arg-type]
+            {"name": call.name, "kernel": kname, "flops": function_flops(call.op)}  # type: ignore[arg-type]
             for call, kname in zip(calls, kernel_names)
         ],
     }

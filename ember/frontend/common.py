@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 
 from ember.errors import EmberError, FrontendError, UnsupportedOpError
-from ember.graph.ir import Constant, Expr, Function, Module, TensorType, Tuple, Var, call, const
+from ember.graph.ir import Constant, Expr, Function, Module, TensorType, Tuple, Var, const
 from ember.graph.visitor import post_order
+from ember.ops import call
 
 
 class ImportContext:
@@ -78,7 +79,7 @@ class ImportContext:
     # ------------------------------------------------------------------ calls
 
     def call(self, op: str, *args: Expr, name: str = "", **attrs: Any) -> Expr:
-        """``ember.graph.ir.call`` with the node name; errors are FrontendErrors naming the node."""
+        """``ember.ops.call`` with the node name; errors are FrontendErrors naming the node."""
         try:
             return call(op, *args, name=name, **attrs)
         except FrontendError:

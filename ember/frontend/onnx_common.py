@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ember.errors import FrontendError, InternalError
-from ember.graph.ir import DTYPES, Call, Constant, Expr, Tuple, TupleGetItem, TupleType, Var, call
+from ember.graph.ir import DTYPES, Call, Constant, Expr, Tuple, TupleGetItem, TupleType, Var
+from ember.ops import call
 
 if TYPE_CHECKING:
     import onnx

@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from ember.errors import FrontendError
-from ember.graph.ir import Constant, Expr, Function, Module, TensorType, Var, call, const
+from ember.graph.ir import Constant, Expr, Function, Module, TensorType, Var, const
+from ember.ops import call
 from ember.ops.registry import get_op
 
 # Axis k of an NHWC tensor is axis NHWC_TO_NCHW_AXIS[k] of its NCHW form.

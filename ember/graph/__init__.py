@@ -4,7 +4,7 @@
 
     from ember import graph
     x = graph.Var("data", graph.TensorType((1, 3, 8, 8)))
-    mod = graph.Module.from_function(graph.Function((x,), graph.call("nn.relu", x)))
+    mod = graph.Module.from_function(graph.Function((x,), ember.ops.call("nn.relu", x)))
     print(mod)                                    # readable text (graph.print_module)
     graph.verify(mod)                             # raises VerifyError on malformed graphs
     outs = graph.interpret(mod, {}, {"data": a})  # numpy reference executor
@@ -35,8 +35,10 @@ from ember.graph.ir import (
     Var,
     call,
     const,
+    print_expr,
+    print_function,
+    print_module,
 )
-from ember.graph.printer import print_expr, print_function, print_module
 from ember.graph.structural import structural_equal, structural_hash
 from ember.graph.verifier import verify
 from ember.graph.visitor import ExprMutator, ExprVisitor, post_order, use_counts

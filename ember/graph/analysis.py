@@ -1,7 +1,8 @@
 """Model statistics: op counts, parameter counts and bytes, FLOPs per op kind.
 
 A multiply-add counts as 2 FLOPs (the convention of papers and of TVM's
-``fvcore``-style counters). Formulas, with ``out`` the output element count:
+``fvcore``-style counters). Each op's count is its FLOP rule, defined with the op
+(:meth:`ember.graph.op.Op.flops`); with ``out`` the output element count:
 
 - ``nn.conv2d``: ``2 * N*O*OH*OW * (C/groups)*KH*KW`` (+ ``out`` with a bias)
 - ``nn.conv2d_transpose``: ``2 * N*C*H*W * (O/groups)*KH*KW`` (each input pixel
@@ -13,7 +14,9 @@ A multiply-add counts as 2 FLOPs (the convention of papers and of TVM's
 - ``nn.softmax`` / ``nn.log_softmax``: ``4 * out`` (max, exp, sum, divide);
   ``nn.lrn``: ``out * (2*size + 3)``
 - other elementwise and broadcast ops: ``out``
-- data movement (reshape, transpose, pad, concatenate, ...): 0
+- data movement (reshape, transpose, pad, concatenate, cast, ...): 0
+- the blocked and Winograd forms the compiler makes count the same way (a Winograd
+  GEMM: ``2 * out * C``; its transforms: ``4 * alpha`` per output element)
 
 Calls of fused functions are counted through their bodies, so a model has the
 same summary before and after fusion::
@@ -27,57 +30,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ember.errors import InternalError
 from ember.graph.ir import Call, Constant, Function, Module, TensorType
+from ember.graph.op import Op
 from ember.graph.visitor import post_order
-from ember.ops.registry import Op, OpPattern
-
-ZERO_FLOP_PATTERNS = (OpPattern.INJECTIVE, OpPattern.TUPLE)
-
-
-def _size(t: Any) -> int:
-    if isinstance(t, TensorType):
-        return t.size
-    return sum(_size(f) for f in t.fields)
 
 
 def call_flops(call: Call) -> int:
-    """FLOPs of one op call (see the module doc for the formulas)."""
+    """FLOPs of one op call: the op's FLOP rule (see :meth:`ember.graph.op.Op.flops`)."""
     op = call.op
-    assert isinstance(op, Op)
-    name, attrs = op.name, call.attrs
-    out = _size(call.type)
-    types = [a.type for a in call.args]
-    has_bias = len(call.args) == 3
-    if name == "nn.conv2d":
-        _, cg, kh, kw = types[1].shape
-        return 2 * out * cg * kh * kw + (out if has_bias else 0)
-    if name == "nn.conv2d_transpose":
-        _, og, kh, kw = types[1].shape
-        return 2 * types[0].size * og * kh * kw + (out if has_bias else 0)
-    if name == "nn.dense":
-        k = types[1].shape[1]
-        return 2 * out * k + (out if has_bias else 0)
-    if name == "nn.matmul":
-        k = types[0].shape[-1]
-        return 2 * out * k
-    if name == "nn.batch_matmul":
-        a_shape = types[0].shape
-        k = a_shape[1] if attrs.transpose_a else a_shape[2]
-        return 2 * out * k
-    if name in ("nn.max_pool2d", "nn.avg_pool2d"):
-        kh, kw = attrs.pool_size
-        return out * kh * kw
-    if name == "nn.batch_norm":
-        return 2 * out
-    if name in ("nn.softmax", "nn.log_softmax"):
-        return 4 * out
-    if name == "nn.lrn":
-        return out * (2 * attrs.size + 3)
-    if op.pattern == OpPattern.COMM_REDUCE:
-        return types[0].size
-    if op.pattern in ZERO_FLOP_PATTERNS or name in ("cast", "identity", "nn.dropout"):
-        return 0
-    return out
+    if not isinstance(op, Op):
+        raise InternalError(f"call_flops: {call!r} calls a function, not an op")
+    return op.flops(call)
 
 
 def _op_calls(func: Function) -> list[Call]:
@@ -92,6 +56,15 @@ def _op_calls(func: Function) -> list[Call]:
                 else:
                     calls.append(node)
     return calls
+
+
+def function_flops(func: Function) -> int:
+    """FLOPs of one call of ``func`` (e.g. a fused kernel: the sum over its op calls).
+
+    The compiler records this per kernel, and ``ember bench --profile`` divides it by
+    the kernel's measured time.
+    """
+    return sum(call_flops(c) for c in _op_calls(func))
 
 
 def summarize(mod: Module, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -181,4 +154,4 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["call_flops", "format_summary", "summarize"]
+__all__ = ["call_flops", "format_summary", "function_flops", "summarize"]

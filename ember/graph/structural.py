@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from ember.graph.ir import Call, Constant, Expr, Function, Module, Tuple, Var
+from ember.graph.op import Op
 from ember.graph.visitor import children, post_order
-from ember.ops.registry import Op
 
 Node = Expr | Function | Module
 

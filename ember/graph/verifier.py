@@ -30,8 +30,8 @@ from ember.graph.ir import (
     TupleType,
     Var,
 )
+from ember.graph.op import Op
 from ember.graph.visitor import post_order
-from ember.ops.registry import Op
 
 
 def _describe(node: Expr) -> str:
@@ -68,7 +68,7 @@ def _check_node(node: Expr, where: str) -> None:
             raise VerifyError(
                 f"{where}: {_describe(node)} has attrs of type {type(node.attrs).__name__}, "
                 f"expected {node.op.attrs_type.__name__}",
-                hint="build calls with ember.graph.call(op_name, *args, **attrs)",
+                hint="build calls with ember.ops.call(op_name, *args, **attrs)",
             )
         try:
             derived = node.op.infer_type(node.args, node.attrs, node.name)

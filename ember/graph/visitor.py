@@ -24,59 +24,17 @@ operator here: walks do not enter the function's body; use
 from __future__ import annotations
 
 from ember.errors import InternalError
-from ember.graph.ir import Call, Constant, Expr, Function, Tuple, TupleGetItem, Var
-
-
-def children(expr: Expr) -> tuple[Expr, ...]:
-    """The direct operands of ``expr`` (``()`` for Var and Constant).
-
-    >>> children(call("add", x, y))  # doctest: +SKIP
-    (x, y)
-    """
-    if isinstance(expr, Call):
-        return expr.args
-    if isinstance(expr, Tuple):
-        return expr.fields
-    if isinstance(expr, TupleGetItem):
-        return (expr.tuple_value,)
-    if isinstance(expr, Var | Constant):
-        return ()
-    raise InternalError(f"not a graph expression: {type(expr).__name__}")
-
-
-def post_order(*roots: Expr | Function) -> list[Expr]:
-    """Every node reachable from ``roots``, each once, children before parents.
-
-    Arguments are visited left to right, so the order is the natural execution
-    order of the graph. A :class:`Function` root stands for its body.
-
-    >>> [type(n).__name__ for n in post_order(call("nn.relu", x))]  # doctest: +SKIP
-    ['Var', 'Call']
-    """
-    order: list[Expr] = []
-    seen: set[Expr] = set()  # nodes hash by identity
-    for root in roots:
-        start = root.body if isinstance(root, Function) else root
-        if start in seen:
-            continue
-        # Stack entries: (node, index of the next child to push).
-        stack: list[tuple[Expr, int]] = [(start, 0)]
-        seen.add(start)
-        while stack:
-            node, next_child = stack[-1]
-            kids = children(node)
-            # Skip children already seen; push the first unseen one.
-            while next_child < len(kids) and kids[next_child] in seen:
-                next_child += 1
-            if next_child < len(kids):
-                stack[-1] = (node, next_child + 1)
-                child = kids[next_child]
-                seen.add(child)
-                stack.append((child, 0))
-            else:
-                stack.pop()
-                order.append(node)
-    return order
+from ember.graph.ir import (
+    Call,
+    Constant,
+    Expr,
+    Function,
+    Tuple,
+    TupleGetItem,
+    Var,
+    children,
+    post_order,
+)
 
 
 def use_counts(*roots: Expr | Function) -> dict[Expr, int]:
@@ -170,7 +128,7 @@ class ExprMutator:
     >>> class ReluToSigmoid(ExprMutator):  # doctest: +SKIP
     ...     def visit_call(self, call, args):
     ...         if call.op.name == "nn.relu":
-    ...             return ir.call("sigmoid", args[0], name=call.name)
+    ...             return ember.ops.call("sigmoid", args[0], name=call.name)
     ...         return super().visit_call(call, args)
     """
 

@@ -3,6 +3,7 @@
 >>> from ember.ops import get_op
 >>> get_op("nn.conv2d").pattern
 <OpPattern.OUT_ELEMWISE_FUSABLE: 4>
+>>> y = call("nn.relu", x)   # a graph Call of an op by name  # doctest: +SKIP
 """
 
 from ember.ops import (
@@ -16,12 +17,13 @@ from ember.ops import (
     transform,
     winograd,  # Winograd 3x3 convs made by the winograd_conv2d pass
 )
-from ember.ops.registry import NoAttrs, Op, OpPattern, get_op, list_ops, register_op
+from ember.ops.registry import NoAttrs, Op, OpPattern, call, get_op, list_ops, register_op
 
 __all__ = [
     "NoAttrs",
     "Op",
     "OpPattern",
+    "call",
     "get_op",
     "image",
     "layout",

@@ -4,7 +4,9 @@ Each output coordinate maps back to the input with the
 ``coordinate_transformation_mode``; ``nearest`` rounds it with ``nearest_mode``,
 ``linear`` and ``cubic`` interpolate (separably, H then W) with ONNX's rules::
 
-    >>> from ember.graph.ir import Var, TensorType, call
+    >>> from ember.graph.ir import Var, TensorType
+
+    >>> from ember.ops import call
     >>> x = Var("x", TensorType((1, 3, 8, 8)))
     >>> call("image.resize2d", x, size=(16, 16), method="linear").type.shape
     (1, 3, 16, 16)

@@ -8,7 +8,9 @@ and each blocked (sub-)axis as ``<factor><lowercase letter>``::
     NCHW8c      (N, C/8, H, W, 8)         channel c of pixel (h, w) at [n, c//8, h, w, c%8]
     OIHW8i8o    (O/8, I/8, KH, KW, 8, 8)  conv weights packed for the NCHW8c kernel
 
-    >>> from ember.graph.ir import Var, TensorType, call
+    >>> from ember.graph.ir import Var, TensorType
+
+    >>> from ember.ops import call
     >>> x = Var("x", TensorType((1, 16, 4, 4)))
     >>> call("layout_transform", x, src_layout="NCHW", dst_layout="NCHW8c").type.shape
     (1, 2, 4, 4, 8)
@@ -23,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ember.errors import AttrError, ShapeError
-from ember.graph.ir import TensorType
+from ember.graph.ir import Call, TensorType
 from ember.ops._shape import NUMBER_DTYPES, check_dtype, check_rank, same_dtype, tensor
 from ember.ops.nn_conv import Conv2DAttrs, conv2d
 from ember.ops.nn_pool import AvgPool2DAttrs, MaxPool2DAttrs, avg_pool2d, max_pool2d
@@ -184,6 +186,19 @@ conv2d_nchwc = register_op(
 )
 
 
+@conv2d_nchwc.flop_rule
+def _conv2d_nchwc_flops(call: Call) -> int:
+    # Weights (O/o, I/i, KH, KW, i, o): each output element sums I/groups * KH * KW products.
+    _, in_blocks, kh, kw, in_block, _ = call.args[1].type.shape
+    out = call.type.size
+    return 2 * out * in_blocks * in_block * kh * kw + (out if len(call.args) == 3 else 0)
+
+
+def _pool_nchwc_flops(call: Call) -> int:
+    kh, kw = call.attrs.pool_size
+    return call.type.size * kh * kw
+
+
 def nchwc_layouts(data: TensorType, weight: TensorType) -> tuple[Layout, Layout, Layout]:
     """(data, weight, output) layouts implied by 5-D data and 6-D weight shapes."""
     data_block, in_block, out_block = data.shape[4], weight.shape[4], weight.shape[5]
@@ -269,6 +284,7 @@ max_pool2d_nchwc = register_op(
 )
 max_pool2d_nchwc.type_rule(_pool_nchwc_type)
 max_pool2d_nchwc.reference(_pool_nchwc_reference(max_pool2d))
+max_pool2d_nchwc.flop_rule(_pool_nchwc_flops)
 
 avg_pool2d_nchwc = register_op(
     "nn.avg_pool2d_nchwc",
@@ -279,6 +295,7 @@ avg_pool2d_nchwc = register_op(
 )
 avg_pool2d_nchwc.type_rule(_pool_nchwc_type)
 avg_pool2d_nchwc.reference(_pool_nchwc_reference(avg_pool2d))
+avg_pool2d_nchwc.flop_rule(_pool_nchwc_flops)
 
 
 __all__ = [

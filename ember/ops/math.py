@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ember.errors import AttrError
-from ember.graph.ir import TensorType
+from ember.graph.ir import Call, TensorType
 from ember.ops._shape import (
     FLOAT_DTYPES,
     NUMBER_DTYPES,
@@ -120,6 +120,12 @@ class DropoutAttrs:
 dropout = unary_op("nn.dropout", lambda x, a: x.copy(), FLOAT_DTYPES, DropoutAttrs)
 
 
+@identity.flop_rule
+@dropout.flop_rule
+def _copy_flops(call: Call) -> int:
+    return 0  # a copy (inference-time dropout is one too): data movement
+
+
 @dataclass(frozen=True)
 class ClipAttrs:
     """Bounds of ``clip``; ``None`` means unbounded. Like ONNX, ``min(max(x, a_min), a_max)``."""
@@ -164,6 +170,7 @@ class CastAttrs:
 
 
 cast = register_op("cast", CastAttrs, OpPattern.ELEMWISE, num_inputs=1)
+cast.flop_rule(_copy_flops)  # a conversion, not arithmetic
 
 
 @cast.type_rule

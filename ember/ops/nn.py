@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ember.errors import AttrError, ShapeError
-from ember.graph.ir import TensorType
+from ember.graph.ir import Call, TensorType
 from ember.ops._shape import (
     FLOAT_DTYPES,
     NUMBER_DTYPES,
@@ -220,6 +220,13 @@ class BatchNormAttrs:
 
 
 batch_norm = register_op("nn.batch_norm", BatchNormAttrs, OpPattern.BROADCAST, num_inputs=5)
+
+
+@batch_norm.flop_rule
+def _batch_norm_flops(call: Call) -> int:
+    return 2 * call.type.size  # one scale, one shift
+
+
 _BN_INPUTS = ("data", "gamma", "beta", "moving_mean", "moving_var")
 
 
@@ -275,6 +282,14 @@ def _softmax_type(types: list, attrs: SoftmaxAttrs) -> TensorType:
 softmax = register_op("nn.softmax", SoftmaxAttrs, OpPattern.OPAQUE, num_inputs=1)
 softmax.type_rule(_softmax_type)
 log_softmax = register_op("nn.log_softmax", SoftmaxAttrs, OpPattern.OPAQUE, num_inputs=1)
+
+
+@softmax.flop_rule
+@log_softmax.flop_rule
+def _softmax_flops(call: Call) -> int:
+    return 4 * call.type.size  # max, exp, sum, divide
+
+
 log_softmax.type_rule(_softmax_type)
 
 

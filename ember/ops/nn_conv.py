@@ -2,7 +2,9 @@
 
 Layouts are NCHW data and OIHW weights (conv2d_transpose: IOHW, like ONNX)::
 
-    >>> from ember.graph.ir import Var, TensorType, call
+    >>> from ember.graph.ir import Var, TensorType
+
+    >>> from ember.ops import call
     >>> x = Var("x", TensorType((1, 3, 224, 224)))
     >>> w = Var("w", TensorType((64, 3, 7, 7)))
     >>> call("nn.conv2d", x, w, strides=2, padding=3).type
@@ -20,7 +22,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ember.errors import AttrError, ShapeError
-from ember.graph.ir import TensorType
+from ember.graph.ir import Call, TensorType
 from ember.ops._shape import (
     NUMBER_DTYPES,
     accumulate_dtype,
@@ -79,6 +81,14 @@ class Conv2DAttrs:
 
 
 conv2d = register_op("nn.conv2d", Conv2DAttrs, OpPattern.OUT_ELEMWISE_FUSABLE, num_inputs=None)
+
+
+@conv2d.flop_rule
+def _conv2d_flops(call: Call) -> int:
+    # Each output element sums C/groups * KH * KW products; the bias adds one per element.
+    _, cg, kh, kw = call.args[1].type.shape
+    out = call.type.size
+    return 2 * out * cg * kh * kw + (out if len(call.args) == 3 else 0)
 
 
 @conv2d.type_rule
@@ -195,6 +205,14 @@ conv2d_transpose = register_op(
 )
 
 
+@conv2d_transpose.flop_rule
+def _conv2d_transpose_flops(call: Call) -> int:
+    # Each input pixel scatters into a KH x KW window of every output channel of its group.
+    _, og, kh, kw = call.args[1].type.shape
+    out = call.type.size
+    return 2 * call.args[0].type.size * og * kh * kw + (out if len(call.args) == 3 else 0)
+
+
 def _transpose_out_size(
     size: int, kernel: int, stride: int, pad: int, dil: int, outpad: int
 ) -> int:
@@ -274,6 +292,12 @@ def _conv2d_transpose_ref(inputs: list[np.ndarray], attrs: Conv2DTransposeAttrs)
 dense = register_op("nn.dense", NoAttrs, OpPattern.OUT_ELEMWISE_FUSABLE, num_inputs=None)
 
 
+@dense.flop_rule
+def _dense_flops(call: Call) -> int:
+    out = call.type.size
+    return 2 * out * call.args[1].type.shape[1] + (out if len(call.args) == 3 else 0)
+
+
 @dense.type_rule
 def _dense_type(types: list, attrs: NoAttrs) -> TensorType:
     _check_arity(types, "dense")
@@ -307,6 +331,11 @@ def _dense_ref(inputs: list[np.ndarray], attrs: NoAttrs) -> np.ndarray:
 
 
 matmul = register_op("nn.matmul", NoAttrs, OpPattern.OUT_ELEMWISE_FUSABLE, num_inputs=2)
+
+
+@matmul.flop_rule
+def _matmul_flops(call: Call) -> int:
+    return 2 * call.type.size * call.args[0].type.shape[-1]
 
 
 @matmul.type_rule
@@ -362,6 +391,13 @@ class BatchMatmulAttrs:
 batch_matmul = register_op(
     "nn.batch_matmul", BatchMatmulAttrs, OpPattern.OUT_ELEMWISE_FUSABLE, num_inputs=2
 )
+
+
+@batch_matmul.flop_rule
+def _batch_matmul_flops(call: Call) -> int:
+    a_shape = call.args[0].type.shape
+    k = a_shape[1] if call.attrs.transpose_a else a_shape[2]
+    return 2 * call.type.size * k
 
 
 @batch_matmul.type_rule

@@ -5,7 +5,9 @@ window may hang past the padding but must start inside the input or its
 leading padding) and ``count_include_pad`` (declared padding counts, the
 ceil-mode overhang never does)::
 
-    >>> from ember.graph.ir import Var, TensorType, call
+    >>> from ember.graph.ir import Var, TensorType
+
+    >>> from ember.ops import call
     >>> x = Var("x", TensorType((1, 64, 112, 112)))
     >>> call("nn.max_pool2d", x, pool_size=3, strides=2, padding=1).type.shape
     (1, 64, 56, 56)
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ember.errors import AttrError, ShapeError
-from ember.graph.ir import TensorType
+from ember.graph.ir import Call, TensorType
 from ember.ops._shape import (
     FLOAT_DTYPES,
     NUMBER_DTYPES,
@@ -128,6 +130,14 @@ def _padded_windows(
 
 
 max_pool2d = register_op("nn.max_pool2d", MaxPool2DAttrs, OpPattern.COMM_REDUCE, num_inputs=1)
+
+
+@max_pool2d.flop_rule
+def _max_pool2d_flops(call: Call) -> int:
+    kh, kw = call.attrs.pool_size
+    return call.type.size * kh * kw
+
+
 max_pool2d.type_rule(_pool_type)
 
 
@@ -140,6 +150,14 @@ def _max_pool2d_ref(inputs: list[np.ndarray], attrs: MaxPool2DAttrs) -> np.ndarr
 
 
 avg_pool2d = register_op("nn.avg_pool2d", AvgPool2DAttrs, OpPattern.COMM_REDUCE, num_inputs=1)
+
+
+@avg_pool2d.flop_rule
+def _avg_pool2d_flops(call: Call) -> int:
+    kh, kw = call.attrs.pool_size
+    return call.type.size * kh * kw
+
+
 avg_pool2d.type_rule(_pool_type)
 
 
@@ -225,6 +243,11 @@ class LRNAttrs:
 
 
 lrn = register_op("nn.lrn", LRNAttrs, OpPattern.OPAQUE, num_inputs=1)
+
+
+@lrn.flop_rule
+def _lrn_flops(call: Call) -> int:
+    return call.type.size * (2 * call.attrs.size + 3)
 
 
 @lrn.type_rule

@@ -1,6 +1,8 @@
 """Reductions (pattern COMM_REDUCE): sum, mean, max, min, prod, argmax, argmin.
 
->>> from ember.graph.ir import Var, TensorType, call
+>>> from ember.graph.ir import Var, TensorType
+
+>>> from ember.ops import call
 >>> call("reduce_mean", Var("x", TensorType((2, 3, 4))), axes=(-1,), keepdims=True).type.shape
 (2, 3, 1)
 """

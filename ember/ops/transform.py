@@ -3,7 +3,9 @@
 Semantics follow ONNX (Reshape with one -1, Flatten to 2-D, Unsqueeze axes in
 the output, Slice clamping, Gather with negative indices, bidirectional Expand)::
 
-    >>> from ember.graph.ir import Var, TensorType, call
+    >>> from ember.graph.ir import Var, TensorType
+
+    >>> from ember.ops import call
     >>> x = Var("x", TensorType((2, 3, 4)))
     >>> call("strided_slice", x, begin=(-1,), end=(-100,), strides=(-2,), axes=(2,)).type.shape
     (2, 3, 2)

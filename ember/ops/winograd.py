@@ -17,7 +17,9 @@ model's statically planned workspace (a kernel's own scratch of that size is all
 and page-faulted on every call). m = 2 and m = 4 are supported (F(6x6) loses too much
 float32 precision for ember's 1e-4 relative tolerance).
 
-    >>> from ember.graph.ir import Var, TensorType, call
+    >>> from ember.graph.ir import Var, TensorType
+
+    >>> from ember.ops import call
     >>> x = Var("x", TensorType((1, 4, 14, 14, 16)))
     >>> call("nn.winograd_input_transform", x, padding=1, tile_size=2).type.shape
     (4, 4, 4, 49, 16)
@@ -31,7 +33,7 @@ from functools import cache
 import numpy as np
 
 from ember.errors import AttrError, ShapeError
-from ember.graph.ir import TensorType
+from ember.graph.ir import Call, TensorType
 from ember.ops._shape import check_rank, int_tuple, padding4, same_dtype, set_attr, tensor
 from ember.ops.registry import NoAttrs, OpPattern, register_op
 
@@ -154,6 +156,14 @@ winograd_input_transform = register_op(
 )
 
 
+@winograd_input_transform.flop_rule
+def _input_transform_flops(call: Call) -> int:
+    # V = B^T d B as two dense alpha x alpha products per tile and channel: each output
+    # element is two alpha-long dot products (the zeros of B are not discounted).
+    alpha = call.type.shape[0]
+    return call.type.size * 4 * alpha
+
+
 def _input_geometry(data: TensorType, attrs: WinogradInputAttrs) -> tuple[int, int, int, int]:
     """(OH, OW, tiles_h, tiles_w) of a 3x3 stride-1 conv of ``data`` with ``attrs``."""
     _, _, h, w, _ = data.shape
@@ -211,6 +221,13 @@ winograd_batch_matmul = register_op(
 )
 
 
+@winograd_batch_matmul.flop_rule
+def _gemm_flops(call: Call) -> int:
+    # M (alpha, alpha, O/o, tiles, o): each element sums C = C/i * i products.
+    _, _, in_blocks, _, in_block = call.args[0].type.shape
+    return 2 * call.type.size * in_blocks * in_block
+
+
 @winograd_batch_matmul.type_rule
 def _gemm_type(types: list, attrs: NoAttrs) -> TensorType:
     v, u = tensor(types, 0, "V"), tensor(types, 1, "U")
@@ -257,6 +274,14 @@ winograd_output_transform = register_op(
     doc="Y = A^T M A per tile, cropped to output_size, plus an optional (O,) bias: "
     "(alpha, alpha, O/o, tiles, o) -> NCHW[o]c",
 )
+
+
+@winograd_output_transform.flop_rule
+def _output_transform_flops(call: Call) -> int:
+    # Y = A^T M A: each kept output element is two alpha-long dot products (+ the bias).
+    alpha = call.args[0].type.shape[0]
+    out = call.type.size
+    return out * 4 * alpha + (out if len(call.args) == 2 else 0)
 
 
 @winograd_output_transform.type_rule

@@ -1,7 +1,7 @@
 """The operator library: a TE compute for every graph op, and default CPU schedules.
 
 Each module registers computes on the graph ops (``op.extensions["compute"]``,
-see :func:`ember.topi.common.register_compute`); :mod:`ember.ops.strategy` turns a
+see :func:`ember.topi.common.register_compute`); :mod:`ember.topi.strategy` turns a
 fused kernel into TE stages with them and schedules it with
 :mod:`ember.topi.schedule_x86` (or a fast path from :mod:`ember.topi.x86`).
 

@@ -10,7 +10,8 @@ from ember.autotune import MeasureResult, append_records, apply_history_best, lo
 from ember.autotune.extract import extract_tasks, tune_model
 from ember.autotune.record import make_record
 from ember.graph import interpret
-from ember.graph.ir import Function, Module, TensorType, Var, call, const
+from ember.graph.ir import Function, Module, TensorType, Var, const
+from ember.ops import call
 
 
 def _rand(*shape: int) -> np.ndarray:

@@ -11,11 +11,12 @@ from ember.autotune.extract import extract_tasks, tune_model
 from ember.autotune.space import FallbackConfig
 from ember.build.compiler import kernel_graph
 from ember.graph import interpret
-from ember.graph.ir import Function, Module, TensorType, Var, call, const
+from ember.graph.ir import Function, Module, TensorType, Var, const
 from ember.graph.passes.fuse_ops import kernels
-from ember.ops.strategy import schedule_primitive
+from ember.ops import call
 from ember.target import Target
 from ember.testing import zoo
+from ember.topi.strategy import schedule_primitive
 
 
 def _rand(*shape: int) -> np.ndarray:

@@ -13,7 +13,8 @@ from ember.autotune import load_records
 from ember.autotune.extract import extract_tasks, tune_model
 from ember.autotune.scheduler import CONFIRM_RUNS, STALE_BATCHES, TaskScheduler, TaskSlot
 from ember.errors import ScheduleError
-from ember.graph.ir import Function, Module, TensorType, Var, call, const
+from ember.graph.ir import Function, Module, TensorType, Var, const
+from ember.ops import call
 
 
 def _rand(*shape: int) -> np.ndarray:

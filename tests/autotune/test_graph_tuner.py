@@ -22,10 +22,11 @@ from ember.autotune.record import append_records, load_records
 from ember.build.compiler import kernel_graph
 from ember.errors import AttrError
 from ember.graph.interpreter import interpret
-from ember.graph.ir import Call, Function, Module, TensorType, Var, call, const
+from ember.graph.ir import Call, Function, Module, TensorType, Var, const
 from ember.graph.passes import optimize
 from ember.graph.passes.alter_layout import alter_layout, conv_ids, plan_blocks_of
 from ember.graph.visitor import post_order
+from ember.ops import call
 from ember.target import Target
 
 F = "float32"

@@ -15,7 +15,8 @@ import pytest
 import ember
 from ember.errors import TargetError
 from ember.graph import interpret
-from ember.graph.ir import Function, Module, TensorType, Tuple, Var, call, const
+from ember.graph.ir import Function, Module, TensorType, Tuple, Var, const
+from ember.ops import call
 
 REPO = Path(__file__).resolve().parents[2]
 

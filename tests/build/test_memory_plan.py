@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ember.build.memory_plan import ALIGNMENT, plan_memory
-from ember.graph.ir import Function, Module, TensorType, Tuple, Var, call
+from ember.graph.ir import Function, Module, TensorType, Tuple, Var
+from ember.ops import call
 from ember.graph.passes.fuse_ops import fuse_ops
 
 

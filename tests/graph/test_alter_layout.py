@@ -13,10 +13,11 @@ import pytest
 import ember
 from ember.errors import AttrError, EmberRuntimeError
 from ember.graph.interpreter import interpret
-from ember.graph.ir import Call, Constant, Function, Module, TensorType, Var, call, const
+from ember.graph.ir import Call, Constant, Function, Module, TensorType, Var, const
 from ember.graph.passes import optimize
 from ember.graph.passes.alter_layout import alter_layout
 from ember.graph.visitor import post_order
+from ember.ops import call
 
 F = "float32"
 

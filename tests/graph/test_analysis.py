@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ember.graph import Call, Constant, Function, Module, Tuple, call
+from ember.graph import Call, Constant, Function, Module, Tuple
 from ember.graph.analysis import call_flops, format_summary, summarize
+from ember.ops import call
 from tests.graph.graph_testlib import tensor
 
 

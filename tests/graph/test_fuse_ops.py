@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ember.graph import interpret
-from ember.graph.ir import Function, Module, TensorType, Var, call, const
+from ember.graph.ir import Function, Module, TensorType, Var, const
 from ember.graph.passes.fuse_ops import fuse_ops, kernels
+from ember.ops import call
 
 
 def _rand(*shape):

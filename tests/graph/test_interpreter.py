@@ -8,17 +8,8 @@ import numpy as np
 import pytest
 
 from ember.errors import EmberRuntimeError
-from ember.graph import (
-    Call,
-    Constant,
-    Function,
-    Module,
-    Tuple,
-    TupleGetItem,
-    call,
-    const,
-    interpret,
-)
+from ember.graph import Call, Constant, Function, Module, Tuple, TupleGetItem, const, interpret
+from ember.ops import call
 from tests.graph.graph_testlib import random_array, tensor
 
 

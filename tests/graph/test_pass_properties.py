@@ -6,8 +6,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ember.graph import Function, Module, Var, call, print_module, structural_equal, verify
+from ember.graph import Function, Module, Var, print_module, structural_equal, verify
 from ember.graph.passes import bind_params, optimize, run_passes, simplify
+from ember.ops import call
 from tests.graph.graph_testlib import assert_same_results, batch_norm, bn_stats, tensor
 
 LAYERS = ("conv", "bn", "relu", "sigmoid", "dropout", "identity", "scale", "shift", "residual")

@@ -13,7 +13,6 @@ from ember.graph import (
     Module,
     Tuple,
     TupleGetItem,
-    call,
     const,
     interpret,
     post_order,
@@ -30,6 +29,7 @@ from ember.graph.passes import (
     run_passes,
     simplify,
 )
+from ember.ops import call
 from tests.graph.graph_testlib import (
     assert_same_results,
     batch_norm,

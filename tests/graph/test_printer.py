@@ -11,11 +11,11 @@ from ember.graph import (
     Module,
     Tuple,
     TupleGetItem,
-    call,
     const,
     print_expr,
     print_module,
 )
+from ember.ops import call
 from tests.graph.graph_testlib import tensor
 
 

@@ -11,10 +11,10 @@ from ember.graph import (
     Module,
     Tuple,
     TupleGetItem,
-    call,
     structural_equal,
     structural_hash,
 )
+from ember.ops import call
 from tests.graph.graph_testlib import tensor
 
 

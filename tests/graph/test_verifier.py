@@ -15,10 +15,10 @@ from ember.graph import (
     Tuple,
     TupleGetItem,
     Var,
-    call,
     verify,
 )
 from ember.graph.passes import run_passes
+from ember.ops import call
 from tests.graph.graph_testlib import tensor
 
 

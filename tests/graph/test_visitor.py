@@ -16,11 +16,11 @@ from ember.graph import (
     Module,
     Tuple,
     TupleGetItem,
-    call,
     post_order,
     use_counts,
 )
 from ember.graph.visitor import children
+from ember.ops import call
 from tests.graph.graph_testlib import tensor
 
 DEEP = 10_000

@@ -5,8 +5,8 @@ import pytest
 from ops_testlib import assert_close, infer, randint, randn, run_onnx, run_op
 
 from ember.errors import AttrError, ShapeError
-from ember.graph.ir import TensorType, Var, call
-from ember.ops import get_op
+from ember.graph.ir import TensorType, Var
+from ember.ops import call, get_op
 
 CONV_CASES = [
     # (data shape, weight shape, attrs, with bias)

@@ -8,9 +8,10 @@ import pytest
 
 import ember.ops
 from ember.errors import AttrError
-from ember.graph.ir import TensorType, Var, call
+from ember.graph.ir import TensorType, Var
 from ember.ops import (
     OpPattern,
+    call,
     get_op,
     image,
     layout,

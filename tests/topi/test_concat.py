@@ -9,12 +9,13 @@ from topi_testlib import check_close
 
 from ember.build import build_module
 from ember.graph import interpret
-from ember.graph.ir import Function, Module, TensorType, Var, call
+from ember.graph.ir import Function, Module, TensorType, Var
 from ember.graph.passes.fuse_ops import fuse_ops, kernels
-from ember.ops.strategy import schedule_primitive
+from ember.ops import call
 from ember.te.lower import lower
 from ember.tir import expr as E
 from ember.tir.functor import post_order
+from ember.topi.strategy import schedule_primitive
 
 F = "float32"
 

@@ -18,13 +18,13 @@ from ember.graph.ir import (
     Tuple,
     TupleGetItem,
     Var,
-    call,
     const,
 )
 from ember.graph.passes.fuse_ops import fuse_ops, kernels
 from ember.graph.visitor import post_order
-from ember.ops.strategy import schedule_primitive
+from ember.ops import call
 from ember.te.lower import lower
+from ember.topi.strategy import schedule_primitive
 
 F = "float32"
 

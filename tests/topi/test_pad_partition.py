@@ -8,7 +8,7 @@ import pytest
 from test_concat import _compile_one, _selects, _var
 from topi_testlib import check_close
 
-from ember.graph.ir import call
+from ember.ops import call
 
 
 @pytest.mark.parametrize("ceil_mode", [False, True])

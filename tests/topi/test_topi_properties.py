@@ -11,9 +11,9 @@ from topi_testlib import check_close
 
 import ember
 from ember.errors import ShapeError
-from ember.graph.ir import Function, TensorType, Var, call
-from ember.ops import get_op
-from ember.ops.strategy import schedule_primitive
+from ember.graph.ir import Function, TensorType, Var
+from ember.ops import call, get_op
+from ember.topi.strategy import schedule_primitive
 
 # Every example compiles a kernel (~0.3 s): few examples, no deadline.
 SETTINGS = settings(

@@ -15,13 +15,12 @@ from topi_testlib import Case, KernelTable, check_case, check_close
 
 import ember
 from ember.errors import AttrError, ShapeError
-from ember.graph.ir import Call, Constant, Function, Module, TensorType, Tuple, Var, call
+from ember.graph.ir import Call, Constant, Function, Module, TensorType, Tuple, Var
 from ember.graph.passes.winograd import choose_tile_size, use_rule, winograd_conv2d
 from ember.graph.visitor import post_order
-from ember.ops import get_op
+from ember.ops import call, get_op
 from ember.ops.layout import Layout, from_primal
 from ember.ops.nn_conv import Conv2DAttrs
-from ember.ops.strategy import schedule_primitive
 from ember.ops.winograd import (
     WinogradInputAttrs,
     transform_weight,
@@ -29,6 +28,7 @@ from ember.ops.winograd import (
     winograd_matrices,
 )
 from ember.testing import zoo
+from ember.topi.strategy import schedule_primitive
 
 F = "float32"
 

@@ -12,10 +12,10 @@ import pytest
 from topi_testlib import Case, KernelTable, check_case, check_close
 
 from ember.errors import AttrError, ShapeError
-from ember.graph.ir import Function, TensorType, Var, call
-from ember.ops import get_op
-from ember.ops.strategy import schedule_primitive
+from ember.graph.ir import Function, TensorType, Var
+from ember.ops import call, get_op
 from ember.target import Target
+from ember.topi.strategy import schedule_primitive
 from ember.topi.x86.conv2d import ConvTile, choose_tile, vector_registers
 
 F = "float32"

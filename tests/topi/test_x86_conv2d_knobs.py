@@ -11,8 +11,9 @@ from topi_testlib import check_conv_relu_kernel
 
 import ember
 from ember.autotune.extract import kernel_task
-from ember.graph.ir import Function, TensorType, Var, call
-from ember.ops.strategy import schedule_primitive
+from ember.graph.ir import Function, TensorType, Var
+from ember.ops import call
+from ember.topi.strategy import schedule_primitive
 from ember.topi.x86.conv2d import DW_MIN_BLOCKS, MAX_DW_OW_TILE, MAX_OW_TILE
 
 F = "float32"

@@ -14,9 +14,10 @@ from topi_testlib import check_conv_relu_kernel
 
 import ember
 from ember.autotune.extract import kernel_task
-from ember.graph.ir import Function, TensorType, Var, call
-from ember.ops.strategy import schedule_primitive
+from ember.graph.ir import Function, TensorType, Var
+from ember.ops import call
 from ember.target import Target
+from ember.topi.strategy import schedule_primitive
 from ember.topi.x86.conv2d import ConvTile, choose_tile, row_block, vector_registers
 
 F = "float32"

@@ -13,9 +13,10 @@ import numpy as np
 
 from ember.build import build_module
 from ember.codegen.c import codegen_c
-from ember.graph.ir import Call, Function, TensorType, Var, call
-from ember.ops.strategy import schedule_primitive
+from ember.graph.ir import Call, Function, TensorType, Var
+from ember.ops import call
 from ember.te.lower import lower
+from ember.topi.strategy import schedule_primitive
 
 
 @dataclass

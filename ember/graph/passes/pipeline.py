@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from ember.errors import VerifyError
-from ember.graph.ir import Module
+from ember.graph.ir import Module, print_module
 from ember.graph.passes.bind_params import bind_params
 from ember.graph.passes.eliminate_dead_code import eliminate_dead_code
 from ember.graph.passes.fold_constants import fold_constants
 from ember.graph.passes.infer_types import infer_types
 from ember.graph.passes.simplify import simplify
-from ember.graph.printer import print_module
 from ember.graph.verifier import verify as verify_module
 
 Pass = Callable[[Module], Module]

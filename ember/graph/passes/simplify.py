@@ -29,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 
 from ember.graph.ir import Call, Constant, Expr, Module, TensorType
-from ember.graph.ir import call as call_op
 from ember.graph.visitor import ExprMutator, rebuild_call, use_counts
+from ember.ops import call as call_op
 from ember.ops.registry import Op
 
 DROPPED_OPS = ("nn.dropout", "identity")

@@ -22,28 +22,25 @@ import numpy as np
 from ember import te
 from ember.errors import ScheduleError
 from ember.graph.ir import Call, Constant, Expr, Function, Tuple, TupleGetItem, TupleType, Var
+from ember.graph.op import Op
 from ember.graph.visitor import post_order
-from ember.ops.registry import Op
 from ember.target import Target
 from ember.te.schedule import Schedule
 from ember.te.tensor import Tensor
 from ember.tir import expr as E
+from ember.topi import (  # noqa: F401  (register computes)
+    elementwise,
+    image,
+    nn,
+    pool,
+    reduce,
+    softmax,
+    transform,
+)
+from ember.topi.schedule_x86 import schedule_outputs
+from ember.topi.x86 import schedule_fast  # also registers the blocked-layout ops' computes
 
 Value = Tensor | tuple[Any, ...]
-
-
-def _load_topi() -> None:
-    # Importing the operator library registers every op's compute.
-    from ember.topi import (  # noqa: F401
-        elementwise,
-        image,
-        nn,
-        pool,
-        reduce,
-        softmax,
-        transform,
-        x86,  # the x86 helper's blocked-layout ops: layout_transform, conv2d_nchwc
-    )
 
 
 def _constant_tensor(node: Constant, name: str) -> Tensor:
@@ -63,7 +60,6 @@ def _constant_tensor(node: Constant, name: str) -> Tensor:
 
 def build_compute(func: Function) -> tuple[list[Tensor], list[Tensor]]:
     """TE tensors of a primitive function: (one placeholder per param, the outputs)."""
-    _load_topi()
     env: dict[Expr, Value] = {}
     params: list[Tensor] = []
     for k, p in enumerate(func.params):
@@ -135,8 +131,6 @@ def schedule_primitive(
     >>> s, args = schedule_primitive(func, Target.parse("host"))
     >>> kernel = ember.build(s, args, name=func.name)
     """
-    from ember.topi.schedule_x86 import schedule_outputs
-
     target = Target.parse(target)
     params, outputs = build_compute(func)
     # x86 fast paths (ember.topi.x86, x86 helper): kernels anchored on the blocked-layout ops
@@ -144,8 +138,6 @@ def schedule_primitive(
     # kernels writing a layout_transform or a 5-D blocked tensor; the rules return None for
     # every other kernel, which keeps the default schedule below.
     if target.kind == "host":
-        from ember.topi.x86 import schedule_fast
-
         fast = schedule_fast(outputs, target)
         if fast is not None:
             return fast, params + outputs

@@ -43,8 +43,8 @@ BURST_ITERS = 50_000
 
 def describe_convs(mod: Any, params: dict[str, np.ndarray]) -> dict[str, str]:
     """Kernel symbol -> "3x3 256->256 14x14 s1" for each conv kernel of the model."""
-    from ember.build.compiler import kernel_graph, workload_key
     from ember.codegen.c import c_symbol
+    from ember.driver import kernel_graph, workload_key
     from ember.graph.ir import Call
     from ember.graph.passes.fuse_ops import kernels
     from ember.graph.visitor import post_order
@@ -106,14 +106,13 @@ def main() -> None:
     import ember
     from ember.target import Target
     from ember.testing import zoo
-    from ember.topi.x86.cpu import float32_lanes
 
     mod, params = zoo.get(args.model)
     with no_winograd() if args.direct else nullcontext():
         model = ember.compile(mod, params, target="host", tuning_log=args.tuning_log).load()
         convs = describe_convs(mod, params)
     model.set_num_threads(args.threads)
-    lanes = float32_lanes(Target.parse("host"))
+    lanes = Target.parse("host").vector_lanes("float32")
     peak_fn = getattr(build_peak(), f"fma_peak_{lanes}")
 
     model.profile(repeat=3, warmup=2)  # warm caches and the thread pool

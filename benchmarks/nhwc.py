@@ -4,7 +4,7 @@
 
 For every distinct conv kernel of MobileNetV2 (batch 1, 224x224, random weights) as
 ``ember.compile`` generates it today -- the fused kernels of ``kernel_graph`` /
-``host_kernels``, lowered and compiled by the compiler's own ``_lower_kernel`` -- the
+``layout_kernels``, lowered and compiled by the compiler's own ``lower_kernel`` -- the
 same conv with the same epilogue (bias, relu6, residual add) is built with the NHWC
 kernels of :mod:`ember.topi.x86.nhwc`. Both are called through the same C ABI on the
 same random data (checked to agree), at each thread count, and timed in interleaved
@@ -89,8 +89,8 @@ def _logical_to_nchwc(x: np.ndarray, block: int) -> np.ndarray:
 def _prepare(layer: Layer, rng: np.random.Generator, target: Any) -> None:
     """Random data for both layouts, and the C source of both kernels."""
     from ember import te
-    from ember.build.compiler import _lower_kernel
     from ember.codegen.c import codegen_c
+    from ember.driver import lower_kernel
     from ember.te.lower import lower
     from ember.topi.x86.nhwc import conv2d_nhwc, depthwise_conv2d_nhwc, schedule_nhwc
 
@@ -148,7 +148,7 @@ def _prepare(layer: Layer, rng: np.random.Generator, target: Any) -> None:
     s = schedule_nhwc(result, target)
     prim = lower(s, [*te_in.values(), result], name="nhwc_kernel")
     layer.sources["NHWC"] = codegen_c([prim]).get_source()
-    layer.sources["NCHWc"] = _lower_kernel(func, "nchwc_kernel", target)
+    layer.sources["NCHWc"] = lower_kernel(func, "nchwc_kernel", target)
     stride = conv.attrs.strides[0]
     kind = "dw " if groups > 1 else ""
     parts = (("bias", p["bias"]), (p["activation"], p["activation"]), ("add", p["residual"]))
@@ -176,9 +176,9 @@ def _load(path: Path, symbol: str, arrays: list[np.ndarray]) -> Any:
 def _boundary(target: Any) -> dict[str, dict[str, Any]]:
     """Callables of the model-boundary kernels: NCHWc (today) vs NHWC."""
     from ember import te
-    from ember.build.compiler import _lower_kernel
-    from ember.build.toolchain import compile_shared
     from ember.codegen.c import codegen_c
+    from ember.driver import lower_kernel
+    from ember.driver.toolchain import compile_shared
     from ember.graph.ir import Function, TensorType, Var
     from ember.ops import call
     from ember.te.lower import lower
@@ -197,12 +197,12 @@ def _boundary(target: Any) -> dict[str, dict[str, Any]]:
     k_out = Function((u,), pooled, {"primitive": True, "name": "fused_layout_transform_pool"})
     srcs = {
         ("input", "NCHWc"): (
-            _lower_kernel(k_in, "b_in", target),
+            lower_kernel(k_in, "b_in", target),
             "b_in",
             [x, np.zeros((1, 1, 224, 224, 3), np.float32)],
         ),
         ("output", "NCHWc"): (
-            _lower_kernel(k_out, "b_out", target),
+            lower_kernel(k_out, "b_out", target),
             "b_out",
             [last, np.zeros((1, 1280, 1, 1), np.float32)],
         ),
@@ -232,11 +232,10 @@ def _boundary(target: Any) -> dict[str, dict[str, Any]]:
             np.zeros((1, 1280, 1, 1), np.float32),
         ],
     )
-    flags = target.cflags
     result: dict[str, dict[str, Any]] = {"input": {}, "output": {}}
     outs = {}
     for (end, layout), (src, sym, arrays) in srcs.items():
-        path = compile_shared(src, flags=flags)[0]
+        path = compile_shared(src, target)[0]
         result[end][layout] = _load(path, sym, arrays)
         result[end][layout]()
         outs[(end, layout)] = arrays[-1]
@@ -265,10 +264,11 @@ def main() -> None:
     parser.add_argument("--threads", default="1,2")
     args = parser.parse_args()
 
-    from ember.build.compiler import kernel_graph, workload_key
-    from ember.build.toolchain import compile_shared
+    from ember.driver import kernel_graph
+    from ember.driver.toolchain import compile_shared
     from ember.graph.ir import Call
     from ember.graph.passes.fuse_ops import kernels
+    from ember.graph.structural import workload_key
     from ember.graph.visitor import post_order
     from ember.runtime.model import _gomp
     from ember.target import Target
@@ -296,7 +296,7 @@ def main() -> None:
         _prepare(layer, rng, target)
     sources = [(layer, kind, src) for layer in todo for kind, src in layer.sources.items()]
     with ThreadPoolExecutor(2) as pool:
-        paths = list(pool.map(lambda t: compile_shared(t[2], flags=target.cflags)[0], sources))
+        paths = list(pool.map(lambda t: compile_shared(t[2], target)[0], sources))
     symbols = {"NHWC": "nhwc_kernel", "NCHWc": "nchwc_kernel"}
     for (layer, kind, _), path in zip(sources, paths):
         arrays = layer.nhwc if kind == "NHWC" else layer.nchwc

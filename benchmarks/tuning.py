@@ -285,7 +285,7 @@ def main() -> None:
         "--unconfirmed",
         action="store_true",
         help="also time each log with every config competing (label '... all'), not only\n"
-        "the re-measured ones (ember.autotune.record.best_per_workload)",
+        "the re-measured ones (ember.dispatch.record.best_per_workload)",
     )
     opts = p.parse_args()
     models = opts.models.split(",")

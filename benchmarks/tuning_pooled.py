@@ -55,7 +55,7 @@ def main() -> None:
     p.add_argument("--budgets", default="5,15,30", help="minutes")
     opts = p.parse_args()
 
-    from ember.autotune.record import best_per_workload
+    from ember.dispatch.record import best_per_workload
 
     budgets = [float(b) for b in opts.budgets.split(",")]
     procs: dict[tuple[str, str], tuple[dict, list]] = {}  # type: ignore[type-arg]

@@ -73,7 +73,7 @@ def main() -> None:
 
     from ember.autotune.extract import extract_tasks
     from ember.autotune.measure import KERNEL_NAME, build_config
-    from ember.autotune.record import best_per_workload
+    from ember.dispatch.record import best_per_workload
 
     out = Path(opts.out)
     _, mod, params = _import(opts.model, out)
@@ -94,7 +94,7 @@ def main() -> None:
     sums = {m: 0.0 for m in ["log", *modes]}
     for task, _calls in extract_tasks(mod, params):
         key = task.workload["key"]
-        pick = best.get((task.target, key))
+        pick = best.get((task.target_key, key))
         if pick is None or pick.config.get("default"):
             for m in sums:
                 sums[m] += weight.get(key, 0.0)  # the default schedule: ratio 1

@@ -31,13 +31,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import header, interleaved_medians, max_rel_err, table  # noqa: E402
 
-from ember.build import build_module  # noqa: E402
+from ember.driver import build_module  # noqa: E402
 from ember.graph.ir import Function, TensorType, Var  # noqa: E402
 from ember.ops import call  # noqa: E402
 from ember.target import Target  # noqa: E402
 from ember.te.lower import lower  # noqa: E402
 from ember.topi.strategy import schedule_primitive  # noqa: E402
-from ember.topi.x86.cpu import float32_lanes  # noqa: E402
 
 LAYERS = [(64, 56), (128, 28), (256, 14), (512, 7)]
 """(channels, height = width) of ResNet-18/50's 3x3 stride-1 convs (input = output channels)."""
@@ -104,7 +103,7 @@ def _cpu_ms(fn: Callable[[], None], rounds: int) -> float:
 
 def measure(rounds: int, threads: list[int]) -> list[list[str]]:
     target = Target.parse("host")
-    block = float32_lanes(target)
+    block = target.vector_lanes("float32")
     variants = {"direct": None, "F(2x2)": 2, "F(4x4)": 4}
     rows = []
     for channels, size in LAYERS:

@@ -12,17 +12,20 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from ember.version import __version__ as __version__
 
 _SUBMODULES = {
     "autotune",
     "codegen",
     "config",
+    "dispatch",
+    "driver",
     "errors",
     "frontend",
     "graph",
     "ops",
     "runtime",
+    "target",
     "te",
     "testing",
     "tir",
@@ -32,8 +35,8 @@ _SUBMODULES = {
 _FUNCTIONS = {
     "load": ("ember.runtime", "load"),
     "lower": ("ember.te.lower", "lower"),
-    "build": ("ember.te.lower", "build"),
-    "compile": ("ember.build.compiler", "compile"),
+    "build": ("ember.driver", "build"),
+    "compile": ("ember.driver", "compile"),
 }
 
 

@@ -7,18 +7,12 @@
     with autotune.apply_history_best("matmul.jsonl"):
         s, args = autotune.instantiate("matmul", (512, 512, 512), "host")
 
+The search sits above the compiler driver (it measures what ``ember.compile``
+builds); what it finds is applied through :mod:`ember.dispatch`, below the driver,
+whose names (spaces, templates, records, dispatch contexts) are re-exported here.
 See docs/tuning.md.
 """
 
-from ember.autotune.dispatch import (
-    ApplyHistoryBest,
-    DispatchContext,
-    apply_history_best,
-    config_for,
-    current_context,
-    instantiate,
-)
-from ember.autotune.graph_plan import GraphPlan
 from ember.autotune.graph_tuner import tune_graph
 from ember.autotune.measure import (
     LocalBuilder,
@@ -29,7 +23,17 @@ from ember.autotune.measure import (
     Runner,
 )
 from ember.autotune.model_tuner import CostModel, ModelBasedTuner
-from ember.autotune.record import (
+from ember.autotune.tuner import GridTuner, RandomTuner, Tuner, TuneResult, progress_printer
+from ember.dispatch.context import (
+    ApplyHistoryBest,
+    DispatchContext,
+    apply_history_best,
+    config_for,
+    current_context,
+    instantiate,
+)
+from ember.dispatch.graph_plan import GraphPlan
+from ember.dispatch.record import (
     Record,
     RecordError,
     append_records,
@@ -37,9 +41,8 @@ from ember.autotune.record import (
     load_records,
     save_records,
 )
-from ember.autotune.space import ConfigEntity, ConfigSpace, FallbackConfig
-from ember.autotune.task import Task, create_task, get_template, list_templates, template
-from ember.autotune.tuner import GridTuner, RandomTuner, Tuner, TuneResult, progress_printer
+from ember.dispatch.space import ConfigEntity, ConfigSpace, FallbackConfig
+from ember.dispatch.task import Task, create_task, get_template, list_templates, template
 
 __all__ = [
     "ApplyHistoryBest",

@@ -19,81 +19,47 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ember.autotune.dispatch import current_context
-from ember.autotune.task import Task, get_template
-from ember.autotune.tuner import progress_printer
+from ember.autotune.measure import LocalBuilder, LocalMeasure, LocalRunner
+from ember.autotune.model_tuner import ModelBasedTuner
+from ember.autotune.scheduler import TaskScheduler
+from ember.autotune.tuner import RandomTuner, progress_printer
+from ember.dispatch.record import append_records, default_record, load_records
+from ember.dispatch.task import Task
+from ember.dispatch.templates_fused import is_tunable, kernel_task
+from ember.driver import kernel_graph
+from ember.graph.ir import Function, Module
+from ember.graph.passes.fuse_ops import kernels
+from ember.graph.structural import workload_key
+from ember.target import Target
 
 MIN_TRIALS_PER_TASK = 8
 """Even a tiny kernel gets one batch of trials."""
 
 
-def kernel_task(func: Any, target: Any = "host") -> Task:
-    """The ``fused_kernel`` task of one primitive function (keyed by its workload_key)."""
-    from ember.build.compiler import workload_key
-    from ember.target import Target
-
-    shapes = [[list(p.type.shape), p.type.dtype] for p in func.params]
-    describe = (func.name, shapes)
-    return Task(
-        "fused_kernel",
-        (func,),
-        str(Target.parse(target)),
-        get_template("fused_kernel"),
-        workload_key(func),
-        describe=describe,
-    )
-
-
 def extract_tasks(
-    mod: Any, params: dict[str, Any] | None, target: Any = "host"
+    mod: Module, params: dict[str, Any] | None, target: str | Target = "host"
 ) -> list[tuple[Task, int]]:
     """Distinct tunable kernels of ``mod`` with how often each runs per inference."""
-    from ember.autotune.templates_fused import is_tunable
-    from ember.build.compiler import kernel_graph, workload_key
-    from ember.graph.passes.fuse_ops import kernels
-    from ember.target import Target
-
+    tgt = Target.parse(target)
     # The same graph steps as ember.compile, so workload keys match.
-    _, fused = kernel_graph(mod, params, Target.parse(target))
+    _, fused = kernel_graph(mod, params, tgt)
     counts: dict[str, int] = {}
-    funcs: dict[str, Any] = {}
+    funcs: dict[str, Function] = {}
     for call in kernels(fused):
-        key = workload_key(call.op)
+        key = workload_key(call.op)  # type: ignore[arg-type]
         counts[key] = counts.get(key, 0) + 1
-        funcs.setdefault(key, call.op)
+        funcs.setdefault(key, call.op)  # type: ignore[arg-type]
     tasks = []
     for key, func in funcs.items():
         if is_tunable(func):
-            tasks.append((kernel_task(func, target), counts[key]))
+            tasks.append((kernel_task(func, tgt), counts[key]))
     return tasks
 
 
-def tuned_schedule(func: Any, target: Any) -> tuple[Any, list[Any]] | None:
-    """For the compiler: ``(schedule, args)`` from the active dispatch context's best record
-    for this kernel, or None (no context, no record, or not tunable: use the default
-    schedule). Every call is counted tuned or untuned in the context's summary."""
-    ctx = current_context()
-    if ctx is None:
-        return None
-    from ember.autotune.templates_fused import is_tunable
-
-    task = kernel_task(func, target)
-    label = f"{func.name}"
-    if not is_tunable(func):
-        ctx.not_tunable.append(label)
-        return None
-    rec = ctx.query(task)
-    if rec is None:
-        ctx.untuned.append(label)
-        return None
-    cfg = ctx.config_for(task)  # counts it tuned
-    return task.instantiate(cfg)
-
-
 def tune_model(
-    mod: Any,
+    mod: Module,
     params: dict[str, Any] | None,
-    target: Any = "host",
+    target: str | Target = "host",
     n_trial: int = 200,
     log: str | Path = "tuning.jsonl",
     tuner: str = "model",
@@ -110,18 +76,11 @@ def tune_model(
     ``time_budget`` (seconds of wall time, setup included) the kernels share the time
     instead, batch by batch by their share of run time (:class:`TaskScheduler`).
     """
-    from ember.autotune.measure import LocalBuilder, LocalMeasure, LocalRunner
-    from ember.autotune.model_tuner import ModelBasedTuner
-    from ember.autotune.record import append_records, default_record, load_records
-    from ember.autotune.tuner import RandomTuner
-
     tasks = extract_tasks(mod, params, target)
     if not tasks:
         say("no tunable kernels (conv2d / dense / matmul with their epilogues) in the model")
         return []
     if time_budget is not None:
-        from ember.autotune.scheduler import TaskScheduler
-
         say(f"{len(tasks)} tunable kernels; {time_budget:.0f} s shared by run-time share")
         sched = TaskScheduler(
             tasks,
@@ -172,4 +131,4 @@ def tune_model(
     return results
 
 
-__all__ = ["extract_tasks", "kernel_task", "tune_model", "tuned_schedule"]
+__all__ = ["extract_tasks", "tune_model"]

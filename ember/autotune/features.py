@@ -23,14 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from ember.autotune.space import (
+from ember.dispatch.space import (
     ANNOTATIONS,
     AnnotateSpace,
     OtherOptionSpace,
     ReorderSpace,
     SplitSpace,
 )
-from ember.autotune.task import Task
+from ember.dispatch.task import Task
 from ember.te.bound import leaf_extents
 from ember.te.schedule import Fuse, Split
 from ember.te.tensor import REDUCE, ComputeOp

@@ -18,14 +18,20 @@ import statistics
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
 
-from ember.autotune.dispatch import DispatchContext
+from ember.autotune._child import aligned
+from ember.codegen.c import c_symbol
+from ember.dispatch.context import DispatchContext
+from ember.driver import lower_kernel
+from ember.driver.toolchain import compile_shared
 from ember.errors import EmberRuntimeError
 from ember.graph.ir import Function, TupleType
+from ember.graph.structural import workload_key
+from ember.runtime.model import _gomp
+from ember.target import Target
 
 MIN_SAMPLE_SECONDS = 0.002
 """Back-to-back calls per timing sample last at least this long (timer resolution, and a
@@ -55,8 +61,6 @@ class _Borrowed(DispatchContext):
 def _arrays(func: Function, rng: np.random.Generator) -> tuple[list[np.ndarray], Any]:
     """Random inputs and empty outputs in the kernel ABI order (params, then results),
     aligned as the runtime aligns them (see ember.autotune._child.ALIGNMENT)."""
-    from ember.autotune._child import aligned
-
     arrays = []
     for p in func.params:
         t = p.type
@@ -81,14 +85,12 @@ class KernelTimer:
 
     def __init__(
         self,
-        target: Any,
+        target: Target,
         threads: int,
         dispatch: DispatchContext | None = None,
         n_parallel: int = 2,
     ) -> None:
-        from ember.target import Target
-
-        self.target = Target.parse(target)
+        self.target = target
         self.threads = threads
         self.dispatch = dispatch
         self.n_parallel = max(1, n_parallel)
@@ -102,10 +104,6 @@ class KernelTimer:
 
     def measure(self, funcs: Iterable[Function]) -> list[float]:
         """Seconds per call of each kernel; the new ones are compiled in parallel first."""
-        from ember.build.compiler import _lower_kernel, workload_key
-        from ember.build.toolchain import compile_shared
-        from ember.codegen.c import c_symbol
-
         funcs = list(funcs)
         keys = [workload_key(f) for f in funcs]
         todo: dict[str, Function] = {}
@@ -115,15 +113,15 @@ class KernelTimer:
         if todo:
             start = time.perf_counter()
             names = {k: c_symbol(f"graph_tuner_{k}") for k in todo}
-            ctx = _Borrowed(self.dispatch) if self.dispatch is not None else nullcontext()
-            with ctx:
-                sources = {k: _lower_kernel(f, names[k], self.target) for k, f in todo.items()}
-            flags = self.target.cflags
+            schedules = _Borrowed(self.dispatch) if self.dispatch is not None else None
+            sources = {
+                k: lower_kernel(f, names[k], self.target, schedules) for k, f in todo.items()
+            }
             with ThreadPoolExecutor(self.n_parallel) as pool:
                 paths = dict(
                     zip(
                         sources,
-                        pool.map(lambda s: compile_shared(s, flags=flags)[0], sources.values()),
+                        pool.map(lambda s: compile_shared(s, self.target)[0], sources.values()),
                     )
                 )
             self.compile_seconds += time.perf_counter() - start
@@ -137,8 +135,6 @@ class KernelTimer:
 
     def _runner(self, func: Function, lib_path: str, symbol: str) -> Callable[[], float]:
         """Load one kernel and return a function timing it once (median seconds per call)."""
-        from ember.runtime.model import _gomp
-
         lib = ctypes.CDLL(lib_path)
         fn = getattr(lib, symbol)
         fn.argtypes = [ctypes.POINTER(ctypes.c_void_p)]

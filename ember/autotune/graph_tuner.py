@@ -49,18 +49,26 @@ from typing import Any
 
 from ember.autotune.graph_dp import LayoutProblem, solve
 from ember.autotune.graph_measure import KernelTimer, model_latencies
-from ember.autotune.graph_plan import GraphPlan, model_key
-from ember.graph.ir import Call, Constant, Expr, Module
+from ember.dispatch.context import apply_history_best
+from ember.dispatch.graph_plan import GraphPlan, model_key
+from ember.dispatch.record import append_records
+from ember.driver import compile, layout_kernels
+from ember.graph.ir import Call, Constant, Expr, Function, Module, TensorType, Var
+from ember.graph.passes import optimize
 from ember.graph.passes.alter_layout import (
     PLAN_BLOCKS,
-    _conv_blocks,
     _elementwise_block,
     conv_ids,
+    default_plan,
     plan_blocks_of,
+    rule_blocks,
 )
 from ember.graph.passes.fuse_ops import kernels
 from ember.graph.visitor import ExprMutator, children, post_order
+from ember.ops import call
 from ember.ops.registry import Op
+from ember.runtime.model import _cores
+from ember.target import Target
 
 State = tuple[int, int]
 Transform = tuple[tuple[int, ...], int | None, int | None]
@@ -233,18 +241,16 @@ def _conv_of(node: Any) -> str | None:
 
 
 def conv_kernels(
-    named: Module, states: dict[str, list[State]], target: Any, lanes: int
+    named: Module, states: dict[str, list[State]], target: Target, lanes: int
 ) -> dict[tuple[str, State], list[Any]]:
     """The fused kernels (primitive functions) of every (conv, candidate state): one for a
     direct conv, three for a Winograd conv (input transform, GEMM, output transform).
 
-    Each round lays the model out as compile does (``host_kernels``) with every conv on
+    Each round lays the model out as compile does (``layout_kernels``) with every conv on
     the candidate nearest one (input, output) block pair, so neighbours mostly agree and
     epilogues fuse as they would in a consistent plan; extra rounds cover what the pairs
     missed.
     """
-    from ember.build.compiler import host_kernels
-
     found: dict[tuple[str, State], list[Any]] = {}
     blocks = sorted({b for ss in states.values() for s in ss for b in s if b in PLAN_BLOCKS})
     wanted = [(b, b) for b in blocks] + [(i, o) for i in blocks for o in blocks if i != o]
@@ -253,12 +259,12 @@ def conv_kernels(
     ]
     while rounds:
         plan = rounds.pop(0)
-        fused = host_kernels(named, target, plan, lanes)
+        fused = layout_kernels(named, target, plan, lanes)
         mine: dict[str, list[Any]] = {}
-        for call in kernels(fused):
-            owners = {c for n in post_order(call.op.body) if (c := _conv_of(n)) in plan}
+        for kernel in kernels(fused):
+            owners = {c for n in post_order(kernel.op.body) if (c := _conv_of(n)) in plan}
             for c in owners:
-                mine.setdefault(c, []).append(call.op)
+                mine.setdefault(c, []).append(kernel.op)
         for c, funcs in mine.items():
             found.setdefault((c, plan[c]), funcs)
         if not rounds:
@@ -268,10 +274,7 @@ def conv_kernels(
     return found
 
 
-def _transform_function(spec: Transform) -> Any:
-    from ember.graph.ir import Function, TensorType, Var
-    from ember.ops import call
-
+def _transform_function(spec: Transform) -> Function:
     shape, src, dst = spec
     n, c, h, w = shape
     src_layout = "NCHW" if src is None else f"NCHW{src}c"
@@ -295,7 +298,7 @@ def predicted_ms(fused: Module, timer: KernelTimer) -> float:
 def tune_graph(
     mod: Module,
     params: dict[str, Any] | None,
-    target: Any = "host",
+    target: str | Target = "host",
     *,
     tuning_log: Any = None,
     threads: int | None = None,
@@ -314,19 +317,10 @@ def tune_graph(
     >>> plan = tune_graph(mod, params, threads=1)    # doctest: +SKIP
     >>> plan.predicted_ms, plan.measured_ms, plan.kept
     """
-    import ember
-    from ember.autotune.dispatch import apply_history_best
-    from ember.autotune.record import append_records
-    from ember.build.compiler import host_kernels
-    from ember.graph.passes import optimize
-    from ember.runtime.model import _cores
-    from ember.target import Target
-    from ember.topi.x86.cpu import float32_lanes
-
     start = time.perf_counter()
     tgt = Target.parse(target)
     threads = threads or _cores()
-    lanes = float32_lanes(tgt)
+    lanes = tgt.vector_lanes("float32")
     opt = optimize(mod, params or {})
     ids = conv_ids(opt)
     states: dict[str, list[State]] = {}
@@ -339,9 +333,9 @@ def tune_graph(
             and s[1] in candidate_blocks
             and (s[0] in candidate_blocks or s[0] not in PLAN_BLOCKS)
         ]
-        rule = _conv_blocks(conv, lanes)
-        if ok and rule is not None and rule[:2] not in ok:
-            ok.append(rule[:2])  # the default rule's choice is always a candidate
+        rule = rule_blocks(conv, lanes)
+        if ok and rule is not None and rule not in ok:
+            ok.append(rule)  # the default rule's choice is always a candidate
         if ok:
             states[cid] = ok
     order = [cid for cid in ids.values() if cid in states]
@@ -371,28 +365,25 @@ def tune_graph(
     )
     tuned = solve(problem) if order else {}
     tuned_blocks = {c: tuple(s) for c, s in tuned.items()}
-    defaults = {}
-    for conv, cid in ids.items():
-        rule = _conv_blocks(conv, lanes)
-        if cid in states and rule is not None and rule[:2] in states[cid]:
-            defaults[cid] = rule[:2]
+    # The rule's choice per conv: compiling with these builds what compiling without a
+    # plan builds (padded convs included), so "default" below is the real default.
+    defaults = {c: s for c, s in default_plan(opt, lanes).items() if c in states}
     model_cost = {"tuned": problem.cost(tuned) * 1e3}
     if len(defaults) == len(order):
         model_cost["default"] = problem.cost(defaults) * 1e3
 
     predicted = {
-        "default": predicted_ms(host_kernels(opt, tgt, None, lanes), timer),
-        "tuned": predicted_ms(host_kernels(opt, tgt, tuned_blocks, lanes), timer),
+        "default": predicted_ms(layout_kernels(opt, tgt, None, lanes), timer),
+        "tuned": predicted_ms(layout_kernels(opt, tgt, tuned_blocks, lanes), timer),
     }
     changed = sum(1 for c in order if tuned_blocks.get(c) != defaults.get(c))
     say(
         f"  plan changes {changed} of {len(order)} convs; predicted {predicted['default']:.2f} ms "
         f"default -> {predicted['tuned']:.2f} ms"
     )
-    with_log = {"tuning_log": tuning_log} if tuning_log is not None else {}
     models = {
-        "default": ember.compile(mod, params, tgt, graph_plan={}, **with_log).load(),
-        "tuned": ember.compile(mod, params, tgt, graph_plan=tuned_blocks, **with_log).load(),
+        "default": compile(mod, params, tgt, schedules=dispatch, graph_plan={}).load(),
+        "tuned": compile(mod, params, tgt, schedules=dispatch, graph_plan=tuned_blocks).load(),
     }
     measured = model_latencies(models, threads)
     kept = "tuned" if changed and measured["tuned"] < measured["default"] else "default"
@@ -402,7 +393,7 @@ def tune_graph(
         f"keeping {kept} ({seconds:.0f} s)"
     )
     plan = GraphPlan(
-        target=str(tgt),
+        target=tgt.key,
         model=model_key(opt),
         blocks=dict(tuned_blocks) if kept == "tuned" else {},
         tuned_blocks=dict(tuned_blocks),

@@ -26,9 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ember.autotune.space import ConfigEntity, FallbackConfig
-from ember.autotune.task import Task
-from ember.errors import BuildError, EmberError
+from ember.autotune import _child
+from ember.codegen.c import codegen_c
+from ember.dispatch.space import ConfigEntity, FallbackConfig
+from ember.dispatch.task import Task
+from ember.driver.toolchain import compile_shared
+from ember.errors import BuildError, EmberError, EmberRuntimeError
+from ember.te.lower import lower
+from ember.te.tensor import PlaceholderOp
 
 KERNEL_NAME = "tuning_candidate"
 """The C symbol of every tuning candidate (same name -> identical configs hit the cache)."""
@@ -87,12 +92,6 @@ def build_config(task: Task, index: int) -> BuildResult:
 
     Runs in a builder worker process; every failure becomes a BuildResult error.
     """
-    from ember.build.toolchain import compile_shared
-    from ember.codegen.c import codegen_c
-    from ember.target import Target
-    from ember.te.lower import lower
-    from ember.te.tensor import PlaceholderOp
-
     start = time.perf_counter()
     try:
         cfg = FallbackConfig() if index < 0 else task.config_space.get(index)
@@ -102,7 +101,7 @@ def build_config(task: Task, index: int) -> BuildResult:
     except Exception as err:  # any template/lowering failure belongs to this config
         return BuildResult(None, error=("instantiate_error", f"{type(err).__name__}: {err}"))
     try:
-        path, _hit = compile_shared(source, flags=Target.parse(task.target).cflags)
+        path, _hit = compile_shared(source, task.target)
     except BuildError as err:
         return BuildResult(None, error=("compile_error", str(err)))
     except EmberError as err:
@@ -222,8 +221,6 @@ class LocalRunner(Runner):
         self._npz = str(Path(self._tmp.name) / "reference.npz")
 
     def _spawn(self, kind: str, job: dict[str, Any]) -> dict[str, Any]:
-        from ember.autotune import _child
-
         parent, child = self._ctx.Pipe(duplex=False)
         proc = self._ctx.Process(target=_child.entry, args=(kind, job, child), daemon=True)
         proc.start()
@@ -263,8 +260,6 @@ class LocalRunner(Runner):
         }
 
     def prepare(self, task: Task, reference: BuildResult) -> None:
-        from ember.errors import EmberRuntimeError
-
         if reference.error is not None:
             raise BuildError(
                 f"tuning {task.name}{task.args}: the default schedule does not build "

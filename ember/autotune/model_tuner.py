@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from ember.autotune.features import FeatureExtractor
-from ember.autotune.record import Record
-from ember.autotune.task import Task, create_task
 from ember.autotune.tuner import Tuner
+from ember.dispatch.record import Record
+from ember.dispatch.task import Task, create_task
 from ember.errors import EmberError
 
 BOOST_ROUNDS = 80
@@ -147,7 +147,7 @@ class ModelBasedTuner(Tuner):
         by_workload: dict[str, list[Record]] = {}
         for r in records:
             wl = r.workload
-            if wl.get("template") != self.task.name or r.target != self.task.target:
+            if wl.get("template") != self.task.name or r.target != self.task.target_key:
                 continue
             if wl == self.task.workload:
                 continue  # this task's own records are history, not transfer

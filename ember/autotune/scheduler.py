@@ -43,8 +43,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ember.autotune.task import Task
+from ember.autotune.measure import LocalBuilder, LocalMeasure, LocalRunner
+from ember.autotune.model_tuner import ModelBasedTuner
 from ember.autotune.tuner import RandomTuner, Tuner, TuneResult
+from ember.dispatch.record import append_records, default_record, load_records, make_record
+from ember.dispatch.task import Task
+from ember.errors import ScheduleError
 
 STALE_BATCHES = 3
 """Batches without improvement after which a task's priority is halved."""
@@ -133,20 +137,14 @@ class TaskScheduler:
     def _make_tuner(self, task: Task, k: int) -> Tuner:
         seed = None if self.seed is None else self.seed + k
         if self.tuner == "model":
-            from ember.autotune.model_tuner import ModelBasedTuner
-
             return ModelBasedTuner(task, seed=seed)
         if self.tuner == "random":
             return RandomTuner(task, seed=seed)
-        from ember.errors import ScheduleError
-
         raise ScheduleError(
             f"unknown tuner {self.tuner!r}", hint="use tuner='model' or tuner='random'"
         )
 
     def _setup(self, builder: Any, start: float) -> None:
-        from ember.autotune.measure import LocalMeasure, LocalRunner
-
         for k, (task, calls) in enumerate(self.tasks):
             t0 = time.perf_counter()
             m = LocalMeasure(
@@ -154,13 +152,9 @@ class TaskScheduler:
             )
             (default,) = m.runner.run([m.default_build])
             if self.log is not None:
-                from ember.autotune.record import append_records, default_record
-
                 append_records(self.log, [default_record(task, default)])
             tuner = self._make_tuner(task, k)
             if self.log is not None and Path(self.log).exists():
-                from ember.autotune.record import load_records
-
                 tuner.load_history(list(load_records(self.log)))  # resume
                 tuner._loaded_logs.add(str(self.log))
             point = task.default_index()
@@ -213,8 +207,6 @@ class TaskScheduler:
         schedule once more); True if it is now the confirmed fastest. It counts by these
         re-measurements only, and only if every one of them succeeded (a config that
         crashes or times out now and then is no gain). All go to the log."""
-        from ember.autotune.record import append_records, default_record, make_record
-
         cost_before = slot.cost
         builder, runner = slot.measure.builder, slot.measure.runner
         (build,) = builder.build(slot.task, [index])
@@ -236,11 +228,7 @@ class TaskScheduler:
         self, time_budget: float | None = None, n_trial: int | None = None
     ) -> list[tuple[Task, TuneResult]]:
         """Tune until ``time_budget`` seconds (setup included) or ``n_trial`` new trials."""
-        from ember.autotune.measure import LocalBuilder
-
         if time_budget is None and n_trial is None:
-            from ember.errors import ScheduleError
-
             raise ScheduleError(
                 "TaskScheduler.run needs a budget", hint="pass time_budget= or n_trial="
             )

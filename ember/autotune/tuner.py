@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ember.autotune.measure import MeasureInput, MeasureResult
-from ember.autotune.record import Record, append_records, load_records, make_record
-from ember.autotune.space import ConfigEntity
-from ember.autotune.task import Task
+from ember.dispatch.record import Record, append_records, load_records, make_record
+from ember.dispatch.space import ConfigEntity
+from ember.dispatch.task import Task
 from ember.errors import ScheduleError
 
 Measure = Callable[[list[MeasureInput]], list[MeasureResult]]
@@ -94,7 +94,9 @@ class Tuner:
     def load_history(self, records: Sequence[Record]) -> int:
         """Take in earlier records of this task (same workload and target); return how many."""
         mine = [
-            r for r in records if r.target == self.task.target and r.workload == self.task.workload
+            r
+            for r in records
+            if r.target == self.task.target_key and r.workload == self.task.workload
         ]
         indices, results = [], []
         for r in mine:

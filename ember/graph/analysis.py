@@ -58,6 +58,13 @@ def _op_calls(func: Function) -> list[Call]:
     return calls
 
 
+def output_names(func: Function, count: int) -> list[str]:
+    """The names of ``func``'s ``count`` outputs: the model's own (the frontends record them
+    in ``attrs["output_names"]``), else ``output0``, ``output1``, ..."""
+    names = [str(n) for n in func.attrs.get("output_names", ())]
+    return names if len(names) == count else [f"output{i}" for i in range(count)]
+
+
 def function_flops(func: Function) -> int:
     """FLOPs of one call of ``func`` (e.g. a fused kernel: the sum over its op calls).
 
@@ -73,7 +80,7 @@ def summarize(mod: Module, params: Mapping[str, Any] | None = None) -> dict[str,
     Keys: ``num_calls``, ``op_counts`` and ``flops_by_op`` (dicts by op name),
     ``flops``, ``num_params`` and ``param_bytes`` (weights: constants in the
     graph plus the ``main`` parameters named in ``params``), ``num_constants``,
-    ``inputs`` and ``outputs`` (lists of ``(name, shape, dtype)``).
+    ``inputs`` and ``outputs`` (lists of ``(name, shape, dtype)``), ``output_names``.
 
     >>> summarize(mod)["flops"]  # doctest: +SKIP
     3627122688
@@ -97,11 +104,10 @@ def summarize(mod: Module, params: Mapping[str, Any] | None = None) -> dict[str,
     weights = [p for p in main.params if p.name in params]
     num_params = sum(c.type.size for c in constants) + sum(p.type.size for p in weights)
     param_bytes = sum(c.type.nbytes for c in constants) + sum(p.type.nbytes for p in weights)
-    outputs = []
     body_type = main.body.type
     flat = [body_type] if isinstance(body_type, TensorType) else list(_flatten_types(body_type))
-    for i, t in enumerate(flat):
-        outputs.append((f"output{i}", t.shape, t.dtype))
+    names = output_names(main, len(flat))
+    outputs = [(n, t.shape, t.dtype) for n, t in zip(names, flat)]
     order = sorted(op_counts, key=lambda n: (-flops_by_op[n], -op_counts[n], n))
     return {
         "num_calls": len(calls),
@@ -115,6 +121,7 @@ def summarize(mod: Module, params: Mapping[str, Any] | None = None) -> dict[str,
             (p.name, p.type.shape, p.type.dtype) for p in main.params if p.name not in params
         ],
         "outputs": outputs,
+        "output_names": names,
     }
 
 
@@ -154,4 +161,4 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["call_flops", "format_summary", "function_flops", "summarize"]
+__all__ = ["call_flops", "format_summary", "function_flops", "output_names", "summarize"]

@@ -13,6 +13,10 @@ the same sharing (DAG isomorphism, not just equal trees). Details:
 ``structural_equal(a, b)`` implies ``structural_hash(a) == structural_hash(b)``::
 
     assert structural_equal(optimize(mod, params), expected_mod)
+
+:func:`workload_key` is the compiler's name for a fused kernel: a short content hash
+of what it computes on which shapes, shared by compilation (identical kernels are
+built once), kernel caches and tuning records.
 """
 
 from __future__ import annotations
@@ -184,3 +188,26 @@ def structural_hash(node: Node) -> int:
     if isinstance(node, Function):
         return _hash_function(node, memo)
     return _hash_expr(node, {}, memo)
+
+
+def workload_key(func: Function) -> str:
+    """A content hash of a primitive function: its ops, attributes and types, not its names.
+
+    Two kernels with the same key compute the same thing on same-shaped data, so
+    they are compiled once, and tuning records of one apply to the other.
+    """
+    ids: dict[Any, int] = {}
+    parts = []
+    params = {p: i for i, p in enumerate(func.params)}
+    for node in post_order(func.body):
+        ids[node] = len(ids)
+        if isinstance(node, Var):
+            parts.append(f"param{params[node]}:{node.type}")
+        elif isinstance(node, Constant):
+            parts.append(f"const:{node.type}:{node.value.tobytes().hex()}")
+        elif isinstance(node, Call):
+            args = ",".join(str(ids[a]) for a in node.args)
+            parts.append(f"{node.op.name}({args}){node.attrs!r}:{node.type}")
+        else:
+            parts.append(f"{type(node).__name__}:{node.type}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]

@@ -11,7 +11,6 @@ import ctypes
 import ctypes.util
 import hashlib
 import os
-import platform
 import tempfile
 import threading
 import time
@@ -23,7 +22,7 @@ import numpy as np
 
 from ember.errors import EmberRuntimeError
 from ember.runtime.artifact import PARAM_ALIGNMENT, read_artifact
-from ember.runtime.cpu import host_cpu_flags
+from ember.runtime.cpu import check_target_record
 
 _ABI_VERSION = 1
 
@@ -42,25 +41,6 @@ def _aligned_empty(nbytes: int, alignment: int = PARAM_ALIGNMENT) -> np.ndarray:
     raw = np.empty(nbytes + alignment, dtype=np.uint8)
     start = (-raw.ctypes.data) % alignment
     return raw[start : start + nbytes]
-
-
-def _check_target(metadata: dict[str, Any], path: str) -> None:
-    target = metadata.get("target", {})
-    arch = target.get("arch")
-    here = platform.machine()
-    if arch and arch != here:
-        raise EmberRuntimeError(
-            f"{path!r} was compiled for {target.get('name', arch)} ({arch}); "
-            f"this machine is {here}",
-            hint=f"compile the model with a target for {here}, or run it on a {arch} device",
-        )
-    needed = set(target.get("cpu_features", []))
-    have = host_cpu_flags()
-    if needed and have and not needed <= have:
-        raise EmberRuntimeError(
-            f"{path!r} needs CPU features this machine lacks: {', '.join(sorted(needed - have))}",
-            hint="compile for this CPU (target 'host') or for a generic -mcpu",
-        )
 
 
 def _env_threads() -> int:
@@ -126,7 +106,7 @@ class Model:
         path = str(path)
         contents = read_artifact(path)
         meta = contents.metadata
-        _check_target(meta, path)
+        check_target_record(meta.get("target", {}), path)
         self.path = path
         self.metadata = meta
         self.inputs = [TensorInfo(t["name"], tuple(t["shape"]), t["dtype"]) for t in meta["inputs"]]

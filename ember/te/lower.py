@@ -1,7 +1,8 @@
-"""Lower a schedule to loop IR (a PrimFunc), and build it into a callable native kernel.
+"""Lower a schedule to loop IR (a PrimFunc).
 
 >>> f = ember.lower(s, [A, B, C])      # PrimFunc; print(f) shows the loops
->>> k = ember.build(s, [A, B, C])      # compiled; k(a, b, c) writes c in place
+
+(``ember.build`` compiles it: :mod:`ember.driver`.)
 
 Lowering walks the stages in dataflow order. Each stage becomes a loop nest over
 its leaf axes (after split/fuse/reorder) with the loop kinds the schedule chose;
@@ -432,28 +433,6 @@ def lower(
     return lower_pipeline(func)
 
 
-def build(
-    s: Schedule | S.PrimFunc,
-    args: Sequence[Tensor] | None = None,
-    target: Any = "host",
-    name: str = "default_function",
-) -> Any:
-    """Lower and compile to a native kernel; call it with numpy arrays (outputs in place).
-
-    >>> f = ember.build(s, [A, B, C], target="host", name="matmul")
-    >>> f(a, b, c); print(f.get_source())
-    """
-    from ember.build import build_module
-
-    if isinstance(s, S.PrimFunc):
-        func = s
-    else:
-        if args is None:
-            raise LoweringError("build: pass the argument tensors, e.g. build(s, [A, B, C])")
-        func = lower(s, args, name=name)
-    return build_module([func], target)
-
-
 class _UniqueLoopVars(Mutator):
     """Rename loop variables that share a name with an enclosing or earlier one
     (two stages' ``i`` loops), so printed IR and C code never shadow a variable."""
@@ -482,4 +461,4 @@ class _UniqueLoopVars(Mutator):
         return S.AttrStmt(node, s.key, s.value, body)
 
 
-__all__ = ["build", "lower"]
+__all__ = ["lower"]

@@ -2,7 +2,7 @@
 
 The compiler driver calls this once per distinct kernel that ``fuse_ops`` made::
 
-    s, args = schedule_primitive(func, Target.parse("host"))
+    s, args = schedule_primitive(func, target)
     prim = ember.lower(s, args, name=func.name)
 
 Each call in the function body becomes TE stages through its op's compute
@@ -119,25 +119,22 @@ def _call_compute(node: Call, args: list[Value], func: Function) -> Value:
     return fcompute(args, node.attrs, node.type)
 
 
-def schedule_primitive(
-    func: Function, target: Target | str = "host"
-) -> tuple[Schedule, list[Tensor]]:
+def schedule_primitive(func: Function, target: Target) -> tuple[Schedule, list[Tensor]]:
     """TE schedule of one fused kernel.
 
     Returns ``(schedule, args)``: one ``te.placeholder`` per ``func.params`` (same
     order, shapes, dtypes) followed by the output tensor(s), one per field when
     ``func.ret_type`` is a TupleType.
 
-    >>> s, args = schedule_primitive(func, Target.parse("host"))
-    >>> kernel = ember.build(s, args, name=func.name)
+    >>> s, args = schedule_primitive(func, target)
+    >>> kernel = ember.build(s, args, target=target, name=func.name)
     """
-    target = Target.parse(target)
     params, outputs = build_compute(func)
     # x86 fast paths (ember.topi.x86, x86 helper): kernels anchored on the blocked-layout ops
     # that alter_layout introduces (nn.conv2d_nchwc: register-tiled) and reduction-free
     # kernels writing a layout_transform or a 5-D blocked tensor; the rules return None for
     # every other kernel, which keeps the default schedule below.
-    if target.kind == "host":
+    if target.kind == "cpu" and target.is_x86:
         fast = schedule_fast(outputs, target)
         if fast is not None:
             return fast, params + outputs

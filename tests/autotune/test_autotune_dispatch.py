@@ -21,8 +21,8 @@ from ember.autotune import (
     instantiate,
     load_records,
 )
-from ember.autotune.record import make_record
-from ember.autotune.space import FallbackConfig
+from ember.dispatch.record import make_record
+from ember.dispatch.space import FallbackConfig
 
 KNOBS = {
     "tile_y": [-1, 2],
@@ -123,8 +123,8 @@ def test_dispatch_matches_target() -> None:
 def test_a_default_record_that_is_fastest_keeps_the_default_schedule() -> None:
     from ember.autotune import apply_history_best, create_task
     from ember.autotune.measure import MeasureResult
-    from ember.autotune.record import default_record, make_record
-    from ember.autotune.space import FallbackConfig
+    from ember.dispatch.record import default_record, make_record
+    from ember.dispatch.space import FallbackConfig
 
     task = create_task("matmul", (64, 64, 64), "host")
     searched = make_record(task, task.config_space.get(3), MeasureResult([2e-4]))
@@ -140,7 +140,7 @@ def test_a_default_record_that_is_fastest_keeps_the_default_schedule() -> None:
 def test_a_config_measured_several_times_counts_by_its_median() -> None:
     from ember.autotune import create_task
     from ember.autotune.measure import MeasureResult
-    from ember.autotune.record import make_record
+    from ember.dispatch.record import make_record
 
     task = create_task("matmul", (64, 64, 64), "host")
     a, b = task.config_space.get(1), task.config_space.get(2)
@@ -157,7 +157,7 @@ def test_a_config_measured_several_times_counts_by_its_median() -> None:
 
 
 def test_once_measured_configs_do_not_compete_with_re_measured_ones() -> None:
-    from ember.autotune.record import default_record
+    from ember.dispatch.record import default_record
 
     task = create_task("matmul", (64, 64, 64))
     lucky, solid = task.config_space.get(1), task.config_space.get(2)
@@ -182,7 +182,7 @@ def test_once_measured_configs_do_not_compete_with_re_measured_ones() -> None:
 
 
 def test_a_re_measured_config_counts_by_its_re_measurements_and_errors_disqualify() -> None:
-    from ember.autotune.record import default_record
+    from ember.dispatch.record import default_record
 
     task = create_task("matmul", (64, 64, 64))
     a, b = task.config_space.get(1), task.config_space.get(2)

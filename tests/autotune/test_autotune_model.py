@@ -8,7 +8,7 @@ import pytest
 import ember
 from ember.autotune import MeasureResult, append_records, apply_history_best, load_records
 from ember.autotune.extract import extract_tasks, tune_model
-from ember.autotune.record import make_record
+from ember.dispatch.record import make_record
 from ember.graph import interpret
 from ember.graph.ir import Function, Module, TensorType, Var, const
 from ember.ops import call
@@ -80,7 +80,7 @@ def test_tune_model_resumes_from_its_log(tmp_path) -> None:  # type: ignore[no-u
 
 
 def test_configs_of_a_kernel_share_its_compute_without_touching_it() -> None:
-    from ember.autotune import templates_fused
+    from ember.dispatch import templates_fused
 
     mod, params = _model()
     conv = next(t for t, _ in extract_tasks(mod, params) if "conv" in t.describe[0])

@@ -8,8 +8,8 @@ import numpy as np
 import ember
 from ember.autotune import apply_history_best, load_records
 from ember.autotune.extract import extract_tasks, tune_model
-from ember.autotune.space import FallbackConfig
-from ember.build.compiler import kernel_graph
+from ember.dispatch.space import FallbackConfig
+from ember.driver import kernel_graph
 from ember.graph import interpret
 from ember.graph.ir import Function, Module, TensorType, Var, const
 from ember.graph.passes.fuse_ops import kernels
@@ -17,6 +17,8 @@ from ember.ops import call
 from ember.target import Target
 from ember.testing import zoo
 from ember.topi.strategy import schedule_primitive
+
+HOST = Target.parse("host")
 
 
 def _rand(*shape: int) -> np.ndarray:
@@ -48,7 +50,7 @@ def test_conv_tasks_enumerate_their_space_and_fallback_is_the_default_schedule()
         assert len({repr(p.knob_values()) for p in points}) == len(space)
         # The fallback point lowers to exactly the schedule ember.compile uses untuned.
         func = funcs[task.describe[0]]
-        s, args = schedule_primitive(func, Target.parse("host"))
+        s, args = schedule_primitive(func, HOST)
         want = str(ember.lower(s, args))
         s2, args2 = task.instantiate(FallbackConfig())
         assert str(ember.lower(s2, args2)) == want
@@ -92,16 +94,15 @@ def _winograd_gemm(alpha: int, c: int, o: int, tiles: int, block: int = 16) -> F
 
 
 def test_winograd_gemm_is_tunable_and_its_points_match_numpy() -> None:
-    from ember.autotune.extract import kernel_task
-    from ember.autotune.templates_fused import is_tunable
+    from ember.dispatch.templates_fused import is_tunable, kernel_task
 
     func = _winograd_gemm(alpha=6, c=32, o=64, tiles=13)
     assert is_tunable(func)
-    task = kernel_task(func)
+    task = kernel_task(func, HOST)
     space = task.config_space
     assert set(space.space_map) == {"oc_tile", "p_tile", "loop_order", "unroll_ic"}
     assert sorted(e.val for e in space.space_map["p_tile"].entities) == list(range(1, 14))
-    s, args = schedule_primitive(func, Target.parse("host"))
+    s, args = schedule_primitive(func, HOST)
     assert str(ember.lower(*task.instantiate(space.get(0)))) == str(ember.lower(s, args))
     rng = np.random.default_rng()
     v = rng.standard_normal((6, 6, 2, 13, 16)).astype(np.float32)

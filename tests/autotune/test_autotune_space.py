@@ -8,7 +8,7 @@ import pytest
 
 from ember import te
 from ember.autotune import ConfigSpace, FallbackConfig, create_task, template
-from ember.autotune.space import SplitEntity
+from ember.dispatch.space import SplitEntity
 from ember.errors import ScheduleError
 
 

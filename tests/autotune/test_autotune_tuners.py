@@ -16,7 +16,7 @@ from ember.autotune import (
     load_records,
     template,
 )
-from ember.autotune.record import Record
+from ember.dispatch.record import Record
 
 pytest.importorskip("xgboost")
 

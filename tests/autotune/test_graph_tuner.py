@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 import ember
-from ember.autotune.dispatch import apply_history_best
 from ember.autotune.graph_dp import LayoutProblem, brute_force, solve
-from ember.autotune.graph_plan import GraphPlan, model_key, plan_blocks_for
 from ember.autotune.graph_tuner import analyze, build_problem, conv_kernels, tune_graph
-from ember.autotune.record import append_records, load_records
-from ember.build.compiler import kernel_graph
+from ember.dispatch.context import apply_history_best
+from ember.dispatch.graph_plan import GraphPlan, model_key, plan_blocks
+from ember.dispatch.record import append_records, load_records
+from ember.driver import kernel_graph
 from ember.errors import AttrError
 from ember.graph.interpreter import interpret
 from ember.graph.ir import Call, Function, Module, TensorType, Var, const
@@ -29,8 +29,9 @@ from ember.graph.visitor import post_order
 from ember.ops import call
 from ember.target import Target
 
-F = "float32"
 HOST = Target.parse("host")
+
+F = "float32"
 
 
 def _w(rng: np.random.Generator, *shape: int):  # type: ignore[no-untyped-def]
@@ -169,7 +170,7 @@ def test_plan_is_applied_and_matches_the_reference() -> None:
         "conv2d#3": (4, 4),
         "conv2d#4": (8, 16),
     }
-    _, fused = kernel_graph(mod, {}, HOST, plan)
+    _, fused = kernel_graph(mod, {}, HOST, graph_plan=plan)
     assert [b for _, b in _blocks_in(fused)] == list(plan.values())
     new = alter_layout(optimize(mod, {}), HOST, blocks=plan)
     moves = [
@@ -241,20 +242,20 @@ def test_plan_round_trips_through_json_and_a_tuning_log(tmp_path) -> None:  # ty
     append_records(log, [plan.to_record()])
     (rec,) = load_records(log)
     assert GraphPlan.from_record(rec) == plan
-    with apply_history_best(log):  # compile finds the plan of this model in the log
-        assert plan_blocks_for(opt, HOST) == {"conv2d#1": (8, 8), "proj": (4, 4)}
+    with apply_history_best(log) as ctx:  # compile finds the plan of this model in the log
+        assert ctx.channel_blocks(opt, HOST) == {"conv2d#1": (8, 8), "proj": (4, 4)}
         _, fused = kernel_graph(mod, {}, HOST)
     assert dict(_blocks_in(fused))["proj"] == (4, 4)
     # A plan kept as "default" (it measured slower) applies nothing.
     append_records(log, [GraphPlan("host", plan.model, {}, plan.blocks, "default").to_record()])
-    with apply_history_best(log):
-        assert plan_blocks_for(opt, HOST) is None
+    with apply_history_best(log) as ctx:
+        assert ctx.channel_blocks(opt, HOST) is None
     # Another model's plan in the log is ignored; given explicitly it is an error.
     other = optimize(_resnet_ish(np.random.default_rng(0), hw=10), {})
-    with apply_history_best(log):
-        assert plan_blocks_for(other, HOST) is None
+    with apply_history_best(log) as ctx:
+        assert ctx.channel_blocks(other, HOST) is None
     with pytest.raises(AttrError, match="cannot apply to this model"):
-        plan_blocks_for(other, HOST, plan)
+        plan_blocks(other, plan)
 
 
 def test_bad_plan_files_raise_clear_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -270,7 +271,7 @@ def test_bad_plan_files_raise_clear_errors(tmp_path) -> None:  # type: ignore[no
     with pytest.raises(AttrError, match="malformed graph plan"):
         GraphPlan.load(tmp_path / "z.json")
     with pytest.raises(AttrError, match="graph_plan must be"):
-        plan_blocks_for(optimize(_resnet_ish(np.random.default_rng(0)), {}), HOST, 42)
+        plan_blocks(optimize(_resnet_ish(np.random.default_rng(0)), {}), 42)
 
 
 # ----------------------------------------------------------------------------- tuning

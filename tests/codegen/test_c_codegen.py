@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ember.build import build_module
+import ember
 from ember.codegen.c import codegen_c
 from ember.errors import BuildError
 from ember.tir import AttrStmt, BufferStore, For, ForKind, IfThenElse, PrimFunc, decl_buffer, seq
@@ -40,7 +40,7 @@ def _map(name, n, fn, dtype="float32", out_dtype=None, kind=ForKind.SERIAL, fact
 
 
 def _run(func, *inputs, out_shape, out_dtype):
-    mod = build_module([func])
+    mod = ember.build([func])
     out = np.zeros(out_shape, out_dtype)
     mod[func.name](*inputs, out)
     return out, mod
@@ -216,7 +216,7 @@ def test_nested_parallel_and_pragma_unroll_and_symbolic_shape():
         ),
     )
     f = PrimFunc("sym", (A, B), body)
-    mod = build_module([f])
+    mod = ember.build([f])
     src = mod.get_source()
     assert src.count("#pragma omp parallel for") == 1 and "#pragma GCC unroll 4" in src
     for rows in (3, 5):
@@ -336,7 +336,7 @@ def test_let_assert_and_unsigned():
             ),
         ),
     )
-    mod = build_module([PrimFunc("lets", (A, B), body)])
+    mod = ember.build([PrimFunc("lets", (A, B), body)])
     a = rng.integers(0, 1000, n).astype("uint32")
     out = np.zeros(n, "uint32")
     mod["lets"](a, out)

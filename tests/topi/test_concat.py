@@ -7,15 +7,18 @@ import numpy as np
 import pytest
 from topi_testlib import check_close
 
-from ember.build import build_module
+import ember
 from ember.graph import interpret
 from ember.graph.ir import Function, Module, TensorType, Var
 from ember.graph.passes.fuse_ops import fuse_ops, kernels
 from ember.ops import call
+from ember.target import Target
 from ember.te.lower import lower
 from ember.tir import expr as E
 from ember.tir.functor import post_order
 from ember.topi.strategy import schedule_primitive
+
+HOST = Target.parse("host")
 
 F = "float32"
 
@@ -40,9 +43,9 @@ def _compile_one(body, params, rng):
     mod = Module.from_function(Function(tuple(params), body))
     fused = kernels(fuse_ops(mod))
     assert len(fused) == 1, "expected one fused kernel"
-    s, args = schedule_primitive(fused[0].op, "host")
+    s, args = schedule_primitive(fused[0].op, HOST)
     prim = lower(s, args, name="concat_kernel")
-    lib = build_module([prim], "host")
+    lib = ember.build([prim], target="host")
     inputs = {p.name: rng.standard_normal(p.type.shape).astype(F) for p in params}
     out = np.zeros(tuple(int(d.value) for d in args[-1].shape), F)
     lib["concat_kernel"](*(inputs[p.name] for p in params), out)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from topi_testlib import check_close
 
-from ember.build import build_module
+import ember
 from ember.graph import interpret
 from ember.graph.ir import (
     Call,
@@ -23,8 +23,11 @@ from ember.graph.ir import (
 from ember.graph.passes.fuse_ops import fuse_ops, kernels
 from ember.graph.visitor import post_order
 from ember.ops import call
+from ember.target import Target
 from ember.te.lower import lower
 from ember.topi.strategy import schedule_primitive
+
+HOST = Target.parse("host")
 
 F = "float32"
 
@@ -41,10 +44,10 @@ def run_fused(
         if func in funcs:
             continue
         name = f"kernel{k}"
-        s, args = schedule_primitive(func, "host")
+        s, args = schedule_primitive(func, HOST)
         prims.append(lower(s, args, name=name))
         funcs[func] = (name, args)
-    lib = build_module(prims, "host")
+    lib = ember.build(prims, target="host")
     values: dict = {}
     for node in post_order(fused.main.body):
         if isinstance(node, Var):

@@ -13,6 +13,9 @@ from ember.ops import call, get_op
 from ember.target import Target
 from ember.topi.strategy import schedule_primitive
 
+HOST = Target.parse("host")
+
+
 F = "float32"
 
 
@@ -28,7 +31,7 @@ def _func(body, params):
 def test_args_are_params_then_outputs():
     x, w = Var("x", TensorType((1, 8, 6, 6))), Var("w", TensorType((8, 8, 3, 3)))
     func = _func(call("nn.relu", call("nn.conv2d", x, w, padding=1)), [x, w])
-    s, args = schedule_primitive(func, Target.parse("host"))
+    s, args = schedule_primitive(func, HOST)
     assert [tuple(int(d.value) for d in a.shape) for a in args] == [
         (1, 8, 6, 6),
         (8, 8, 3, 3),
@@ -42,7 +45,7 @@ def test_tuple_result_gives_one_output_per_field(rng):
     x = Var("x", TensorType((2, 7, 3), "int32"))
     parts = call("split", x, sections=(3, 4), axis=1)
     func = _func(parts, [x])
-    s, args = schedule_primitive(func, "host")
+    s, args = schedule_primitive(func, HOST)
     assert len(args) == 3
     kernel = ember.build(s, args, name="split_kernel")
     a = rng.integers(-9, 9, (2, 7, 3)).astype("int32")
@@ -59,7 +62,7 @@ def test_output_that_is_a_tuple_field_passthrough(rng):
     from ember.graph.ir import Tuple
 
     body = Tuple((TupleGetItem(parts, 0), call("tanh", TupleGetItem(parts, 1))))
-    s, args = schedule_primitive(_func(body, [x]), "host")
+    s, args = schedule_primitive(_func(body, [x]), HOST)
     kernel = ember.build(s, args, name="split_tanh")
     a = rng.standard_normal((4, 6)).astype(F)
     outs = [np.zeros((4, 2), F), np.zeros((4, 4), F)]
@@ -73,7 +76,7 @@ def test_scalar_constant_inside_kernel(rng):
     body = call(
         "add", call("multiply", x, Constant(np.array(2.5, F))), Constant(np.ones((1, 1), F))
     )
-    s, args = schedule_primitive(_func(body, [x]), "host")
+    s, args = schedule_primitive(_func(body, [x]), HOST)
     kernel = ember.build(s, args, name="scalar_consts")
     a = rng.standard_normal((3, 5)).astype(F)
     out = np.zeros((3, 5), F)
@@ -83,7 +86,7 @@ def test_scalar_constant_inside_kernel(rng):
 
 
 def _lowered(body, params) -> str:
-    s, args = schedule_primitive(_func(body, params), "host")
+    s, args = schedule_primitive(_func(body, params), HOST)
     return str(ember.lower(s, args, name="k"))
 
 
@@ -125,13 +128,13 @@ def test_constant_too_large_is_rejected():
     x = Var("x", TensorType((2, 3)))
     body = call("add", x, Constant(np.ones((2, 3), F)))
     with pytest.raises(ScheduleError, match="only single-element constants"):
-        schedule_primitive(_func(body, [x]), "host")
+        schedule_primitive(_func(body, [x]), HOST)
 
 
 def test_free_variable_is_rejected():
     x, y = Var("x", TensorType((2, 3))), Var("y", TensorType((2, 3)))
     with pytest.raises(ScheduleError, match="free variable 'y'"):
-        schedule_primitive(_func(call("add", x, y), [x]), "host")
+        schedule_primitive(_func(call("add", x, y), [x]), HOST)
 
 
 def test_op_without_compute_is_rejected(monkeypatch):
@@ -141,12 +144,14 @@ def test_op_without_compute_is_rejected(monkeypatch):
     monkeypatch.delitem(op.extensions, "compute")
     x = Var("x", TensorType((2, 3)))
     with pytest.raises(ScheduleError, match="op nn.relu .* has no TE compute"):
-        schedule_primitive(_func(call("nn.relu", x), [x]), "host")
+        schedule_primitive(_func(call("nn.relu", x), [x]), HOST)
 
 
 def test_bad_target_string():
+    # Strategies take parsed targets; a bad string is refused where it enters.
     from ember.errors import TargetError
 
     x = Var("x", TensorType((2, 3)))
+    s, args = schedule_primitive(_func(call("nn.relu", x), [x]), HOST)
     with pytest.raises(TargetError, match="unknown target"):
-        schedule_primitive(_func(call("nn.relu", x), [x]), "tpu")
+        ember.build(s, args, target="tpu")

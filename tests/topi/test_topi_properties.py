@@ -13,7 +13,10 @@ import ember
 from ember.errors import ShapeError
 from ember.graph.ir import Function, TensorType, Var
 from ember.ops import call, get_op
+from ember.target import Target
 from ember.topi.strategy import schedule_primitive
+
+HOST = Target.parse("host")
 
 # Every example compiles a kernel (~0.3 s): few examples, no deadline.
 SETTINGS = settings(
@@ -28,7 +31,7 @@ def _run_one(op: str, shapes: list[tuple[int, ...]], attrs: dict, rng: np.random
     except ShapeError:
         return  # the sizes do not make a valid layer (kernel larger than the input)
     func = Function(tuple(params), node, {"primitive": True, "name": "prop"})
-    s, args = schedule_primitive(func, "host")
+    s, args = schedule_primitive(func, HOST)
     kernel = ember.build(s, args, name="prop")
     inputs = [rng.standard_normal(sh).astype("float32") for sh in shapes]
     out = np.zeros(node.type.shape, "float32")
@@ -72,6 +75,7 @@ def test_conv2d_random(
 def test_pool2d_random(
     rng, size, pool, strides, dilation, pads, ceil_mode, average, count_include_pad
 ):
+
     # padding must stay below the window along each axis
     pt, pl, pb, pr = pads
     padding = (

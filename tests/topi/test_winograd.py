@@ -27,8 +27,11 @@ from ember.ops.winograd import (
     winograd_conv2d_reference,
     winograd_matrices,
 )
+from ember.target import Target
 from ember.testing import zoo
 from ember.topi.strategy import schedule_primitive
+
+HOST = Target.parse("host")
 
 F = "float32"
 
@@ -150,14 +153,13 @@ def test_output_transform_with_epilogue_matches_direct_conv(m: int) -> None:
         Function((vv, u), mm, {"primitive": True, "name": "wg"}),
         Function((mv, b, r), y, {"primitive": True, "name": "wo"}),
     ]
-    from ember.build import build_module
     from ember.te.lower import lower
 
     prims = []
     for f in funcs:
-        s, args = schedule_primitive(f, "host")
+        s, args = schedule_primitive(f, HOST)
         prims.append(lower(s, args, name=f.attrs["name"]))
-    module = build_module(prims, "host")
+    module = ember.build(prims, target="host")
     rng = np.random.default_rng()
     xv = rng.standard_normal(x.type.shape).astype(F)
     weight = rng.standard_normal((o, c, 3, 3)).astype(F)

@@ -16,7 +16,10 @@ from ember.graph.ir import Function, TensorType, Var
 from ember.ops import call, get_op
 from ember.target import Target
 from ember.topi.strategy import schedule_primitive
-from ember.topi.x86.conv2d import ConvTile, choose_tile, vector_registers
+from ember.topi.x86.conv2d import ConvTile, choose_tile
+
+HOST = Target.parse("host")
+
 
 F = "float32"
 
@@ -92,9 +95,13 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def table() -> KernelTable:
-    return KernelTable(CASES)
+X86_TARGETS = {"avx2": "llvm -mcpu=haswell", "avx512": "llvm -mcpu=skylake-avx512"}
+"""Both x86 paths (16 and 32 vector registers) choose their tiles; the code runs here."""
+
+
+@pytest.fixture(scope="module", params=sorted(X86_TARGETS))
+def table(request: pytest.FixtureRequest) -> KernelTable:
+    return KernelTable(CASES, X86_TARGETS[request.param])
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
@@ -110,7 +117,7 @@ def test_conv_with_epilogue_matches_reference() -> None:
     r = Var("r", TensorType((1, 4, 7, 7, 8)))
     y = call("nn.relu", call("add", call("nn.conv2d_nchwc", x, w, b, padding=1), r))
     func = Function((x, w, b, r), y, {"primitive": True, "name": "k"})
-    s, args = schedule_primitive(func, "host")
+    s, args = schedule_primitive(func, HOST)
     import ember
 
     mod = ember.build(s, args, target="host", name="k")
@@ -138,7 +145,8 @@ def test_register_tile_choice() -> None:
     # (17 on average: the 2-pixel tile does little work per load).
     assert choose_tile(12, 17, 32, False, broadcast_register=False) == ConvTile(4, 6)
     assert choose_tile(4, 17, 16, False) == ConvTile(2, 6)  # AVX2: 6+6+5 x 2, not 14+3 x 1
-    assert vector_registers(Target.parse("x86_64 -mcpu=haswell")) == 16
+    assert Target.parse("llvm -mcpu=haswell").vector_registers == 16
+    assert Target.parse("llvm -mcpu=skylake-avx512").vector_registers == 32
 
 
 def test_layout_errors() -> None:

@@ -10,11 +10,14 @@ import pytest
 from topi_testlib import check_conv_relu_kernel
 
 import ember
-from ember.autotune.extract import kernel_task
+from ember.dispatch.templates_fused import kernel_task
 from ember.graph.ir import Function, TensorType, Var
 from ember.ops import call
+from ember.target import Target
 from ember.topi.strategy import schedule_primitive
 from ember.topi.x86.conv2d import DW_MIN_BLOCKS, MAX_DW_OW_TILE, MAX_OW_TILE
+
+HOST = Target.parse("host")
 
 F = "float32"
 
@@ -59,7 +62,7 @@ def _point(task, **want):  # type: ignore[no-untyped-def]
 )
 def test_conv_knob_points_match_reference(want) -> None:  # type: ignore[no-untyped-def]
     func, conv = _conv(c=16, h=12, o=64, k=3, padding=1)
-    task = kernel_task(func)
+    task = kernel_task(func, HOST)
     check_conv_relu_kernel(func, conv, task.instantiate(_point(task, **want)))
 
 
@@ -75,25 +78,31 @@ def test_conv_knob_points_match_reference(want) -> None:  # type: ignore[no-unty
 )
 def test_depthwise_knob_points_match_reference(want, stride) -> None:  # type: ignore[no-untyped-def]
     func, conv = _depthwise(c=8 * DW_MIN_BLOCKS, h=30, stride=stride)
-    task = kernel_task(func)
+    task = kernel_task(func, HOST)
     check_conv_relu_kernel(func, conv, task.instantiate(_point(task, **want)))
 
 
-def test_knobs_offered_with_the_untuned_choice_first() -> None:
+@pytest.mark.parametrize(
+    "cpu, rule_width", [("skylake-avx512", 12), ("haswell", 6)], ids=["avx512", "avx2"]
+)
+def test_knobs_offered_with_the_untuned_choice_first(cpu, rule_width) -> None:  # type: ignore[no-untyped-def]
+    target = Target.parse(f"llvm -mcpu={cpu}")
     func, _ = _conv(c=16, h=12, o=16, k=3, padding=1)  # 2 output blocks
-    space = kernel_task(func).config_space
+    space = kernel_task(func, target).config_space
     values = {name: [e.val for e in knob.entities] for name, knob in space.space_map.items()}
-    # Every width up to the cap, the rule's (12: the whole row) first.
-    assert values["ow_tile"][0] == 12 and sorted(values["ow_tile"]) == list(range(1, 13))
+    # Every width up to the cap, the rule's first: with AVX-512's 32 registers the whole
+    # row (12), with AVX2's 16 half of it.
+    assert values["ow_tile"][0] == rule_width and sorted(values["ow_tile"]) == list(range(1, 13))
     assert values["unroll_kh"] == [False, True]
     # Too few channel blocks for order 2 to keep two threads busy: not offered.
     assert values["loop_order"] == [0, 1]
-    default = ember.lower(*schedule_primitive(func, "host"))
-    assert str(ember.lower(*kernel_task(func).instantiate(space.get(0)))) == str(default)
+    default = ember.lower(*schedule_primitive(func, target))
+    assert str(ember.lower(*kernel_task(func, target).instantiate(space.get(0)))) == str(default)
 
     one, _ = _conv(c=16, h=40, o=16, k=1)
     values = {
-        n: [e.val for e in k.entities] for n, k in kernel_task(one).config_space.space_map.items()
+        n: [e.val for e in k.entities]
+        for n, k in kernel_task(one, HOST).config_space.space_map.items()
     }
     assert values["unroll_kh"] == [False] and values["unroll_kw"] == [False]  # 1x1: no window
     assert max(values["ow_tile"]) == MAX_OW_TILE
@@ -101,10 +110,10 @@ def test_knobs_offered_with_the_untuned_choice_first() -> None:
 
 def test_depthwise_fallback_keeps_the_rule() -> None:
     func, _ = _depthwise(c=8 * DW_MIN_BLOCKS, h=30)
-    task = kernel_task(func)
+    task = kernel_task(func, HOST)
     space = task.config_space
     orders = [e.val for e in space.space_map["loop_order"].entities]
     assert orders[0] == 2  # enough blocks: parallel over blocks, rows serial
     assert max(e.val for e in space.space_map["ow_tile"].entities) == MAX_DW_OW_TILE
-    default = ember.lower(*schedule_primitive(func, "host"))
+    default = ember.lower(*schedule_primitive(func, HOST))
     assert str(ember.lower(*task.instantiate(space.get(0)))) == str(default)

@@ -13,12 +13,14 @@ import pytest
 from topi_testlib import check_conv_relu_kernel
 
 import ember
-from ember.autotune.extract import kernel_task
+from ember.dispatch.templates_fused import kernel_task
 from ember.graph.ir import Function, TensorType, Var
 from ember.ops import call
 from ember.target import Target
 from ember.topi.strategy import schedule_primitive
-from ember.topi.x86.conv2d import ConvTile, choose_tile, row_block, vector_registers
+from ember.topi.x86.conv2d import ConvTile, choose_tile, row_block
+
+HOST = Target.parse("host")
 
 F = "float32"
 
@@ -49,12 +51,16 @@ def _kernel(c, h, o, k, block=8, stride=1, padding=0, residual=True):  # type: i
     ],
     ids=["3x3_7x7", "3x3_stride2", "1x1_many_blocks", "1x1_few_blocks"],
 )
-def test_default_row_blocks_match_reference(shape) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("cpu", ["haswell", "skylake-avx512"])
+def test_default_row_blocks_match_reference(shape, cpu) -> None:  # type: ignore[no-untyped-def]
+    # Scheduled for an AVX2 and an AVX-512 CPU (16 and 32 vector registers), run here.
+    target = Target.parse(f"llvm -mcpu={cpu}")
     func, conv = _kernel(**shape)
-    source = check_conv_relu_kernel(func, conv, schedule_primitive(func, "host"))
+    source = check_conv_relu_kernel(func, conv, schedule_primitive(func, target))
     # The conv's local buffer holds every output row of its channel tile (not one tile).
     _, blocks, oh, ow, lanes = conv.type.shape
-    tile = choose_tile(blocks, ow, vector_registers(Target.parse("host")), False, False)
+    registers = target.vector_registers
+    tile = choose_tile(blocks, ow, registers, False, registers < 32)
     assert row_block(oh, ow, lanes, tile, False) == oh
     sizes = re.findall(r"conv2d_nchwc\[(\d+)\][^;]*;\s*/\* local scratch", source)
     assert sizes == [str(tile.oc_tile * oh * ow * lanes)], sizes
@@ -91,17 +97,17 @@ def _tuned_points(task, want):  # type: ignore[no-untyped-def]
 )
 def test_tuned_row_blocks_match_reference(h, want) -> None:  # type: ignore[no-untyped-def]
     func, conv = _kernel(c=64, h=h, o=64, k=3, padding=1)
-    task = kernel_task(func)
+    task = kernel_task(func, HOST)
     cfg = next(_tuned_points(task, want))
     check_conv_relu_kernel(func, conv, task.instantiate(cfg))
 
 
 def test_row_block_knob_is_offered_and_fallback_is_the_default() -> None:
     func, _ = _kernel(c=32, h=7, o=64, k=3, padding=1)
-    task = kernel_task(func)
+    task = kernel_task(func, HOST)
     space = task.config_space
     rows = space.space_map["row_block"]
     values = [e.val for e in rows.entities]
     assert values[0] == 7 and 0 in values  # default first, then the alternatives
-    default = ember.lower(*schedule_primitive(func, "host"))
+    default = ember.lower(*schedule_primitive(func, HOST))
     assert str(ember.lower(*task.instantiate(space.get(0)))) == str(default)

@@ -78,17 +78,53 @@ crops the extra channels (:func:`_padded_out_channels`): at most 8/256 = 3% extr
 against half-width (8-lane) FMAs, which run at half the FMA peak."""
 
 
-def _padded_out_channels(node: Call, lanes: int) -> tuple[int, int] | None:
-    """(input block, padded output channel count) for ``node`` (a conv with constant
-    weights and bias, ``groups`` 1, whose output block would be narrower than ``lanes``),
-    or None."""
-    blocks = _conv_blocks(node, lanes)
+def _paddable(node: Call, out_block: int) -> bool:
+    """Whether conv ``node`` may run on zero-padded ``out_block``-channel output blocks:
+    constant weights and bias, ``groups`` 1, at least PAD_MIN_CHANNELS output channels
+    that divide by CHANNEL_BLOCK but not by ``out_block``."""
     out_channels = node.args[1].type.shape[0]  # type: ignore[union-attr]
-    if blocks is None or blocks[1] == lanes or node.attrs.groups != 1:
+    return (
+        node.attrs.groups == 1
+        and out_channels >= PAD_MIN_CHANNELS
+        and out_channels % CHANNEL_BLOCK == 0
+        and out_channels % out_block != 0
+        and all(isinstance(a, Constant) for a in node.args[1:])
+    )
+
+
+def _padded_out_channels(node: Call, lanes: int) -> tuple[int, int] | None:
+    """(input block, padded output channel count) when the rule pads ``node`` (a conv whose
+    output block would be narrower than ``lanes``) to whole ``lanes`` blocks, or None."""
+    blocks = _conv_blocks(node, lanes)
+    if blocks is None or blocks[1] == lanes or not _paddable(node, lanes):
         return None
-    if out_channels < PAD_MIN_CHANNELS or not all(isinstance(a, Constant) for a in node.args[1:]):
-        return None
+    out_channels = node.args[1].type.shape[0]  # type: ignore[union-attr]
     return blocks[0], -(-out_channels // lanes) * lanes
+
+
+def rule_blocks(node: Call, lanes: int) -> tuple[int, int] | None:
+    """The (input block, output block) the default rule gives conv ``node`` for ``lanes``,
+    as a block plan writes it (an output block that does not divide the channels is the
+    zero-padded conv), or None when it keeps NCHW. A plan of these for every conv builds
+    exactly what no plan builds."""
+    padded = _padded_out_channels(node, lanes)
+    if padded is not None:
+        return padded[0], lanes
+    blocks = _conv_blocks(node, lanes)
+    return None if blocks is None else blocks[:2]
+
+
+def default_plan(mod: Module, lanes: int) -> dict[str, tuple[int, int]]:
+    """The default rule's choice for every blockable conv of ``mod``, as a block plan.
+
+    >>> alter_layout(mod, lanes=16, blocks=default_plan(mod, 16))   # same as no plan
+    """
+    plan = {}
+    for conv, cid in conv_ids(mod).items():
+        blocks = rule_blocks(conv, lanes)
+        if blocks is not None:
+            plan[cid] = blocks
+    return plan
 
 
 def _conv_blocks(node: Call, lanes: int) -> tuple[int, int, str] | None:
@@ -135,7 +171,9 @@ def conv_ids(mod: Module) -> dict[Call, str]:
 def plan_blocks_of(node: Call) -> list[tuple[int, int]]:
     """Every (input block, output block) a plan may give conv ``node`` (empty when the
     blocked conv cannot run it): blocks from PLAN_BLOCKS dividing the channels, or all the
-    input channels in one block when fewer than the widest; depthwise: equal blocks.
+    input channels in one block when fewer than the widest; an output block that does not
+    divide them where the conv may be zero-padded (see PAD_MIN_CHANNELS); depthwise: equal
+    blocks.
 
     >>> plan_blocks_of(conv_3_to_16)   # doctest: +SKIP
     [(3, 4), (3, 8), (3, 16)]
@@ -144,7 +182,7 @@ def plan_blocks_of(node: Call) -> list[tuple[int, int]]:
     if not isinstance(data, TensorType) or data.dtype != "float32" or weight.dtype != "float32":
         return []
     channels, out_channels, groups = data.shape[1], weight.shape[0], node.attrs.groups
-    outs = [b for b in PLAN_BLOCKS if out_channels % b == 0]
+    outs = [b for b in PLAN_BLOCKS if out_channels % b == 0 or _paddable(node, b)]
     if groups == 1:
         ins = [b for b in PLAN_BLOCKS if channels % b == 0]
         if channels < PLAN_BLOCKS[-1] and channels not in ins:
@@ -302,10 +340,24 @@ class _Rewriter:
             return _planned_blocks(node, conv_id, self.plan[conv_id])
         return _conv_blocks(node, self.lanes)
 
-    def _padded_conv(self, node: Call, in_block: int, channels: int) -> Expr:
-        """``node`` on whole-vector output blocks: zero weights and bias for the channels
-        past the real ones, then back to NCHW and cropped (the consumers see the original
-        shape and values; the crop is an injective kernel of its own)."""
+    def _padding(self, node: Call) -> tuple[int, int, int] | None:
+        """(input block, padded output channels, output block) when conv ``node`` runs
+        zero-padded: the plan's output block does not divide its channels, or (not in the
+        plan) the rule pads it to whole vectors."""
+        conv_id = self.ids.get(node)
+        if conv_id is not None and conv_id in self.plan:
+            in_block, out_block, _ = _planned_blocks(node, conv_id, self.plan[conv_id])
+            out_channels = node.args[1].type.shape[0]  # type: ignore[union-attr]
+            if out_channels % out_block == 0:
+                return None
+            return in_block, -(-out_channels // out_block) * out_block, out_block
+        padded = _padded_out_channels(node, self.lanes)
+        return None if padded is None else (*padded, self.lanes)
+
+    def _padded_conv(self, node: Call, in_block: int, channels: int, out_block: int) -> Expr:
+        """``node`` on whole ``out_block`` output blocks: zero weights and bias for the
+        channels past the real ones, then back to NCHW and cropped (the consumers see the
+        original shape and values; the crop is an injective kernel of its own)."""
         weight, *bias = node.args[1:]
         extra = channels - weight.type.shape[0]  # type: ignore[union-attr]
         w = np.asarray(weight.value)  # type: ignore[union-attr]
@@ -313,7 +365,7 @@ class _Rewriter:
         packed = self._relayout(
             Constant(w, weight.name),
             "OIHW",
-            f"OIHW{in_block}i{self.lanes}o",
+            f"OIHW{in_block}i{out_block}o",
             f"{node.name}_packed_weight",
         )
         rest = []
@@ -323,7 +375,7 @@ class _Rewriter:
         data = self.get_blocked(node.args[0], in_block)
         conv = Call(get_op("nn.conv2d_nchwc"), (data, packed, *rest), node.attrs, node.name)
         name = f"{node.name}_crop" if node.name else ""
-        primal = self._relayout(conv, f"NCHW{self.lanes}c", "NCHW", name)
+        primal = self._relayout(conv, f"NCHW{out_block}c", "NCHW", name)
         crop = StridedSliceAttrs(begin=(0,), end=(channels - extra,), axes=(1,))
         return Call(get_op("strided_slice"), (primal,), crop, name)
 
@@ -353,11 +405,7 @@ class _Rewriter:
     def _visit_call(self, node: Call) -> None:
         op = node.op
         assert isinstance(op, Op)
-        if (
-            op.name == "nn.conv2d"
-            and self.ids.get(node) not in self.plan
-            and (padded := _padded_out_channels(node, self.lanes)) is not None
-        ):
+        if op.name == "nn.conv2d" and (padded := self._padding(node)) is not None:
             self.primal[node] = self._padded_conv(node, *padded)
         elif op.name == "nn.conv2d" and (blocks := self._conv_blocks(node)) is not None:
             in_block, out_block, weight_layout = blocks
@@ -386,21 +434,20 @@ class _Rewriter:
 
 def alter_layout(
     mod: Module,
-    target: Target | str | None = None,
+    target: Target | None = None,
     lanes: int | None = None,
     blocks: Mapping[str, tuple[int, int]] | None = None,
 ) -> Module:
     """Blocked (NCHW[x]c) convolutions and their epilogues; see the module docstring.
 
     ``lanes`` (the widest channel block) defaults to the target's float32 vector width:
-    16 on an AVX-512 host, else 8. ``blocks``: a block plan ``{conv id: (input block,
-    output block)}`` (ids from :func:`conv_ids`); a block that does not divide the conv's
-    channels or that the blocked conv cannot run raises AttrError naming the conv.
+    16 with AVX-512, else 8 (also without a target). ``blocks``: a block plan ``{conv id:
+    (input block, output block)}`` (ids from :func:`conv_ids`); a block that does not
+    divide the conv's channels (and cannot be padded) or that the blocked conv cannot run
+    raises AttrError naming the conv.
     """
     if lanes is None:
-        from ember.topi.x86.cpu import float32_lanes
-
-        lanes = float32_lanes(Target.parse(target) if target is not None else None)
+        lanes = target.vector_lanes("float32") if target is not None else CHANNEL_BLOCK
     if lanes % CHANNEL_BLOCK:
         raise AttrError(
             f"alter_layout: lanes={lanes} is not a multiple of {CHANNEL_BLOCK}",
@@ -420,4 +467,12 @@ def alter_layout(
     return fold_constants(out)  # packs the constant weights
 
 
-__all__ = ["CHANNEL_BLOCK", "PLAN_BLOCKS", "alter_layout", "conv_ids", "plan_blocks_of"]
+__all__ = [
+    "CHANNEL_BLOCK",
+    "PLAN_BLOCKS",
+    "alter_layout",
+    "conv_ids",
+    "default_plan",
+    "plan_blocks_of",
+    "rule_blocks",
+]

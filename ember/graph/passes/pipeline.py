@@ -112,11 +112,13 @@ def run_passes(
 
 
 def optimize(mod: Module, params: Mapping[str, Any] | None = None, **options: Any) -> Module:
-    """``bind_params`` then :func:`default_pipeline`; ``options`` go to :func:`run_passes`.
+    """``bind_params`` then :func:`default_pipeline`, all through :func:`run_passes`, to
+    which ``options`` go (``dump=``, ``timings=``).
 
     >>> opt = optimize(mod, params)   # doctest: +SKIP
     >>> ember.graph.interpret(opt, {}, {"data": x})
     """
+    passes = default_pipeline()
     if params:
-        mod = bind_params(mod, params)
-    return run_passes(mod, default_pipeline(), **options)
+        passes.insert(0, functools.partial(bind_params, params=params))
+    return run_passes(mod, passes, **options)

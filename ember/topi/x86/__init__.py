@@ -21,7 +21,7 @@ from ember.topi.x86.winograd import schedule_winograd
 _RULES = (schedule_conv2d_nchwc, schedule_winograd, schedule_layout_transform)
 
 
-def schedule_fast(outputs: list[Tensor], target: Target | None) -> Schedule | None:
+def schedule_fast(outputs: list[Tensor], target: Target) -> Schedule | None:
     """The first x86 fast-path schedule that accepts this kernel, or None."""
     for rule in _RULES:
         s = rule(outputs, target)

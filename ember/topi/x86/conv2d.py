@@ -47,7 +47,6 @@ from ember.topi.common import (
     register_compute,
     shape_of,
 )
-from ember.topi.x86.cpu import vector_registers
 
 TAG_CONV_NCHWC = "conv2d_nchwc"
 
@@ -233,7 +232,7 @@ def choose_tile(
 
 
 def schedule_conv2d_nchwc(
-    outputs: list[Tensor], target: Target | None, cfg: Any = None
+    outputs: list[Tensor], target: Target, cfg: Any = None
 ) -> Schedule | None:
     """Schedule a fused kernel anchored on ``conv2d_nchwc``; None if it is not one.
 
@@ -244,7 +243,7 @@ def schedule_conv2d_nchwc(
     ``unroll_kw`` / ``unroll_kh``, ``loop_order`` (see :class:`ConvChoices`) and
     ``row_block`` (output rows per row block, 0: none; see :func:`row_block`).
 
-    >>> s = schedule_conv2d_nchwc(outputs, Target.parse("host"))   # today's tile
+    >>> s = schedule_conv2d_nchwc(outputs, target)   # today's tile
     """
     if len(outputs) != 1:
         return None
@@ -280,7 +279,7 @@ def schedule_conv2d_nchwc(
 
     depthwise = len(s[conv].reduce_axis) == 2
     _, out_blocks, _, out_width, _ = int_shape(out)
-    registers = vector_registers(target)
+    registers = target.vector_registers
     # With 32 registers the target has AVX-512, whose FMA broadcasts from memory.
     tile = choose_tile(out_blocks, out_width, registers, depthwise, registers < 32)
     lanes = int_shape(out)[4]
@@ -486,5 +485,4 @@ __all__ = [
     "define_tile_knobs",
     "row_tiles",
     "schedule_conv2d_nchwc",
-    "vector_registers",
 ]

@@ -105,7 +105,7 @@ def _pool2d_nchwc(inputs: list[Tensor], attrs: Any, out_type: Any) -> Tensor:
     return te.compute(out_shape, average, name="avg_pool2d_nchwc", tag=TAG_ELEMWISE)
 
 
-def schedule_layout_transform(outputs: list[Tensor], target: Target | None) -> Schedule | None:
+def schedule_layout_transform(outputs: list[Tensor], target: Target) -> Schedule | None:
     """Kernels without reductions that write a ``layout_transform`` or a blocked (5-D)
     tensor (DenseNet's concat -> scale -> shift -> relu): every stage inlined into the
     output, the leading axes in parallel, the last two (W and the channel block, or H and

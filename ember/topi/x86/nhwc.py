@@ -34,7 +34,7 @@ The epilogue (per-channel bias, a residual NHWC tensor of the output's shape, th
 or relu6) is one elementwise stage computed inside the conv's output loop.
 
     out = conv2d_nhwc(x, w, strides=1, padding=0, bias=b, activation="relu6")
-    s = schedule_nhwc(out, Target.parse("host"))
+    s = schedule_nhwc(out, target)
     f = ember.build(s, [x, w, b, out])
 """
 
@@ -52,7 +52,6 @@ from ember.te.tensor import ComputeOp, Tensor
 from ember.tir import expr as E
 from ember.topi.common import TAG_ELEMWISE, TAG_MATERIALIZE, int_shape
 from ember.topi.x86.conv2d import row_tiles
-from ember.topi.x86.cpu import float32_lanes, vector_registers
 
 TAG_CONV_NHWC = "conv2d_nhwc"
 TAG_DEPTHWISE_NHWC = "depthwise_conv2d_nhwc"
@@ -334,7 +333,7 @@ class NhwcTile:
     row_bands: int = 0
 
 
-def channel_lanes(channels: int, target: Target | None) -> int:
+def channel_lanes(channels: int, target: Target) -> int:
     """Float32 lanes of the channel vectors: the target's SIMD width when it divides
     ``channels``, or when the channels are a multiple of 8 above it (24 = 16 + 8 on
     AVX-512: the last vector is partial, and bound inference gives it 8 lanes, no
@@ -343,10 +342,10 @@ def channel_lanes(channels: int, target: Target | None) -> int:
     16 + 8 measured ~1.1x faster than 3 x 8 on MobileNetV2's 1x1 convs to 24 channels
     (96->24 and 144->24 at 56x56): a half-width FMA costs as much as a full one.
 
-    >>> channel_lanes(24, Target.parse("host"))    # 16 on AVX-512 (16 + 8), 8 on AVX2
+    >>> channel_lanes(24, target)    # 16 on AVX-512 (16 + 8), 8 on AVX2
     16
     """
-    widest = float32_lanes(target)
+    widest = target.vector_lanes("float32")
     if channels % widest == 0 or (channels > widest and channels % 8 == 0):
         return widest
     for lanes in (8, 4, 2):
@@ -358,7 +357,7 @@ def channel_lanes(channels: int, target: Target | None) -> int:
 def choose_nhwc_tile(
     channels: int,
     out_width: int,
-    target: Target | None,
+    target: Target,
     depthwise: bool = False,
     input_bytes: int = 0,
     reduction: int = 1,
@@ -385,12 +384,12 @@ def choose_nhwc_tile(
     :func:`channel_lanes`); the row is spread evenly over the fewest tiles of the widest
     width that fits (as :func:`ember.topi.x86.conv2d.choose_tile`).
 
-    >>> choose_nhwc_tile(96, 112, Target.parse("host"))     # AVX-512: 6 x 16 lanes x 4 px
+    >>> choose_nhwc_tile(96, 112, target)     # AVX-512: 6 x 16 lanes x 4 px
     NhwcTile(lanes=16, oc_tile=6, ow_tile=4, rows_outer=False, row_block=False)
     """
     lanes = channel_lanes(channels, target)
     vectors = -(-channels // lanes)
-    registers = vector_registers(target)
+    registers = target.vector_registers
     spare = 1 if registers < 32 else 0
     best, best_key = NhwcTile(lanes, 1, 1), (False, -2.0, 0)
     # Depthwise: one channel vector per tile. Its FMAs each load their own input vector,
@@ -424,11 +423,11 @@ def choose_nhwc_tile(
     return best
 
 
-def schedule_nhwc(out: Tensor, target: Target | None, tile: NhwcTile | None = None) -> Schedule:
+def schedule_nhwc(out: Tensor, target: Target, tile: NhwcTile | None = None) -> Schedule:
     """Schedule a tensor made by :func:`conv2d_nhwc` or :func:`depthwise_conv2d_nhwc`
     (with or without its epilogue); ``tile`` overrides :func:`choose_nhwc_tile`.
 
-    >>> s = schedule_nhwc(out, Target.parse("host"))
+    >>> s = schedule_nhwc(out, target)
     >>> f = ember.build(s, [x, w, b, out])
     """
     s = te.create_schedule(out.op)

@@ -36,7 +36,6 @@ from ember.topi.x86.conv2d import (
     choose_tile,
     define_tile_knobs,
 )
-from ember.topi.x86.cpu import vector_registers
 
 TAG_WINOGRAD_INPUT = "winograd_input_transform"
 TAG_WINOGRAD_GEMM = "winograd_gemm"
@@ -176,9 +175,7 @@ def _anchor(s: Schedule, tag: str) -> Any:
     return found[0] if len(found) == 1 else None
 
 
-def schedule_winograd(
-    outputs: list[Tensor], target: Target | None, cfg: Any = None
-) -> Schedule | None:
+def schedule_winograd(outputs: list[Tensor], target: Target, cfg: Any = None) -> Schedule | None:
     """Schedule a kernel anchored on one of the three Winograd ops; None otherwise.
 
     - input transform: parallel over (channel block, tile); (e, u) unrolled so each
@@ -190,7 +187,7 @@ def schedule_winograd(
     - output transform: parallel over (n, output block, tile row); the m x m tile unrolled,
       the epilogue (bias, relu, residual add) inlined.
 
-    >>> s = schedule_winograd(outputs, Target.parse("host"))
+    >>> s = schedule_winograd(outputs, target)
     """
     if len(outputs) != 1:
         return None
@@ -253,10 +250,10 @@ def _gemm_choices(
     return tile, int(cfg["loop_order"].val), bool(cfg["unroll_ic"].val)
 
 
-def _schedule_gemm(s: Schedule, gemm: Tensor, target: Target | None, cfg: Any) -> None:
+def _schedule_gemm(s: Schedule, gemm: Tensor, target: Target, cfg: Any) -> None:
     local = s.cache_write(gemm, "local")
     _, _, out_blocks, tiles, _ = int_shape(gemm)
-    registers = vector_registers(target)
+    registers = target.vector_registers
     # With 32 registers the target has AVX-512, whose FMA broadcasts from memory.
     tile = choose_tile(out_blocks, tiles, registers, False, registers < 32)
     loop_order, unroll_ic = 0, False

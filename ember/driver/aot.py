@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from ember.build.memory_plan import MemoryPlan, Storage
+from ember.driver.memory_plan import MemoryPlan, Storage
 from ember.graph.ir import TensorType
 from ember.runtime.artifact import DTYPE_CODES
 

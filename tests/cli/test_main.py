@@ -14,6 +14,7 @@ import pytest
 from onnx import helper
 
 from ember import cli
+from ember.cli.common import random_input
 from ember.frontend import from_onnx
 from ember.graph import interpret
 from tests.frontend.onnx_testlib import make_model, random_array
@@ -72,7 +73,7 @@ def test_run_reference_random_inputs_are_seeded(
     assert sorted(a.files) == ["label", "logits"]
     np.testing.assert_array_equal(a["logits"], b["logits"])
     # The same random input, fed through the Python API, gives the same outputs.
-    x = cli.random_input((2, 3, 8, 8), "float32", np.random.default_rng(7))
+    x = random_input((2, 3, 8, 8), "float32", np.random.default_rng(7))
     mod, params = from_onnx(model_path, shape={"data": (2, 3, 8, 8)})
     np.testing.assert_allclose(interpret(mod, params, {"data": x})[0], a["logits"], rtol=1e-6)
 
@@ -109,7 +110,7 @@ def test_run_reference_with_given_data(
         (["info", "{model}", "-i", "data:1xAx8x8"], "is not dims joined by 'x'"),
         (["info", "{model}", "-i", '[{{"data": [1, 3'], "is not valid JSON"),
         (["info", "{tmp}/missing.onnx"], "does not exist"),
-        (["info", "{tmp}/model.xyz"], "cannot tell the framework"),
+        (["info", "{tmp}/model.xyz"], "cannot tell which framework"),
         (
             ["run-reference", "{model}", "-i", "data:1x3x8x8", "--data", "data"],
             "is not NAME=FILE.npy",

@@ -1,9 +1,16 @@
-"""Dispatch: pick the config a template uses when compiling (best record, or the default).
+"""Dispatch contexts: where the compiler gets its schedules and layouts from.
+
+A :class:`DispatchContext` answers the compiler's two questions about choices it
+does not make itself: "which schedule for this fused kernel?" (a tuned config, or
+None for the op strategy's default) and "which channel blocks for this model's
+convolutions?" (a graph tuning plan, or None for the default rule). ``ember.compile``
+takes one (``schedules=``); the autotuner passes its own; tuning logs become one::
 
     with ember.autotune.apply_history_best("matmul.jsonl") as ctx:
         s, tensors = ember.autotune.instantiate("matmul", (512, 512, 512), target="host")
         f = ember.build(s, tensors)
-    print(ctx.summary())      # "1 of 1 kernels tuned"
+        lib = ember.compile(mod, params)          # the active context applies here too
+    print(ctx.summary())      # "1 of 1 tunable kernels tuned"
 
 Outside any context (or for a workload without records) templates get their
 :class:`FallbackConfig`; the context counts those kernels as untuned.
@@ -16,18 +23,33 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ember.autotune.record import Record, best_per_workload, load_records
-from ember.autotune.space import FallbackConfig, _ConfigBase
-from ember.autotune.task import Task, create_task
+from ember.dispatch.graph_plan import Blocks, model_key, plans_in
+from ember.dispatch.record import Record, best_per_workload, load_records
+from ember.dispatch.space import FallbackConfig, _ConfigBase
+from ember.dispatch.task import Task, create_task
+from ember.dispatch.templates_fused import is_tunable, kernel_task
 from ember.errors import ScheduleError
+from ember.graph.ir import Function, Module
+from ember.target import Target
+from ember.te.schedule import Schedule
+from ember.te.tensor import Tensor
 
 _CURRENT: contextvars.ContextVar[DispatchContext | None] = contextvars.ContextVar(
-    "ember_autotune_dispatch", default=None
+    "ember_dispatch", default=None
 )
+
+KernelSchedule = tuple[Schedule, list[Tensor]]
 
 
 class DispatchContext:
-    """Answers "which config for this task?"; nest with ``with``."""
+    """Answers "which config for this task?"; nest with ``with``.
+
+    The base class has no records: every kernel keeps its default schedule and every
+    conv the default channel blocks. Subclasses override :meth:`query` (and may keep
+    ``records`` holding graph plans).
+    """
+
+    records: list[Record] = []
 
     def __init__(self) -> None:
         self.tuned: list[str] = []
@@ -36,12 +58,13 @@ class DispatchContext:
         self._token: contextvars.Token | None = None
 
     def query(self, task: Task) -> Record | None:
-        raise NotImplementedError
+        """The record to use for ``task``, or None."""
+        return None
 
     def config_for(self, task: Task) -> _ConfigBase:
         """The best recorded config of ``task``, or its fallback config (counted untuned)."""
         rec = self.query(task)
-        label = f"{task.name}{tuple(task.args)}"
+        label = f"{task.name}{tuple(task.describe or task.args)}"
         if rec is not None and rec.config.get("default"):
             self.tuned.append(label)  # measured: the default schedule is the fastest
             return FallbackConfig()
@@ -55,6 +78,31 @@ class DispatchContext:
                 return task.config_space.get(index)
         self.untuned.append(label)
         return FallbackConfig()
+
+    # -- what the compiler asks
+    def kernel_schedule(self, func: Function, target: Target) -> KernelSchedule | None:
+        """``(schedule, args)`` of a fused kernel from its best record, or None (no record,
+        or not tunable: the op strategy's default schedule). Every kernel is counted
+        tuned, untuned or not tunable in :meth:`summary`."""
+        if not is_tunable(func):
+            self.not_tunable.append(func.name)
+            return None
+        task = kernel_task(func, target)
+        if self.query(task) is None:
+            self.untuned.append(func.name)
+            return None
+        return task.instantiate(self.config_for(task))  # counts it tuned
+
+    def channel_blocks(self, opt: Module, target: Target) -> Blocks | None:
+        """Per-conv (input block, output block) for the optimized module ``opt``: the
+        newest graph plan of this model and target among ``records``, or None (the rule)."""
+        if not self.records:
+            return None
+        key = model_key(opt)
+        mine = [p for p in plans_in(self.records) if p.model == key and p.target == target.key]
+        if not mine:
+            return None
+        return dict(mine[-1].blocks) or None
 
     def summary(self) -> str:
         """One line: how many kernels used a tuned config, and which did not."""
@@ -86,7 +134,7 @@ class ApplyHistoryBest(DispatchContext):
         self.best = best_per_workload(self.records)
 
     def query(self, task: Task) -> Record | None:
-        return self.best.get((task.target, task.workload["key"]))
+        return self.best.get((task.target_key, task.workload["key"]))
 
 
 def apply_history_best(logs: str | Path | Iterable[Any]) -> ApplyHistoryBest:
@@ -117,7 +165,7 @@ def config_for(task: Task) -> _ConfigBase:
 
 
 def instantiate(
-    name: str, args: tuple[Any, ...], target: Any = "host", key: str | None = None
+    name: str, args: tuple[Any, ...], target: str | Target = "host", key: str | None = None
 ) -> tuple[Any, list[Any]]:
     """Build template ``name`` on ``args`` with the dispatched config: ``(schedule, tensors)``."""
     task = create_task(name, args, target, key)
@@ -127,6 +175,7 @@ def instantiate(
 __all__ = [
     "ApplyHistoryBest",
     "DispatchContext",
+    "KernelSchedule",
     "apply_history_best",
     "config_for",
     "current_context",

@@ -17,23 +17,28 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Any
+
+from ember import config as config_module
+from ember.autotune.extract import tune_model
+from ember.autotune.graph_measure import model_latencies
+from ember.autotune.graph_tuner import tune_graph
+from ember.cli.common import add_model_args, add_target_arg, import_model, parse_target
+from ember.driver import compile
+from ember.target import Target
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from ember.autotune.extract import tune_model
-    from ember.cli import import_model
-    from ember.target import Target
-
-    Target.parse(args.target)  # a typo in the target fails before the import
+    target = parse_target(args.target)  # a typo in the target fails before the import
     mod, params = import_model(args.model, args.input, args.framework)
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     if args.graph_only:
-        return _graph_tune(mod, params, args, say)
+        return _graph_tune(mod, params, target, args, say)
     results = tune_model(
         mod,
         params,
-        target=args.target,
+        target=target,
         n_trial=args.trials,
         log=args.output,
         tuner=args.tuner,
@@ -46,26 +51,22 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(f"{task.describe[0] if task.describe else task.name}: {res.gflops:.1f} GFLOP/s")
     print(f"tuning log: {args.output}")
     if results and not args.no_latency:
-        before, after = model_latency(mod, params, args.target, args.output)
+        before, after = model_latency(mod, params, target, args.output)
         print(
             f"model latency: {before:.2f} ms default schedules, {after:.2f} ms tuned "
             f"({before / after:.2f}x; median of 30 runs, {_threads()} threads)"
         )
     if args.graph:
-        return _graph_tune(mod, params, args, say)
+        return _graph_tune(mod, params, target, args, say)
     return 0
 
 
-def _graph_tune(mod: Any, params: Any, args: argparse.Namespace, say: Any) -> int:
+def _graph_tune(mod: Any, params: Any, target: Target, args: argparse.Namespace, say: Any) -> int:
     """Graph-level tuning with the log's kernel records; the plan goes into the log."""
-    from pathlib import Path
-
-    from ember.autotune.graph_tuner import tune_graph
-
     log = args.output
     if not Path(log).exists():
         Path(log).touch()  # graph tuning alone: an empty log to hold the plan
-    plan = tune_graph(mod, params, args.target, tuning_log=log, threads=_threads(), say=say)
+    plan = tune_graph(mod, params, target, tuning_log=log, threads=_threads(), say=say)
     print(
         f"graph plan ({plan.kept} kept): predicted {plan.predicted_ms['default']:.2f} ms "
         f"default -> {plan.predicted_ms['tuned']:.2f} ms tuned; measured "
@@ -76,30 +77,23 @@ def _graph_tune(mod: Any, params: Any, args: argparse.Namespace, say: Any) -> in
 
 
 def _threads() -> int:
-    from ember.config import config
-
-    return config.num_threads or (os.cpu_count() or 1)
+    return config_module.config.num_threads or (os.cpu_count() or 1)
 
 
-def model_latency(mod: Any, params: Any, target: str, log: str) -> tuple[float, float]:
+def model_latency(mod: Any, params: Any, target: Target, log: str) -> tuple[float, float]:
     """Median ms of ``mod`` compiled with default schedules and with ``log`` applied,
     timed in alternating blocks on the same random input."""
-    import ember
-    from ember.autotune.graph_measure import model_latencies
-
-    default = ember.compile(mod, params, target=target).load()
-    tuned = ember.compile(mod, params, target=target, tuning_log=log).load()
+    default = compile(mod, params, target).load()
+    tuned = compile(mod, params, target, tuning_log=log).load()
     ms = model_latencies({"default": default, "tuned": tuned}, default.num_threads, rounds=6)
     return ms["default"], ms["tuned"]
 
 
 def add_tune_command(commands: argparse._SubParsersAction) -> None:
     """Register ``tune`` on the ``ember`` command's subparsers."""
-    from ember.cli import _add_model_args
-
     p = commands.add_parser("tune", help="autotune a model's kernels; write a tuning log")
-    _add_model_args(p)
-    p.add_argument("--target", default="host", help="host (this CPU)")
+    add_model_args(p)
+    add_target_arg(p)
     p.add_argument("--trials", type=int, default=200, help="measured configs, all kernels")
     p.add_argument(
         "--minutes",

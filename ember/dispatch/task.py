@@ -16,23 +16,18 @@ records; two tasks with the same workload and target share records.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ember.autotune.space import ConfigSpace, FallbackConfig, _ConfigBase
+from ember.dispatch.space import ConfigSpace, FallbackConfig, _ConfigBase
 from ember.errors import ScheduleError
+from ember.target import Target
 
 Template = Callable[..., tuple[Any, list[Any]]]
 
 _TEMPLATES: dict[str, Template] = {}
-BUILTIN_TEMPLATE_MODULES = (
-    "ember.autotune.templates_dense",
-    "ember.autotune.templates_conv",
-    "ember.autotune.templates_fused",
-)
 
 
 def template(name: str) -> Callable[[Template], Template]:
@@ -59,10 +54,7 @@ def template(name: str) -> Callable[[Template], Template]:
 
 
 def get_template(name: str) -> Template:
-    """The template registered as ``name`` (built-in templates load on first use)."""
-    if name not in _TEMPLATES:
-        for mod in BUILTIN_TEMPLATE_MODULES:
-            importlib.import_module(mod)
+    """The template registered as ``name`` (``ember.dispatch`` registers the built-in ones)."""
     try:
         return _TEMPLATES[name]
     except KeyError:
@@ -73,8 +65,7 @@ def get_template(name: str) -> Template:
 
 
 def list_templates() -> list[str]:
-    for mod in BUILTIN_TEMPLATE_MODULES:
-        importlib.import_module(mod)
+    """Names of the registered templates, sorted."""
     return sorted(_TEMPLATES)
 
 
@@ -96,7 +87,7 @@ def workload_of(name: str, args: tuple[Any, ...], key: str | None = None) -> dic
     """The record form of a workload: ``{"template", "args", "key"}``.
 
     The key defaults to a hash of the template name and arguments; model kernels pass the
-    compiler's :func:`ember.build.compiler.workload_key` instead.
+    compiler's :func:`ember.graph.structural.workload_key` instead.
     """
     json_args = _jsonable(list(args))
     if key is None:
@@ -111,12 +102,17 @@ class Task:
 
     name: str
     args: tuple[Any, ...]
-    target: str
+    target: Target
     func: Template
     key: str | None = None
     _space: ConfigSpace | None = field(default=None, repr=False)
     describe: tuple[Any, ...] | None = None
     """JSON arguments recorded instead of ``args`` (a model kernel's args are a Function)."""
+
+    @property
+    def target_key(self) -> str:
+        """The target as tuning records name it (:attr:`ember.target.Target.key`)."""
+        return self.target.key
 
     @property
     def workload(self) -> dict[str, Any]:
@@ -162,16 +158,17 @@ class Task:
 
 
 def create_task(
-    name: str, args: tuple[Any, ...] | list[Any], target: Any = "host", key: str | None = None
+    name: str,
+    args: tuple[Any, ...] | list[Any],
+    target: str | Target = "host",
+    key: str | None = None,
 ) -> Task:
     """A task for template ``name`` on ``args`` for ``target``.
 
     >>> task = create_task("matmul", (64, 64, 64), "host")
     """
-    from ember.target import Target
-
     func = get_template(name)
-    return Task(name, _tupled(list(args)), str(Target.parse(target)), func, key)
+    return Task(name, _tupled(list(args)), Target.parse(target), func, key)
 
 
 __all__ = ["Task", "create_task", "get_template", "list_templates", "template", "workload_of"]

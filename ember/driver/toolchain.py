@@ -1,10 +1,13 @@
-"""Compile C source into a shared library with the host compiler, with an on-disk cache.
+"""Compile C source into a shared library or object with the target's C compiler, cached.
 
-    path, hit = compile_shared(source, flags=("-O3", "-march=native"))
+    path, hit = compile_shared(source, Target.parse("host"))
+    obj = compile_object(source, target, include_dirs=(RUNTIME_INCLUDE,))
 
-The cache key is a hash of the source, the flags and the compiler's version
-line, so a second build of the same kernel loads the cached ``.so`` without
-running the compiler. On failure :class:`ember.errors.BuildError` carries the
+The target gives the compiler (``target.cc``: ``EMBER_CC`` for this machine, a cross
+compiler for another architecture) and its flags (``target.cflags``). The cache key is
+a hash of the source, the flags, the compiler's version line and, for ``-march=native``
+builds, this machine's CPU, so a second build of the same kernel loads the cached file
+without running the compiler. On failure :class:`ember.errors.BuildError` carries the
 compiler's error output and the path of the kept source file.
 """
 
@@ -13,7 +16,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import platform
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -21,6 +23,8 @@ from pathlib import Path
 
 from ember.config import config
 from ember.errors import BuildError
+from ember.runtime.cpu import host_arch, host_cpu_fingerprint
+from ember.target import ARCHES, Target
 
 BASE_FLAGS = ("-O3", "-fPIC", "-shared", "-fopenmp", "-ffp-contract=fast", "-std=gnu11")
 """Always used for host builds: optimized, position independent, OpenMP, FMA contraction."""
@@ -33,11 +37,20 @@ stats = {"compiles": 0, "cache_hits": 0}
 
 
 @functools.lru_cache(maxsize=8)
-def compiler_version(cc: str) -> str:
-    """First line of ``cc --version`` (part of the cache key)."""
+def compiler_version(cc: str, target: str = "") -> str:
+    """First line of ``cc --version`` (part of the cache key); a BuildError naming what to
+    install when the compiler is missing (``target`` names the target that needs it)."""
     try:
         out = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
+        for arch in ARCHES.values():
+            if cc.startswith(arch.triple) and arch.name != host_arch():
+                raise BuildError(
+                    f"the C compiler {cc!r} for target {target or arch.name} is not "
+                    f"installed ({exc.strerror or exc})",
+                    hint=f"install Debian's {arch.toolchain_package} "
+                    f"(apt-get install {arch.toolchain_package}), or set EMBER_CC",
+                ) from None
         raise BuildError(
             f"cannot run the C compiler {cc!r}: {exc}",
             hint="install gcc or clang, or point EMBER_CC at one",
@@ -45,27 +58,10 @@ def compiler_version(cc: str) -> str:
     return (out.stdout.splitlines() or ["unknown"])[0]
 
 
-@functools.lru_cache(maxsize=1)
-def host_cpu_fingerprint() -> str:
-    """What ``-march=native`` means here (CPU model and feature flags): a cache shared by
-    machines with different CPUs must not hand one of them code for the other's ISA."""
-    text = platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith(("model name", "flags", "Features", "CPU part")):
-                    text += line
-                if line.strip() == "":  # the first processor is enough
-                    break
-    except OSError:
-        text += platform.processor()
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def cache_key(source: str, flags: tuple[str, ...], cc: str) -> str:
     """Hash of everything that decides the compiled bytes (source, flags, compiler, CPU)."""
     h = hashlib.sha256()
-    cpu = host_cpu_fingerprint() if any("native" in f for f in flags) else ""
+    cpu = host_cpu_fingerprint() if any(f.endswith("=native") for f in flags) else ""
     for part in (source, "\0".join(flags), cc, compiler_version(cc), cpu):
         h.update(part.encode())
         h.update(b"\x01")
@@ -119,15 +115,17 @@ def _cached_build(
 
 def compile_shared(
     source: str,
+    target: Target,
     *,
     flags: tuple[str, ...] = (),
     extra_sources: tuple[str, ...] = (),
     libs: tuple[str, ...] = (),
-    cc: str | None = None,
     cache_dir: Path | None = None,
 ) -> tuple[Path, bool]:
-    """Build ``source`` (+ extra C files) into a cached shared library; return (path, cache hit)."""
-    cc = cc or config.cc
+    """Build ``source`` (+ extra C files) for ``target`` into a cached shared library;
+    return (path, cache hit). ``flags`` are added after the target's own."""
+    cc = target.cc
+    compiler_version(cc, str(target))  # a missing compiler says what to install
     extra_text = []
     for p in extra_sources:
         try:
@@ -135,13 +133,14 @@ def compile_shared(
         except OSError as exc:
             raise BuildError(f"cannot read extra source {p!r}: {exc}") from None
     lib_flags = tuple(f"-l{lib}" if not lib.startswith("-") else lib for lib in libs)
-    key = cache_key(source + "\0".join(extra_text), BASE_FLAGS + tuple(flags) + lib_flags, cc)
+    all_flags = target.cflags + tuple(flags)
+    key = cache_key(source + "\0".join(extra_text), BASE_FLAGS + all_flags + lib_flags, cc)
 
     def command(src: Path, out: str) -> list[str]:
         return [
             cc,
             *BASE_FLAGS,
-            *flags,
+            *all_flags,
             str(src),
             *map(str, extra_sources),
             "-o",
@@ -157,19 +156,17 @@ def compile_shared(
 
 def compile_object(
     source: str,
+    target: Target,
     *,
-    flags: tuple[str, ...] = (),
     include_dirs: tuple[Path, ...] = (),
     what: str = "",
-    cc: str | None = None,
     cache_dir: Path | None = None,
 ) -> Path:
-    """Compile ``source`` to a cached object file (to link several into one library).
-
-    ``what`` names the source in a compile error (e.g. the kernel).
-    """
-    cc = cc or config.cc
-    obj_flags = tuple(f for f in BASE_FLAGS if f != "-shared") + tuple(flags) + ("-c",)
+    """Compile ``source`` for ``target`` to a cached object file (to link several into one
+    library). ``what`` names the source in a compile error (e.g. the kernel)."""
+    cc = target.cc
+    compiler_version(cc, str(target))
+    obj_flags = tuple(f for f in BASE_FLAGS if f != "-shared") + target.cflags + ("-c",)
     key = cache_key(source, obj_flags, cc)
 
     def command(src: Path, out: str) -> list[str]:
@@ -180,3 +177,23 @@ def compile_object(
         source, key, Path(cache_dir or config.cache_dir) / "objects", ".o", command, cc, label
     )
     return path
+
+
+def link_shared(objects: list[Path], target: Target) -> bytes:
+    """Link object files into one shared library for ``target``; its bytes."""
+    with tempfile.TemporaryDirectory(prefix="ember-link-") as tmp:
+        out = Path(tmp) / "model.so"
+        cmd = [
+            target.cc,
+            "-shared",
+            "-fopenmp",
+            *target.cflags,
+            *map(str, objects),
+            "-o",
+            str(out),
+            "-lm",
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise BuildError(f"linking the model library failed:\n{proc.stderr.strip()[:4000]}")
+        return out.read_bytes()

@@ -6,7 +6,7 @@
 
 A plan is tied to one model by :func:`model_key` (a hash of the conv workload list: each
 conv's id, shapes and attributes after ``optimize``). In a tuning log (JSON lines) a plan
-is one :class:`~ember.autotune.record.Record` whose workload template is
+is one :class:`~ember.dispatch.record.Record` whose workload template is
 ``"graph_plan"``, key the model key, config ``{"index": -1, "knobs": {}, "graph_plan":
 <the plan's JSON>}`` and costs the measured seconds of the kept variant, so every reader
 of tuning logs takes it in its stride; compile applies the newest plan of the model and
@@ -33,7 +33,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ember.dispatch.record import RECORD_VERSION, Record
 from ember.errors import AttrError
+from ember.graph.passes.alter_layout import conv_ids
 
 GRAPH_PLAN_TEMPLATE = "graph_plan"
 """The workload template name of graph plan records in a tuning log."""
@@ -50,8 +52,6 @@ def model_key(opt: Any) -> str:
     >>> model_key(optimize(mod, params))   # doctest: +SKIP
     'graph-3b1f0c9a2e4d5f60'
     """
-    from ember.graph.passes.alter_layout import conv_ids
-
     parts = [
         f"{cid}:{conv.args[0].type}:{conv.args[1].type}:{conv.attrs!r}"
         for conv, cid in conv_ids(opt).items()
@@ -131,8 +131,6 @@ class GraphPlan:
 
     def to_record(self) -> Any:
         """The plan as a tuning log record (see the module docstring)."""
-        from ember.autotune.record import RECORD_VERSION, Record
-
         seconds = self.measured_ms.get(self.kept, 0.0) / 1e3
         return Record(
             self.target,
@@ -159,24 +157,12 @@ def plans_in(records: Any) -> list[GraphPlan]:
     return sorted(plans, key=lambda p: p.timestamp)
 
 
-def plan_blocks_for(opt: Any, target: Any, graph_plan: Any = None) -> Blocks | None:
-    """The blocks compile gives ``alter_layout`` for optimized module ``opt``: from
-    ``graph_plan`` (a GraphPlan, a path to one, or a blocks mapping), else from the newest
-    plan of this model and target in the active dispatch context's tuning log, else None
-    (the default rule). A GraphPlan tuned for another model is an error.
+def plan_blocks(opt: Any, graph_plan: GraphPlan | str | Path | Mapping[str, Any]) -> Blocks | None:
+    """The blocks an explicitly given ``graph_plan`` (a GraphPlan, a path to one, or a
+    ``{conv id: (input block, output block)}`` mapping) sets for optimized module ``opt``;
+    None for an empty plan (the default rule). A GraphPlan tuned for another model is an
+    error. (A plan found in a tuning log applies through the dispatch context instead.)
     """
-    if graph_plan is None:
-        from ember.autotune.dispatch import current_context
-
-        ctx = current_context()
-        records = getattr(ctx, "records", None)
-        if not records:
-            return None
-        key, tgt = model_key(opt), str(target)
-        mine = [p for p in plans_in(records) if p.model == key and p.target == tgt]
-        if not mine:
-            return None
-        return dict(mine[-1].blocks) or None
     if isinstance(graph_plan, str | Path):
         graph_plan = GraphPlan.load(graph_plan)
     if isinstance(graph_plan, GraphPlan):
@@ -200,6 +186,6 @@ __all__ = [
     "GRAPH_PLAN_TEMPLATE",
     "GraphPlan",
     "model_key",
-    "plan_blocks_for",
+    "plan_blocks",
     "plans_in",
 ]

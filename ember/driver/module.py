@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ember import config as config_module
+from ember.codegen.c import c_symbol, shape_vars
 from ember.errors import EmberRuntimeError
 from ember.tir import expr as E
 from ember.tir.evaluator import np_dtype
@@ -29,8 +31,6 @@ class Kernel:
     """One callable entry point of a loaded library."""
 
     def __init__(self, fn: ctypes._CFuncPtr, func: PrimFunc) -> None:
-        from ember.codegen.c import shape_vars
-
         fn.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
         fn.restype = ctypes.c_int32
         self._fn = fn
@@ -112,18 +112,15 @@ class Module:
     def __init__(
         self, lib_path: Path, funcs: list[PrimFunc], source: str, *, cache_hit: bool
     ) -> None:
-        from ember.config import config
-
         self.lib_path = Path(lib_path)
         self.cache_hit = cache_hit
         self._source = source
         self._lib = ctypes.CDLL(str(lib_path))
-        if config.num_threads > 0 and hasattr(self._lib, "ember_set_num_threads"):
+        threads = config_module.config.num_threads  # read at load time (tests change it)
+        if threads > 0 and hasattr(self._lib, "ember_set_num_threads"):
             self._lib.ember_set_num_threads.argtypes = [ctypes.c_int32]
-            self._lib.ember_set_num_threads(config.num_threads)
+            self._lib.ember_set_num_threads(threads)
         self.kernels: dict[str, Kernel] = {}
-        from ember.codegen.c import c_symbol
-
         for f in funcs:
             self.kernels[f.name] = Kernel(getattr(self._lib, c_symbol(f.name)), f)
 

@@ -6,7 +6,7 @@ identify it by the compiler's ``workload_key``. Kernels without exactly one anch
 of the output's shape are not tunable (:func:`is_tunable` says so) and keep the op
 strategy's default schedule.
 
-    task = kernel_task(func, target="host")        # ember.autotune.extract
+    task = kernel_task(func, Target.parse("host"))
     s, args = task.instantiate(task.config_space.get(5))
 
 Knobs: ``tile_x`` splits the output's innermost axis (the vector loop inside it),
@@ -27,10 +27,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from ember.autotune.space import _ConfigBase
-from ember.autotune.task import template
-from ember.autotune.templates_dense import _lanes
+from ember import te
+from ember.dispatch.space import _ConfigBase
+from ember.dispatch.task import Task, template
+from ember.dispatch.templates_dense import _lanes
 from ember.errors import ScheduleError
+from ember.graph.ir import Function
+from ember.graph.structural import workload_key
+from ember.target import Target
+from ember.te.exprutil import inline_tensors
+from ember.te.tensor import ComputeOp
+from ember.topi.common import TAG_MATERIALIZE
+from ember.topi.schedule_x86 import schedule_injective, schedule_reduction, vector_lanes
+from ember.topi.strategy import build_compute
+from ember.topi.x86.conv2d import schedule_conv2d_nchwc
+from ember.topi.x86.winograd import schedule_winograd
 
 ANCHOR_TAGS = ("conv2d", "conv2d_nchwc", "dense", "matmul", "winograd_gemm")
 MAX_Y_BLOCK = 16
@@ -49,8 +60,6 @@ def kernel_compute(func: Any) -> tuple[list[Any], list[Any]]:
     which instantiates the template for hundreds of configs, reuses one compute
     instead of lowering the graph to TE each time (a third of its cost).
     """
-    from ember.topi.strategy import build_compute
-
     got = _computes.get(id(func))
     if got is None or got[0] is not func:
         params, outputs = build_compute(func)
@@ -67,8 +76,6 @@ def _shape(t: Any) -> tuple[int, ...]:
 
 def find_anchor(outputs: list[Any]) -> Any:
     """The one anchor reduction of a single-output kernel, or a ScheduleError."""
-    from ember.te.tensor import ComputeOp
-
     if len(outputs) != 1:
         raise ScheduleError("fused_kernel template: only single-output kernels are tunable")
     out = outputs[0]
@@ -95,14 +102,9 @@ def find_anchor(outputs: list[Any]) -> Any:
 
 
 @template("fused_kernel")
-def fused_kernel(cfg: _ConfigBase, func: Any) -> tuple[Any, list[Any]]:
-    """Schedule the fused kernel ``func`` (a primitive graph Function) with ``cfg``."""
-    from ember import te
-    from ember.te.exprutil import inline_tensors
-    from ember.te.tensor import ComputeOp
-    from ember.topi.common import TAG_MATERIALIZE
-    from ember.topi.schedule_x86 import schedule_injective, schedule_reduction, vector_lanes
-
+def fused_kernel(cfg: _ConfigBase, func: Any, target: Target) -> tuple[Any, list[Any]]:
+    """Schedule the fused kernel ``func`` (a primitive graph Function) for ``target``
+    with ``cfg``."""
     params, outputs = kernel_compute(func)
     anchor_op = find_anchor(outputs)
     out = outputs[0]
@@ -115,18 +117,12 @@ def fused_kernel(cfg: _ConfigBase, func: Any) -> tuple[Any, list[Any]]:
     if anchor_op.tag == "conv2d_nchwc":
         # The x86 register-tiled conv schedule with its tile choices as knobs; its
         # fallback point is the untuned schedule ember.compile uses.
-        from ember.target import Target
-        from ember.topi.x86.conv2d import schedule_conv2d_nchwc
-
-        fast = schedule_conv2d_nchwc(outputs, Target.parse("host"), cfg)
+        fast = schedule_conv2d_nchwc(outputs, target, cfg)
         if fast is not None:
             return fast, params + outputs
     if anchor_op.tag == "winograd_gemm":
         # The Winograd batched GEMM's register-tiled schedule (ember.topi.x86.winograd).
-        from ember.target import Target
-        from ember.topi.x86.winograd import schedule_winograd
-
-        gemm = schedule_winograd(outputs, Target.parse("host"), cfg)
+        gemm = schedule_winograd(outputs, target, cfg)
         assert gemm is not None, "find_anchor admits the Winograd GEMM as its own kernel only"
         return gemm, params + outputs
     s = te.create_schedule(out.op)
@@ -211,6 +207,22 @@ def fused_kernel(cfg: _ConfigBase, func: Any) -> tuple[Any, list[Any]]:
     return s, params + outputs
 
 
+def kernel_task(func: Function, target: Target) -> Task:
+    """The ``fused_kernel`` task of one primitive function (keyed by its workload_key).
+
+    >>> kernel_task(func, Target.parse("host")).config_space   # doctest: +SKIP
+    """
+    shapes = [[list(p.type.shape), p.type.dtype] for p in func.params]
+    return Task(
+        "fused_kernel",
+        (func, target),
+        target,
+        fused_kernel,
+        workload_key(func),
+        describe=(func.name, shapes),
+    )
+
+
 def is_tunable(func: Any) -> bool:
     """True when :func:`fused_kernel` can schedule this primitive function."""
     try:
@@ -221,4 +233,4 @@ def is_tunable(func: Any) -> bool:
     return True
 
 
-__all__ = ["find_anchor", "fused_kernel", "is_tunable", "kernel_compute"]
+__all__ = ["find_anchor", "fused_kernel", "is_tunable", "kernel_compute", "kernel_task"]

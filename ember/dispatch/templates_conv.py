@@ -15,9 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 from ember import te
-from ember.autotune.space import _ConfigBase
-from ember.autotune.task import template
-from ember.autotune.templates_dense import _lanes
+from ember.dispatch.space import _ConfigBase
+from ember.dispatch.task import template
+from ember.dispatch.templates_dense import _lanes
 from ember.errors import ScheduleError
 
 MAX_CHANNEL_BLOCK = 16

@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from ember import te
-from ember.autotune.space import _ConfigBase
-from ember.autotune.task import template
+from ember.dispatch.space import _ConfigBase
+from ember.dispatch.task import template
 
 MAX_ROW_BLOCK = 16
 """Rows of one register block; more unrolled rows exceed the 16 (AVX2) vector registers."""

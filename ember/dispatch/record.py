@@ -98,7 +98,7 @@ class Record:
 def make_record(task: Any, config: Any, result: Any) -> Record:
     """A record of ``result`` (a MeasureResult) for ``config`` of ``task``."""
     return Record(
-        task.target,
+        task.target_key,
         task.workload,
         {"index": config.index, "knobs": config.knob_values()},
         tuple(result.costs),
@@ -113,7 +113,7 @@ def default_record(task: Any, result: Any) -> Record:
     logged next to the searched configs, so dispatch keeps the default schedule for a
     kernel where no measured config beat it."""
     return Record(
-        task.target,
+        task.target_key,
         task.workload,
         {"index": -1, "knobs": {}, "default": True},
         tuple(result.costs),

@@ -186,7 +186,7 @@ def test_artifact_runs_where_only_numpy_is_installed(compiled, tmp_path):
         m = ember.load({str(path)!r})
         out = m.run({{"data": np.load({str(tmp_path / "x.npy")!r})}})
         np.save({str(tmp_path / "y.npy")!r}, out[0])
-        compiler = ("ember.graph", "ember.te", "ember.build")
+        compiler = ("ember.graph", "ember.te", "ember.driver")
         assert not any(k.startswith(compiler) for k in sys.modules)
         """
     )

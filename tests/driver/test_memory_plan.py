@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ember.build.memory_plan import ALIGNMENT, plan_memory
+from ember.driver.memory_plan import ALIGNMENT, plan_memory
 from ember.graph.ir import Function, Module, TensorType, Tuple, Var
-from ember.ops import call
 from ember.graph.passes.fuse_ops import fuse_ops
+from ember.ops import call
 
 
 def _chain(n: int, shape=(1, 16, 32, 32)):

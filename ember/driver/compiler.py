@@ -1,0 +1,302 @@
+"""ember.compile: a whole model -> one native library with an AOT entry point.
+
+    lib = ember.compile(mod, params, target="host")
+    lib.export("resnet18.ember")
+    m = ember.load("resnet18.ember")
+
+The pipeline, one line per step:
+
+1. ``optimize``: bind weights, fold batch norm and constants, drop dead code;
+2. ``layout_kernels``: on x86 CPUs the blocked NCHW[x]c layout (``alter_layout``, channel
+   blocks from the target's vector width or a graph tuning plan) and Winograd for the
+   3x3 convs where it pays; then ``fuse_ops`` groups ops into kernels (primitive
+   functions). Steps 1 and 2 run through ``run_passes`` (verified, timed, dumpable);
+3. ``plan_memory``: place every intermediate tensor in one reused workspace;
+4. per distinct kernel workload: a schedule from the dispatch context (a tuned config)
+   or the op strategy's default, ``lower`` to loop IR, and the C code generator;
+5. the C files compile in parallel with the target's compiler (each cached by content),
+   and link with the AOT entry (``aot_source``) into ``model.so``;
+6. weights are packed into ``params.bin`` (bound at load time, never pasted into
+   C source: compile time does not grow with the weights).
+
+The driver knows no tuner: schedules come from a :class:`~ember.dispatch.DispatchContext`
+(``schedules=``, the ``with apply_history_best(...)`` context in force, or a tuning log),
+which the autotuner also builds on. What the tuner needs from here is public:
+:func:`kernel_graph`, :func:`layout_kernels` and :func:`lower_kernel`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ember.codegen.c import c_symbol, codegen_c
+from ember.dispatch.context import DispatchContext, apply_history_best, current_context
+from ember.dispatch.graph_plan import Blocks, GraphPlan, plan_blocks
+from ember.driver.aot import aot_source
+from ember.driver.memory_plan import MemoryPlan, plan_memory
+from ember.driver.native import check_buildable
+from ember.driver.toolchain import compile_object, link_shared
+from ember.errors import EmberError, LoweringError
+from ember.graph.analysis import function_flops, output_names, summarize
+from ember.graph.ir import Function, Module
+from ember.graph.passes import optimize, run_passes
+from ember.graph.passes.alter_layout import alter_layout
+from ember.graph.passes.fuse_ops import fuse_ops, kernels
+from ember.graph.passes.winograd import winograd_conv2d
+from ember.graph.structural import workload_key
+from ember.runtime.artifact import pack_params, write_artifact
+from ember.runtime.model import Model
+from ember.target import Target
+from ember.te.lower import lower
+from ember.topi.strategy import schedule_primitive
+from ember.version import __version__
+
+RUNTIME_INCLUDE = Path(__file__).resolve().parents[1] / "runtime" / "c"
+
+Progress = Callable[[str], None]
+Dump = bool | str | Path
+GraphPlanLike = GraphPlan | str | Path | Mapping[str, Any]
+
+
+@dataclass
+class CompiledModel:
+    """The result of :func:`compile`: a model library, its weights and metadata."""
+
+    lib_bytes: bytes
+    params: list[np.ndarray]
+    metadata: dict[str, Any]
+    plan: MemoryPlan
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def export(self, path: str | Path) -> Path:
+        """Write the one-file artifact (``.ember``) that :func:`ember.load` reads."""
+        blob, offsets = pack_params(self.params)
+        meta = dict(self.metadata)
+        meta["params"] = [dict(p, offset=o) for p, o in zip(meta["params"], offsets)]
+        write_artifact(path, self.lib_bytes, blob, meta)
+        return Path(path)
+
+    def load(self) -> Model:
+        """Export to a temporary file and load it (handy in notebooks and tests)."""
+        tmp = Path(tempfile.mkdtemp(prefix="ember-model-")) / "model.ember"
+        return Model(self.export(tmp))
+
+    def get_source(self, kernel: str | None = None) -> str:
+        """The generated C: of one kernel, or of all kernels and the AOT entry."""
+        if kernel is not None:
+            return self.sources[kernel]
+        return "\n\n".join(self.sources.values())
+
+
+def _dump_to(dump: Dump, stage: str) -> Dump:
+    """A folder per pipeline stage under a dump folder (``True``: print to stderr)."""
+    if isinstance(dump, str | Path) and dump:
+        return Path(dump) / stage
+    return dump
+
+
+def layout_kernels(
+    opt: Module,
+    target: Target,
+    blocks: Blocks | None = None,
+    lanes: int | None = None,
+    *,
+    dump: Dump = False,
+) -> Module:
+    """The graph steps of :func:`compile` after ``optimize``: on x86 CPUs the blocked
+    layout (per-conv ``blocks`` from a graph plan, else the rule for ``lanes``, by
+    default the target's float32 vector width) and Winograd; then fusion into kernels.
+
+    The graph tuner lays out its candidates with this too, so it times the kernels
+    compile would generate.
+    """
+    passes: list[Callable[[Module], Module]] = []
+    if target.kind == "cpu" and target.is_x86:
+        passes.append(functools.partial(alter_layout, target=target, lanes=lanes, blocks=blocks))
+        passes.append(winograd_conv2d)  # the 3x3 stride-1 convs where it measured faster
+    passes.append(fuse_ops)
+    return run_passes(opt, passes, dump=_dump_to(dump, "2_kernels"))
+
+
+def kernel_graph(
+    mod: Module,
+    params: Mapping[str, np.ndarray] | None,
+    target: Target,
+    *,
+    schedules: DispatchContext | None = None,
+    graph_plan: GraphPlanLike | None = None,
+    progress: Progress | None = None,
+    dump: Dump = False,
+) -> tuple[Module, Module]:
+    """The graph steps of :func:`compile`: (optimized module, fused module of kernels).
+
+    The tuner's task extraction calls this too, so the workload keys it records are the
+    ones compile looks up. Channel blocks come from ``graph_plan`` when given, else from
+    ``schedules`` (by default the dispatch context in force: a graph plan in its tuning
+    log), else the default rule.
+    """
+    if schedules is None:
+        schedules = current_context()
+    opt = optimize(mod, params or {}, dump=_dump_to(dump, "1_optimize"))
+    if graph_plan is not None:
+        blocks = plan_blocks(opt, graph_plan)
+    else:
+        blocks = schedules.channel_blocks(opt, target) if schedules is not None else None
+    if blocks and progress is not None:
+        progress(f"graph plan: channel blocks of {len(blocks)} convs from graph tuning")
+    return opt, layout_kernels(opt, target, blocks, dump=dump)
+
+
+def lower_kernel(
+    func: Function, name: str, target: Target, schedules: DispatchContext | None = None
+) -> str:
+    """The C source of one fused kernel (primitive function) as compile generates it:
+    the dispatch context's tuned schedule if it has one, else the op strategy's default.
+
+    >>> source = lower_kernel(kernels(fused)[0].op, "k0", Target.parse("host"))  # doctest: +SKIP
+    """
+    try:
+        tuned = schedules.kernel_schedule(func, target) if schedules is not None else None
+        sch, args = tuned if tuned is not None else schedule_primitive(func, target)
+        prim = lower(sch, args, name=name)
+    except EmberError:
+        raise
+    except Exception as err:  # a bug in a schedule: say which kernel
+        raise LoweringError(
+            f"could not generate kernel {name} ({func.name}): {type(err).__name__}: {err}",
+            hint="please report this with the model; EMBER_DEBUG=1 shows the traceback",
+        ) from err
+    return codegen_c([prim]).get_source()
+
+
+def compile(
+    mod: Module,
+    params: Mapping[str, np.ndarray] | None = None,
+    target: str | Target = "host",
+    *,
+    schedules: DispatchContext | None = None,
+    tuning_log: str | Path | None = None,
+    graph_plan: GraphPlanLike | None = None,
+    progress: Progress | None = None,
+    dump_ir: Dump = False,
+) -> CompiledModel:
+    """Compile ``mod`` (with weights ``params``) for ``target`` into a :class:`CompiledModel`.
+
+    Where schedules come from: ``schedules`` (a dispatch context, e.g. one the autotuner
+    built), else ``tuning_log`` (``ember tune -o LOG``: each kernel uses its best recorded
+    config, the others their default schedules, and a graph tuning plan for this model
+    in the log sets the convs' channel blocks), else the ``with apply_history_best(...)``
+    context in force, else the default schedules. ``graph_plan``: a plan to apply instead
+    of the log's (:class:`ember.dispatch.GraphPlan`, the path of a saved one, or a
+    ``{conv id: (input block, output block)}`` mapping). ``dump_ir``: a folder that gets
+    the graph IR after every pass (``True``: print it to stderr).
+    """
+    tgt = Target.parse(target)
+    check_buildable(tgt)
+    if schedules is None and tuning_log is not None:
+        schedules = apply_history_best(tuning_log)
+    if schedules is None:
+        schedules = current_context()
+    say = progress or (lambda msg: None)
+    start = time.perf_counter()
+    opt, fused = kernel_graph(
+        mod, params, tgt, schedules=schedules, graph_plan=graph_plan, progress=say, dump=dump_ir
+    )
+    plan = plan_memory(fused)
+    calls = kernels(fused)
+    say(f"{len(calls)} kernel calls after fusion; {plan.summary()}")
+
+    # One C file per distinct workload; names carry the workload hash so identical
+    # kernels in other models hit the object cache.
+    names: dict[str, str] = {}
+    funcs: dict[str, Function] = {}
+    kernel_names = []
+    for call in calls:
+        func = call.op
+        assert isinstance(func, Function)
+        key = workload_key(func)
+        if key not in names:
+            names[key] = c_symbol(f"{func.name[:48]}_{key}")
+            funcs[key] = func
+        kernel_names.append(names[key])
+    say(f"{len(funcs)} distinct kernels")
+
+    sources: dict[str, str] = {}
+    for i, (key, func) in enumerate(funcs.items(), start=1):
+        say(f"[{i}/{len(funcs)}] generating {names[key]}")
+        sources[names[key]] = lower_kernel(func, names[key], tgt, schedules)
+
+    input_names = [v.name for v in plan.inputs]
+    out_names = output_names(opt.main, len(plan.output_types))
+    param_names = [c.name or f"param{i}" for i, c in enumerate(plan.params)]
+    param_arrays = [np.ascontiguousarray(c.value) for c in plan.params]
+    _, offsets = pack_params(param_arrays)
+    sources["ember_aot"] = aot_source(
+        plan, kernel_names, input_names, out_names, param_names, offsets
+    )
+
+    if schedules is not None:
+        say(schedules.summary())  # how many kernels used tuned configs
+    say(f"compiling {len(sources)} C files")
+    workers = max(1, min(len(sources), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        objects = list(
+            pool.map(
+                lambda kv: compile_object(
+                    kv[1], tgt, include_dirs=(RUNTIME_INCLUDE,), what=f"kernel {kv[0]}"
+                ),
+                sources.items(),
+            )
+        )
+    lib_bytes = link_shared(objects, tgt)
+    seconds = time.perf_counter() - start
+    say(f"done in {seconds:.1f} s")
+
+    summary = summarize(opt)
+    metadata = {
+        "ember_version": __version__,
+        "target": tgt.record(),
+        "inputs": [
+            {"name": n, "shape": list(v.type.shape), "dtype": v.type.dtype}
+            for n, v in zip(input_names, plan.inputs)
+        ],
+        "outputs": [
+            {"name": n, "shape": list(t.shape), "dtype": t.dtype}
+            for n, t in zip(out_names, plan.output_types)
+        ],
+        "params": [
+            {"name": n, "shape": list(a.shape), "dtype": str(a.dtype)}
+            for n, a in zip(param_names, param_arrays)
+        ],
+        "workspace_bytes": plan.workspace_bytes,
+        "memory": {
+            "workspace_bytes": plan.workspace_bytes,
+            "total_intermediate_bytes": plan.total_intermediate_bytes,
+        },
+        "graph": {
+            "kernel_calls": len(calls),
+            "distinct_kernels": len(funcs),
+            "flops": summary.get("flops"),
+            "op_counts": summary.get("op_counts"),
+        },
+        "compile_seconds": round(seconds, 2),
+        # One entry per AOT step, for Model.profile (ember_run_profiled times each step).
+        "steps": [
+            {"name": call.name, "kernel": kname, "flops": function_flops(call.op)}  # type: ignore[arg-type]
+            for call, kname in zip(calls, kernel_names)
+        ],
+    }
+    return CompiledModel(lib_bytes, param_arrays, metadata, plan, sources)
+
+
+__all__ = ["CompiledModel", "compile", "kernel_graph", "layout_kernels", "lower_kernel"]

@@ -254,7 +254,7 @@ class ExprPrinter:
             return str(self._required(self.d.vector_cast(self, mask_dtype, text, compared), c))
         if t is E.Broadcast:
             return self.d.mask_broadcast(self, mask_dtype, self.expr(c.value))
-        return self.d.mask_from_bool(self, mask_dtype, self.expr(c))  # int8 lanes of 0/1
+        return self.d.mask_from_bool(self, mask_dtype, self._expr(c))  # int8 lanes of 0/1
 
     def _comparable(self, e: E.PrimExpr) -> bool:
         """A vector comparison whose operands compare natively (gives a mask)."""

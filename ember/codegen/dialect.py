@@ -43,6 +43,7 @@ from ember.codegen.c_helpers import C_HELPERS, Helper
 from ember.codegen.intrinsics import C_INTRINSICS
 from ember.codegen.syntax import (
     ADDITIVE,
+    EQUALITY,
     MULTIPLICATIVE,
     TERNARY,
     UNARY,
@@ -90,7 +91,8 @@ def _floor_div_mod(kind: str, truncating: Infix) -> Entry:
             if kind == "floormod":
                 return f"{ctx.helper(kind, e.dtype)}({a}, {b})"
             fl = "floor" if e.dtype == "float64" else "floorf"
-            return CExpr(f"({ctx.type(e.dtype)}){fl}({a} / {b})", UNARY)
+            quotient = _C_OPERATORS[E.Div](ctx, e, a, b)
+            return CExpr(f"({ctx.type(e.dtype)}){fl}({quotient})", UNARY)
         divisor = e.b.value if isinstance(e.b, E.Broadcast) else e.b
         if isinstance(divisor, E.IntImm) and divisor.value > 0 and ctx.nonneg(e.a):
             # Both sides are non-negative: C's truncating / and % agree with floor semantics.
@@ -261,7 +263,7 @@ class CDialect:
 
     def cast(self, ctx: Context, dtype: str, value: CExpr) -> str:
         if E.is_bool(dtype):
-            return f"({value} != 0)"
+            return f"({value.at(EQUALITY)} != 0)"
         return CExpr(f"({ctx.type(dtype)}){value.at(UNARY)}", UNARY)
 
     def vector_cast(self, ctx: Context, dtype: str, value: str, from_dtype: str) -> str | None:
@@ -284,12 +286,12 @@ class CDialect:
         scalar = ctx.type(E.dtype_element(mask_dtype))
         return str(self.broadcast(ctx, mask_dtype, f"-({scalar})({value})"))
 
-    def mask_from_bool(self, ctx: Context, mask_dtype: str, value: str) -> str:
+    def mask_from_bool(self, ctx: Context, mask_dtype: str, value: CExpr) -> str:
         """A boolean vector value (int8 lanes of 0/1) as a mask."""
         if itemsize(mask_dtype) != 1:
             lanes = E.dtype_lanes(mask_dtype)
-            value = str(self.vector_cast(ctx, mask_dtype, value, f"int8x{lanes}"))
-        return f"({value} != 0)"
+            value = CExpr(str(self.vector_cast(ctx, mask_dtype, value, f"int8x{lanes}")))
+        return f"({value.at(EQUALITY)} != 0)"
 
     def mask_to_bool(self, ctx: Context, mask: str) -> str:
         """A mask (all-ones lanes) as a boolean vector value: int8 lanes of 0/1."""

@@ -30,6 +30,7 @@ UNARY = 14
 """Prefix operators and casts: ``!a``, ``~a``, ``(float)a``."""
 TERNARY = 3
 """``c ? a : b`` (its operands are rendered at ``TERNARY + 1``)."""
+EQUALITY = 9
 ADDITIVE = 12
 MULTIPLICATIVE = 13
 

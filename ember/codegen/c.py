@@ -150,7 +150,7 @@ class _FuncEmitter:
             unroll = int(ann["pragma_unroll"] or 0)
         if s.kind is ForKind.UNROLLED and unroll is None:
             unroll = 0
-        ctype = self.p.type(s.loop_var.dtype)
+        ctype = self.p.ctype(s.loop_var.dtype)
         lo = self.p.expr(s.min)
         name = self.p.declare(s.loop_var)
         end = self.p.expr(s.extent) if lo == "0" else self.p.expr(s.min + s.extent)
@@ -228,7 +228,7 @@ class _FuncEmitter:
                 f"scratch buffer {buf.name!r} is not flattened",
                 hint="run ember.tir.passes.lower_pipeline before code generation",
             )
-        ctype = self.p.type(E.dtype_element(buf.dtype))
+        ctype = self.p.ctype(E.dtype_element(buf.dtype))
         size = buf.shape[0]
         self.emit("{")
         self.depth += 1
@@ -272,7 +272,7 @@ class _FuncEmitter:
         unpack: list[str] = []
         for k, buf in enumerate(f.params):
             name = self.p.declare(buf.data)
-            param, arg = self.d.buffer_param(self.p.type(E.dtype_element(buf.dtype)), name, k)
+            param, arg = self.d.buffer_param(self.p.ctype(E.dtype_element(buf.dtype)), name, k)
             params.append(param)
             unpack.append(arg)
         for k, v in enumerate(shape_vars(f)):

@@ -89,19 +89,17 @@ class ExprPrinter:
         return f"_l{self._lane_var}"
 
     # ------------------------------------------------------------------ render context
-    def type(self, dtype: str) -> str:
+    def ctype(self, dtype: str) -> str:
         if E.dtype_lanes(dtype) > 1:
             base = E.dtype_element(dtype)
             self.vector_types.add(f"{'int8' if base == 'bool' else base}x{E.dtype_lanes(dtype)}")
-        return self.d.type(dtype)
+        return self.d.ctype(dtype)
 
-    def helper(self, kind: str, dtype: str | None = None) -> str:
-        if dtype is None:
-            self.helpers.add(kind)
-            return f"ember_{kind}"
-        self.helpers.add(f"{kind}:{dtype}")
-        # Scalar helpers are named by dtype (ember_min_float32), vector ones by type.
-        return f"ember_{kind}_{dtype if E.dtype_lanes(dtype) == 1 else self.type(dtype)}"
+    def helper(self, kind: str, dtype: str = "") -> str:
+        self.helpers.add(f"{kind}:{dtype}" if dtype else kind)
+        if E.dtype_lanes(dtype or "int32") > 1:
+            self.ctype(dtype)  # the helper's signature uses the vector type
+        return self.d.helper_name(kind, dtype)
 
     def nonneg(self, e: E.PrimExpr) -> bool:
         if isinstance(e, E.Ramp):
@@ -169,7 +167,7 @@ class ExprPrinter:
     # ------------------------------------------------------------------ vectors
     def _vector(self, e: E.PrimExpr) -> CExpr:
         t = type(e)
-        self.type(e.dtype)
+        self.ctype(e.dtype)
         native: str | None = None
         if t is E.Broadcast:
             native = self._attempt(lambda: self.d.broadcast(self, e.dtype, self.expr(e.value)))
@@ -239,7 +237,7 @@ class ExprPrinter:
         """C text of ``c`` (a boolean vector) as a mask of ``bits``-wide integer lanes."""
         lanes = E.dtype_lanes(c.dtype)
         mask_dtype = f"int{bits}x{lanes}"
-        self.type(mask_dtype)
+        self.ctype(mask_dtype)
         t = type(c)
         if t in _MASK_LOGIC:
             masks = [CExpr(self._mask(x, bits)) for x in _operands(c)]
@@ -318,7 +316,7 @@ class ExprPrinter:
         if t is E.Not:
             return f"(!{self.lane(e.a, lane)})"
         if t is E.BitNot:
-            return f"(({self.type(scalar_dtype)})~{self.lane(e.a, lane)})"
+            return f"(({self.ctype(scalar_dtype)})~{self.lane(e.a, lane)})"
         if t is E.Cast:
             inner = _LaneRef(self.lane(e.value, lane), E.dtype_element(e.value.dtype))
             return "(" + self.expr(E.Cast(scalar_dtype, inner)) + ")"

@@ -26,7 +26,7 @@ Helper = Callable[["CDialect", str], str]
 
 def _alloc(d: CDialect, dtype: str) -> str:
     return (
-        "static void* ember_alloc(size_t nbytes) {\n"
+        f"static void* {d.helper_name('alloc')}(size_t nbytes) {{\n"
         "  /* 64-byte aligned so vector loads of scratch never straddle cache lines */\n"
         "  void* p = aligned_alloc(64, (nbytes + 63) / 64 * 64 + 64);\n"
         "  if (!p) {\n"
@@ -38,7 +38,11 @@ def _alloc(d: CDialect, dtype: str) -> str:
 
 def _types(d: CDialect, dtype: str) -> tuple[str, str, int]:
     """(C type, C element type, lanes) of a helper's dtype."""
-    return d.type(dtype), d.scalar_types[E.dtype_element(dtype)], E.dtype_lanes(dtype)
+    return d.ctype(dtype), d.scalar_types[E.dtype_element(dtype)], E.dtype_lanes(dtype)
+
+
+def _head(d: CDialect, kind: str, dtype: str, result: str, params: str) -> str:
+    return f"static inline {result} {d.helper_name(kind, dtype)}({params})"
 
 
 def _min_max(kind: str) -> Helper:
@@ -47,14 +51,13 @@ def _min_max(kind: str) -> Helper:
     def source(d: CDialect, dtype: str) -> str:
         t, st, lanes = _types(d, dtype)
         if lanes == 1:
-            head = f"static inline {t} ember_{kind}_{dtype}({t} a, {t} b)"
-            return f"{head} {{ return a {op} b ? a : b; }}"
+            return f"{_head(d, kind, dtype, t, f'{t} a, {t} b')} {{ return a {op} b ? a : b; }}"
         # The scalar helper's a < b ? a : b per lane over whole-vector operands, which GCC
         # turns into one vminps / vmaxps / vpminsd (a blend on a mask does not fold into a
         # memory operand: measured 1.8x slower in a 3x3 max pool).
         n = padded_lanes(lanes)
         return (
-            f"static inline {t} ember_{kind}_{t}({t} a, {t} b) {{ {t} r; "
+            f"{_head(d, kind, dtype, t, f'{t} a, {t} b')} {{ {t} r; "
             f"for (int l = 0; l < {n}; ++l) r[l] = a[l] {op} b[l] ? a[l] : b[l]; return r; }}"
         )
 
@@ -65,7 +68,7 @@ def _floordiv(d: CDialect, dtype: str) -> str:
     t, _, _ = _types(d, dtype)
     # C's / truncates toward zero; floor division rounds toward -infinity.
     return (
-        f"static inline {t} ember_floordiv_{dtype}({t} a, {t} b) {{\n"
+        f"{_head(d, 'floordiv', dtype, t, f'{t} a, {t} b')} {{\n"
         f"  {t} q = a / b;\n"
         f"  return (q * b != a && ((a < 0) != (b < 0))) ? q - 1 : q;\n}}"
     )
@@ -73,7 +76,7 @@ def _floordiv(d: CDialect, dtype: str) -> str:
 
 def _floormod(d: CDialect, dtype: str) -> str:
     t, _, _ = _types(d, dtype)
-    head = f"static inline {t} ember_floormod_{dtype}({t} a, {t} b)"
+    head = _head(d, "floormod", dtype, t, f"{t} a, {t} b")
     if E.is_float(dtype):
         fl = "floor" if dtype == "float64" else "floorf"
         return f"{head} {{ return a - {fl}(a / b) * b; }}"
@@ -85,20 +88,20 @@ def _floormod(d: CDialect, dtype: str) -> str:
 def _broadcast(d: CDialect, dtype: str) -> str:
     vt, st, lanes = _types(d, dtype)
     vals = ", ".join(["x"] * lanes)
-    return f"static inline {vt} ember_broadcast_{vt}({st} x) {{ {vt} r = {{{vals}}}; return r; }}"
+    return f"{_head(d, 'broadcast', dtype, vt, f'{st} x')} {{ {vt} r = {{{vals}}}; return r; }}"
 
 
 def _iota(d: CDialect, dtype: str) -> str:
     vt, _, lanes = _types(d, dtype)
     vals = ", ".join(str(k) for k in range(lanes))
-    return f"static inline {vt} ember_iota_{vt}(void) {{ {vt} r = {{{vals}}}; return r; }}"
+    return f"{_head(d, 'iota', dtype, vt, 'void')} {{ {vt} r = {{{vals}}}; return r; }}"
 
 
 def _load(d: CDialect, dtype: str) -> str:
     vt, st, lanes = _types(d, dtype)
     # memcpy: no alignment assumed; compiles to one unaligned vector load.
     return (
-        f"static inline {vt} ember_load_{vt}(const {st}* p) {{ {vt} r = {{0}}; "
+        f"{_head(d, 'load', dtype, vt, f'const {st}* p')} {{ {vt} r = {{0}}; "
         f"__builtin_memcpy(&r, p, {lanes} * sizeof({st})); return r; }}"
     )
 
@@ -106,7 +109,7 @@ def _load(d: CDialect, dtype: str) -> str:
 def _store(d: CDialect, dtype: str) -> str:
     vt, st, lanes = _types(d, dtype)
     return (
-        f"static inline void ember_store_{vt}({st}* p, {vt} v) {{ "
+        f"{_head(d, 'store', dtype, 'void', f'{st}* p, {vt} v')} {{ "
         f"__builtin_memcpy(p, &v, {lanes} * sizeof({st})); }}"
     )
 
@@ -114,9 +117,9 @@ def _store(d: CDialect, dtype: str) -> str:
 def _select(d: CDialect, dtype: str) -> str:
     vt, _, lanes = _types(d, dtype)
     # Bitwise blend on a mask (see ember.codegen.c_expr): a compare and a blend, no lanes.
-    mt = d.type(f"int{itemsize(dtype) * 8}x{lanes}")
+    mt = d.ctype(f"int{itemsize(dtype) * 8}x{lanes}")
     blend = f"({vt})((({mt})a & m) | (({mt})b & ~m))"
-    return f"static inline {vt} ember_select_{vt}({mt} m, {vt} a, {vt} b) {{ return {blend}; }}"
+    return f"{_head(d, 'select', dtype, vt, f'{mt} m, {vt} a, {vt} b')} {{ return {blend}; }}"
 
 
 C_HELPERS: Mapping[str, Helper] = MappingProxyType(

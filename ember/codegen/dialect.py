@@ -72,8 +72,8 @@ _C_OPERATORS: dict[type, Infix] = {
     E.LE: Infix("<=", 10),
     E.GT: Infix(">", 10),
     E.GE: Infix(">=", 10),
-    E.EQ: Infix("==", 9),
-    E.NE: Infix("!=", 9),
+    E.EQ: Infix("==", EQUALITY),
+    E.NE: Infix("!=", EQUALITY),
     E.BitAnd: Infix("&", 8),
     E.BitXor: Infix("^", 7),
     E.BitOr: Infix("|", 6),
@@ -92,7 +92,7 @@ def _floor_div_mod(kind: str, truncating: Infix) -> Entry:
                 return f"{ctx.helper(kind, e.dtype)}({a}, {b})"
             fl = "floor" if e.dtype == "float64" else "floorf"
             quotient = _C_OPERATORS[E.Div](ctx, e, a, b)
-            return CExpr(f"({ctx.type(e.dtype)}){fl}({quotient})", UNARY)
+            return CExpr(f"({ctx.ctype(e.dtype)}){fl}({quotient})", UNARY)
         divisor = e.b.value if isinstance(e.b, E.Broadcast) else e.b
         if isinstance(divisor, E.IntImm) and divisor.value > 0 and ctx.nonneg(e.a):
             # Both sides are non-negative: C's truncating / and % agree with floor semantics.
@@ -104,7 +104,7 @@ def _floor_div_mod(kind: str, truncating: Infix) -> Entry:
 
 def _bit_not(ctx: Context, e: E.BitNot, a: CExpr) -> CExpr:
     # Cast back: ~ on a narrow integer type computes in int.
-    return CExpr(f"({ctx.type(e.dtype)})~{a.at(UNARY)}", UNARY)
+    return CExpr(f"({ctx.ctype(e.dtype)})~{a.at(UNARY)}", UNARY)
 
 
 def _float_only(entry: Entry) -> Entry:
@@ -117,7 +117,7 @@ def _float_only(entry: Entry) -> Entry:
 class CDialect:
     """C99 with GCC/Clang vector extensions and OpenMP: the base table of C rendering.
 
-    >>> C.type("float32x8"), C.float_literal(0.5, "float32")
+    >>> C.ctype("float32x8"), C.float_literal(0.5, "float32")
     ('float32x8', '0.5f')
     """
 
@@ -147,7 +147,7 @@ class CDialect:
     """Elements whose vectors compare, min/max and select as vector code (float16 and
     bool vectors are computed lane by lane)."""
 
-    def type(self, dtype: str) -> str:
+    def ctype(self, dtype: str) -> str:
         """C type of a scalar dtype, or the name of the vector typedef: ``float32x8``."""
         base = E.dtype_element(dtype)
         if base not in self.scalar_types:
@@ -163,7 +163,7 @@ class CDialect:
         base = E.dtype_element(dtype)
         nbytes = padded_lanes(E.dtype_lanes(dtype)) * itemsize(base)
         vector_size = f"__attribute__((vector_size({nbytes})))"
-        return f"typedef {self.scalar_types[base]} {self.type(dtype)} {vector_size};"
+        return f"typedef {self.scalar_types[base]} {self.ctype(dtype)} {vector_size};"
 
     def maskable(self, dtype: str) -> bool:
         return E.dtype_element(dtype) in self.mask_dtypes
@@ -254,22 +254,25 @@ class CDialect:
         return f"{ctx.helper('broadcast', dtype)}({value})"
 
     def ramp(self, ctx: Context, e: E.Ramp, base: str, stride: str) -> str | None:
-        """``base + stride * (0, 1, ..., lanes - 1)``."""
+        """``base + stride * (0, 1, ..., lanes - 1)``, on this dialect's ``broadcast``."""
         start = self.broadcast(ctx, e.dtype, base)
+        if start is None:
+            return None
         iota = f"{ctx.helper('iota', e.dtype)}()"
         if isinstance(e.stride, E.IntImm) and e.stride.value == 1:
             return CExpr(f"{start} + {iota}", ADDITIVE)
-        return CExpr(f"{start} + {self.broadcast(ctx, e.dtype, stride)} * {iota}", ADDITIVE)
+        step = self.broadcast(ctx, e.dtype, stride)
+        return None if step is None else CExpr(f"{start} + {step} * {iota}", ADDITIVE)
 
     def cast(self, ctx: Context, dtype: str, value: CExpr) -> str:
         if E.is_bool(dtype):
             return f"({value.at(EQUALITY)} != 0)"
-        return CExpr(f"({ctx.type(dtype)}){value.at(UNARY)}", UNARY)
+        return CExpr(f"({ctx.ctype(dtype)}){value.at(UNARY)}", UNARY)
 
     def vector_cast(self, ctx: Context, dtype: str, value: str, from_dtype: str) -> str | None:
         if E.is_bool(dtype) or E.is_bool(from_dtype):
             return None  # bool vectors are int8 lanes of 0/1: converted lane by lane
-        return f"__builtin_convertvector({value}, {ctx.type(dtype)})"
+        return f"__builtin_convertvector({value}, {ctx.ctype(dtype)})"
 
     def select(self, ctx: Context, e: E.Select, cond: CExpr, a: CExpr, b: CExpr) -> str:
         """``cond ? a : b``, for scalars and for vectors with one condition for all lanes
@@ -283,7 +286,7 @@ class CDialect:
 
     def mask_broadcast(self, ctx: Context, mask_dtype: str, value: str) -> str:
         """One boolean for all lanes, as a mask: -1 (all ones) or 0."""
-        scalar = ctx.type(E.dtype_element(mask_dtype))
+        scalar = ctx.ctype(E.dtype_element(mask_dtype))
         return str(self.broadcast(ctx, mask_dtype, f"-({scalar})({value})"))
 
     def mask_from_bool(self, ctx: Context, mask_dtype: str, value: CExpr) -> str:
@@ -299,7 +302,7 @@ class CDialect:
 
     def let(self, ctx: Context, dtype: str, name: str, value: str, body: str) -> str:
         """A let inside an expression: a GNU statement expression."""
-        return f"({{ {ctx.type(dtype)} {name} = {value}; {body}; }})"
+        return f"({{ {ctx.ctype(dtype)} {name} = {value}; {body}; }})"
 
     def call(self, ctx: Context, name: str, args: list[str]) -> str:
         """A call of an extern C function (a name that is not in ``intrinsics``)."""
@@ -311,7 +314,7 @@ class CDialect:
     def per_lane(self, ctx: Context, dtype: str, lane: str, body: str) -> str:
         """A vector computed lane by lane (``body`` is lane ``lane`` of it): a statement
         expression the compiler vectorizes on its own."""
-        vt, r = ctx.type(dtype), f"_r{lane}"
+        vt, r = ctx.ctype(dtype), f"_r{lane}"
         loop = self.lane_loop_header(lane, E.dtype_lanes(dtype))
         return f"({{ {vt} {r} = {{0}}; {loop} {r}[{lane}] = {body}; {r}; }})"
 
@@ -345,7 +348,7 @@ class CDialect:
         return f"{ctx.helper('store', dtype)}(&{buf}[{base}], {value});"
 
     def let_stmt(self, ctx: Context, dtype: str, name: str, value: str) -> str:
-        return f"const {ctx.type(dtype)} {name} = {value};"
+        return f"const {ctx.ctype(dtype)} {name} = {value};"
 
     def stack_array(self, ctype: str, name: str, count: int, scope: str) -> str:
         return f"{ctype} {name}[{count}] __attribute__((aligned(64)));  /* {scope} scratch */"
@@ -408,6 +411,13 @@ __attribute__((weak)) void ember_set_num_threads(int32_t n) {
             "}",
             "",
         ]
+
+    def helper_name(self, kind: str, dtype: str = "") -> str:
+        """``ember_min_float32`` (scalar helpers by dtype), ``ember_load_float32x8`` (vector
+        ones by type), ``ember_alloc`` (no dtype)."""
+        if not dtype:
+            return f"ember_{kind}"
+        return f"ember_{kind}_{dtype if E.dtype_lanes(dtype) == 1 else self.ctype(dtype)}"
 
     def helper_source(self, key: str) -> str:
         """C definition of helper ``"kind:dtype"`` (``"alloc"``: no dtype)."""

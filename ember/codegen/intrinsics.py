@@ -59,7 +59,7 @@ def libm(float32_name: str, float64_name: str) -> Entry:
             )
         if dtype == "float16":
             widened = ", ".join(f"(float)({a})" for a in args)
-            return f"({ctx.type(dtype)}){float32_name}({widened})"
+            return f"({ctx.ctype(dtype)}){float32_name}({widened})"
         return f"{float64_name if dtype == 'float64' else float32_name}({', '.join(args)})"
 
     render.__qualname__ = f"libm({float32_name!r}, {float64_name!r})"
@@ -69,17 +69,17 @@ def libm(float32_name: str, float64_name: str) -> Entry:
 def _rsqrt(ctx: Context, call: E.Call, x: str) -> str:
     if call.dtype == "float64":
         return f"(1.0 / sqrt({x}))"
-    return f"(({ctx.type(call.dtype)})(1.0f / sqrtf((float)({x}))))"
+    return f"(({ctx.ctype(call.dtype)})(1.0f / sqrtf((float)({x}))))"
 
 
 def _sigmoid(ctx: Context, call: E.Call, x: str) -> str:
     if call.dtype == "float64":
         return f"(1.0 / (1.0 + exp(-({x}))))"
-    return f"(({ctx.type(call.dtype)})(1.0f / (1.0f + expf(-(float)({x})))))"
+    return f"(({ctx.ctype(call.dtype)})(1.0f / (1.0f + expf(-(float)({x})))))"
 
 
 def _abs(ctx: Context, call: E.Call, x: str) -> str:
-    ctype = ctx.type(call.dtype)
+    ctype = ctx.ctype(call.dtype)
     if call.dtype == "float64":
         return f"fabs({x})"
     if E.is_float(call.dtype):
@@ -90,7 +90,7 @@ def _abs(ctx: Context, call: E.Call, x: str) -> str:
 def _popcount(ctx: Context, call: E.Call, x: str) -> str:
     if E.is_float(call.dtype):
         raise BuildError(f"popcount needs an integer argument, got {call.dtype}")
-    ctype = ctx.type(call.dtype)
+    ctype = ctx.ctype(call.dtype)
     # Count the bits of the two's complement pattern: convert to unsigned first.
     unsigned = ctype if ctype.startswith("u") else "u" + ctype
     builtin = "__builtin_popcountll" if "64" in unsigned else "__builtin_popcount"

@@ -62,11 +62,11 @@ def as_cexpr(text: str) -> CExpr:
 class Context(Protocol):
     """What an entry may ask of the code generator while it renders one function."""
 
-    def type(self, dtype: str) -> str:
+    def ctype(self, dtype: str) -> str:
         """The C type of ``dtype`` (``float``, ``float32x8``); records vector typedefs."""
         ...
 
-    def helper(self, kind: str, dtype: str | None = None) -> str:
+    def helper(self, kind: str, dtype: str = "") -> str:
         """The name of helper ``kind`` for ``dtype`` (``ember_load_float32x8``), and
         emits its definition (the dialect's ``helpers[kind]``) into the source."""
         ...

@@ -104,7 +104,7 @@ def test_float_add_override_leaves_integer_and_vector_additions():
 
 class VectorLoadIntrinsic(CDialect):
     def vector_load(self, ctx, e, buf, base):
-        return f"vld_{ctx.type(e.dtype)}({buf} + {base})"
+        return f"vld_{ctx.ctype(e.dtype)}({buf} + {base})"
 
 
 def test_vector_load_override_replaces_loads_and_their_helpers(default_source):

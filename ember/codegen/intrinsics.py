@@ -1,16 +1,24 @@
-"""Intrinsic calls of loop IR and their C spelling per dtype.
+"""Math intrinsics of loop IR and their C spelling: the ``intrinsics`` table of the C dialect.
 
-A ``Call`` whose name is in :data:`C_INTRINSICS` is an elementwise math
-intrinsic (its numpy meaning is ``ember.tir.evaluator.INTRINSICS``); any other
-name except ``tir.address_of`` is an extern C function called as written.
+A ``Call`` whose name is a key of the dialect's ``intrinsics`` is an elementwise math
+intrinsic: pure, so a vector select may compute it in lanes it does not take (its numpy
+meaning is ``ember.tir.evaluator.INTRINSICS``). Any other name except ``tir.address_of``
+is an extern C function, called as written. An entry takes the render context, the
+scalar ``Call`` and its rendered arguments:
 
-    c_intrinsic("exp", "float32", ["x"])    # 'expf(x)'
-    c_intrinsic("popcount", "int8", ["x"])  # '__builtin_popcount((uint8_t)(x))'
+    C_INTRINSICS["exp"](ctx, Call("float32", "exp", (x,)), "x")      # 'expf(x)'
+    C_INTRINSICS["popcount"](ctx, Call("int8", "popcount", (x,)), "x")
+    # '((int8_t)__builtin_popcount((uint8_t)(x)))'
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from ember.codegen.syntax import Context, Entry
 from ember.errors import BuildError
+from ember.tir import expr as E
 
 # name -> (float32 spelling, float64 spelling); float16 computes in float32 and converts back.
 _MATH: dict[str, tuple[str, str]] = {
@@ -37,54 +45,67 @@ _MATH: dict[str, tuple[str, str]] = {
     "fma": ("fmaf", "fma"),
 }
 
-C_INTRINSICS = frozenset(_MATH) | {"rsqrt", "sigmoid", "abs", "popcount", "isnan", "isinf"}
 
+def libm(float32_name: str, float64_name: str) -> Entry:
+    """The entry of a <math.h> function: ``libm("expf", "exp")`` spells float32 ``exp``
+    as ``expf(x)``, float64 as ``exp(x)`` and float16 as ``(_Float16)expf((float)(x))``."""
 
-def is_elementwise_intrinsic(name: str) -> bool:
-    """True for math intrinsics applied lane by lane (safe to vectorize)."""
-    return name in C_INTRINSICS
-
-
-def _unsigned_of(ctype: str) -> str:
-    return ctype if ctype.startswith("u") else "u" + ctype
-
-
-def c_intrinsic(name: str, dtype: str, args: list[str], ctype: str | None = None) -> str:
-    """C source for a scalar intrinsic call on C expressions ``args`` of scalar ``dtype``.
-
-    ``ctype`` is the C type of ``dtype`` (``int8_t``...), needed for integer intrinsics.
-    """
-    is_f64 = dtype == "float64"
-    is_float = dtype.startswith("float")
-    if name in _MATH:
-        if not is_float:
+    def render(ctx: Context, call: E.Call, *args: str) -> str:
+        dtype = E.dtype_element(call.dtype)
+        if not E.is_float(dtype):
             raise BuildError(
-                f"intrinsic {name!r} needs a float argument, got {dtype}",
+                f"intrinsic {call.name!r} needs a float argument, got {dtype}",
                 hint="cast the argument to float32 first",
             )
-        fn = _MATH[name][1 if is_f64 else 0]
         if dtype == "float16":
-            return f"(_Float16){fn}({', '.join(f'(float)({a})' for a in args)})"
-        return f"{fn}({', '.join(args)})"
-    (x, *_rest) = args
-    if name == "rsqrt":
-        return f"(1.0 / sqrt({x}))" if is_f64 else f"(({ctype})(1.0f / sqrtf((float)({x}))))"
-    if name == "sigmoid":
-        if is_f64:
-            return f"(1.0 / (1.0 + exp(-({x}))))"
-        return f"(({ctype})(1.0f / (1.0f + expf(-(float)({x})))))"
-    if name == "abs":
-        if is_float:
-            return f"fabs({x})" if is_f64 else f"(({ctype})fabsf((float)({x})))"
-        return f"(({ctype})(({x}) < 0 ? -({x}) : ({x})))"
-    if name == "popcount":
-        if is_float:
-            raise BuildError(f"popcount needs an integer argument, got {dtype}")
-        u = _unsigned_of(ctype or "int32_t")
-        builtin = "__builtin_popcountll" if "64" in u else "__builtin_popcount"
-        return f"(({ctype}){builtin}(({u})({x})))"
-    if name == "isnan":
-        return f"isnan({x})"
-    if name == "isinf":
-        return f"isinf({x})"
-    raise BuildError(f"unknown intrinsic {name!r}")
+            widened = ", ".join(f"(float)({a})" for a in args)
+            return f"({ctx.ctype(dtype)}){float32_name}({widened})"
+        return f"{float64_name if dtype == 'float64' else float32_name}({', '.join(args)})"
+
+    render.__qualname__ = f"libm({float32_name!r}, {float64_name!r})"
+    return render
+
+
+def _rsqrt(ctx: Context, call: E.Call, x: str) -> str:
+    if call.dtype == "float64":
+        return f"(1.0 / sqrt({x}))"
+    return f"(({ctx.ctype(call.dtype)})(1.0f / sqrtf((float)({x}))))"
+
+
+def _sigmoid(ctx: Context, call: E.Call, x: str) -> str:
+    if call.dtype == "float64":
+        return f"(1.0 / (1.0 + exp(-({x}))))"
+    return f"(({ctx.ctype(call.dtype)})(1.0f / (1.0f + expf(-(float)({x})))))"
+
+
+def _abs(ctx: Context, call: E.Call, x: str) -> str:
+    ctype = ctx.ctype(call.dtype)
+    if call.dtype == "float64":
+        return f"fabs({x})"
+    if E.is_float(call.dtype):
+        return f"(({ctype})fabsf((float)({x})))"
+    return f"(({ctype})(({x}) < 0 ? -({x}) : ({x})))"
+
+
+def _popcount(ctx: Context, call: E.Call, x: str) -> str:
+    if E.is_float(call.dtype):
+        raise BuildError(f"popcount needs an integer argument, got {call.dtype}")
+    ctype = ctx.ctype(call.dtype)
+    # Count the bits of the two's complement pattern: convert to unsigned first.
+    unsigned = ctype if ctype.startswith("u") else "u" + ctype
+    builtin = "__builtin_popcountll" if "64" in unsigned else "__builtin_popcount"
+    return f"(({ctype}){builtin}(({unsigned})({x})))"
+
+
+C_INTRINSICS: Mapping[str, Entry] = MappingProxyType(
+    {name: libm(f32, f64) for name, (f32, f64) in _MATH.items()}
+    | {
+        "rsqrt": _rsqrt,
+        "sigmoid": _sigmoid,
+        "abs": _abs,
+        "popcount": _popcount,
+        "isnan": lambda ctx, call, x: f"isnan({x})",
+        "isinf": lambda ctx, call, x: f"isinf({x})",
+    }
+)
+"""Intrinsic name -> entry(ctx, call, *args) for C (<math.h> and GCC builtins)."""

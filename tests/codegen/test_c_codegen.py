@@ -372,3 +372,32 @@ def test_compiled_split_loops_match_the_evaluator(n, factor, kind, dtype):
     evaluate(f, a, want)
     out, _ = _run(f, a, out_shape=(n,), out_dtype=dtype)
     np.testing.assert_allclose(out, want, rtol=1e-6)
+
+
+def test_float_floor_division_and_bool_casts_parenthesize_their_operands():
+    # floorf(a / b) and (x != 0) once dropped the parentheses compound operands need.
+    n = 8
+    A = decl_buffer((n,), "float32", "A")
+    B = decl_buffer((n,), "float32", "B")
+    i = Var("i")
+    x = BufferLoad(A, (i,))
+    f = PrimFunc(
+        "fdiv",
+        (A, B),
+        For(
+            i, const(0), const(n), ForKind.SERIAL, BufferStore(B, FloorDiv(x + 7.0, x + 2.0), (i,))
+        ),
+    )
+    a = np.arange(n, dtype="float32")
+    out, mod = _run(f, a, out_shape=(n,), out_dtype="float32")
+    np.testing.assert_array_equal(out, np.floor((a + 7) / (a + 2)))
+    assert "floorf((A[i] + 7.0f) / (A[i] + 2.0f))" in mod.get_source()
+    from ember.tir.expr import BitAnd
+
+    g = _map(
+        "band", n, lambda v: Cast("bool", BitAnd(v, const(2))), dtype="int32", out_dtype="bool"
+    )
+    a = np.arange(n, dtype="int32")
+    out, mod = _run(g, a, out_shape=(n,), out_dtype="bool")
+    np.testing.assert_array_equal(out, (a & 2) != 0)
+    assert "((A[i] & 2) != 0)" in mod.get_source()

@@ -11,7 +11,7 @@ import ember
 from ember import te
 from ember.tir import expr as E
 
-PER_LANE = "for (int _l"  # the lane-by-lane statement expression of ember.codegen.c_expr
+PER_LANE = "for (int _l"  # the lane-by-lane form: CDialect.per_lane (ember.codegen.dialect)
 
 
 @pytest.fixture

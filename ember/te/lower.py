@@ -19,6 +19,7 @@ from typing import Any
 from ember.errors import LoweringError, ScheduleError
 from ember.te.bound import StageBounds, const_int, make_bounds, region_of
 from ember.te.exprutil import inline_tensors, producer_loads
+from ember.te.lower_compute import compute_stmt
 from ember.te.schedule import Schedule, Stage
 from ember.te.tensor import ComputeOp, ExternOp, IterVar, PlaceholderOp, Tensor
 from ember.tir import expr as E
@@ -26,6 +27,7 @@ from ember.tir import stmt as S
 from ember.tir.arith import Interval, bound_of
 from ember.tir.buffer import Buffer
 from ember.tir.functor import Mutator, substitute
+from ember.tir.passes import lower_pipeline
 from ember.tir.simplify import simplify
 
 
@@ -337,8 +339,6 @@ class _Lowering:
     def stage_stmt(self, st: Stage) -> S.Stmt:
         if isinstance(st.op, ExternOp):
             return self.extern_stmt(st)
-        from ember.te.lower_compute import compute_stmt
-
         return compute_stmt(self, st)
 
     def attach_wrap(self, st: Stage, iv: IterVar, body: S.Stmt) -> S.Stmt:
@@ -427,8 +427,6 @@ def lower(
     func = _Lowering(s, args, name).run()
     if simple_mode:
         return func
-    from ember.tir.passes import lower_pipeline
-
     return lower_pipeline(func)
 
 

@@ -32,7 +32,7 @@ import logging
 from ember.tir import expr as E
 from ember.tir.arith import Linear, is_linear_dtype, to_linear
 from ember.tir.evaluator import INTRINSICS
-from ember.tir.functor import Mutator, substitute, uses_var
+from ember.tir.functor import Mutator, stores_and_loads, substitute, uses_var
 from ember.tir.simplify import simplify, simplify_stmt
 from ember.tir.stmt import (
     Allocate,
@@ -173,8 +173,6 @@ class _Vectorizer(Mutator):
 
 def _check_lane_independence(body: Stmt) -> None:
     """Raise unless lanes touch disjoint locations of every buffer the body writes."""
-    from ember.tir.functor import stores_and_loads
-
     stores, loads = stores_and_loads(body)
     written: dict[E.Var, tuple[E.PrimExpr, ...]] = {}
     for st in stores:

@@ -240,7 +240,9 @@ class Stage:
         attr.thread_tag = tag
 
     def vectorize(self, iv: IterVar) -> None:
-        """Turn the (innermost, constant-extent) loop ``iv`` into vector lanes."""
+        """Turn loop ``iv`` into vector lanes. Loops inside it keep running, on vectors (a
+        reduction over ``k`` inside a vectorized ``j`` accumulates a vector), as in TVM;
+        they must not be parallel, bound or vectorized themselves."""
         self._set_kind(iv, ForKind.VECTORIZED, "vectorize")
 
     def unroll(self, iv: IterVar) -> None:

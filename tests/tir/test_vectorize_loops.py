@@ -7,7 +7,7 @@ import pytest
 import ember
 from ember.tir import BufferStore, For, ForKind, IfThenElse, PrimFunc, decl_buffer, seq
 from ember.tir.evaluator import evaluate
-from ember.tir.expr import BufferLoad, FloorMod, Var, const
+from ember.tir.expr import BufferLoad, FloorMod, Select, Var, const
 from ember.tir.passes import lower_pipeline, vectorize_loops
 
 
@@ -135,3 +135,19 @@ def test_a_body_with_nothing_left_on_vectors_stays_serial():
     g = vectorize_loops(f)
     assert g.attrs["vectorize_fallback"] == [("j", "no statement of the body can run on vectors")]
     _same_result(f, g, (4, 8), (4, 8))
+
+
+def test_select_on_the_lane_between_lane_invariant_values():
+    # Padding at a vector tile: the condition is per lane, both branches are the same for
+    # all lanes. It is a vector blend of two broadcasts (it used to keep the loop serial
+    # with a "lane count mismatch").
+    A, B = decl_buffer((4,), "float32", "A"), decl_buffer((2, 4), "float32", "B")
+    i, j = Var("i"), Var("j")
+    value = Select(j >= 1, BufferLoad(A, (i,)), const(0.0))
+    f = PrimFunc(
+        "pad", (A, B), _loop(i, 2, _loop(j, 4, BufferStore(B, value, (i, j)), ForKind.VECTORIZED))
+    )
+    g = lower_pipeline(f)
+    assert "vectorize_fallback" not in g.attrs
+    assert "select(ramp(0, 1, 4) >= broadcast(1, 4), broadcast(A[i], 4)" in str(g)
+    _same_result(f, g, (4,), (2, 4))

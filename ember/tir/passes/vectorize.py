@@ -375,6 +375,10 @@ def _never_other_lane(diff: Linear, ranges: dict[E.Var, Interval], stride: int, 
 def _disjoint_lanes(p: _Access, q: _Access, lanes: int) -> bool:
     """True when no lane of access ``p`` meets a *different* lane of access ``q``, in any
     iterations of the inner loops: some dimension keeps their lanes apart."""
+    if p.indices == q.indices and p.lane_var is q.lane_var and not p.ranges and not q.ranges:
+        # The same location outside inner loops (a read-modify-write): lanes stay apart when
+        # the lanes move at all. The common case, decided without the arithmetic below.
+        return any((f := _lane_form(i, p)) is not None and f[1] != 0 for i in p.indices)
     # q's inner loops run independently of p's: rename them.
     fresh = {v: E.Var(v.name + "'", v.dtype) for v in q.ranges}
     ranges = {**p.ranges, **{fresh[v]: r for v, r in q.ranges.items()}}

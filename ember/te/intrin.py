@@ -12,7 +12,8 @@ import functools
 from typing import Any
 
 from ember.errors import LoweringError
-from ember.te.tensor import to_expr
+from ember.te.iter_var import to_expr
+from ember.te.reduction import max_value, min_value
 from ember.tir import expr as E
 
 const = E.const
@@ -103,15 +104,25 @@ def any(*conds: Any) -> E.PrimExpr:  # noqa: A001
     return functools.reduce(lambda a, b: E.Or(a, b), [to_expr(c) for c in conds])
 
 
-def max_value(dtype: str) -> E.PrimExpr:
-    """The largest value of ``dtype`` (inf for floats)."""
-    from ember.te.reduction import _max_value
-
-    return _max_value(dtype)
-
-
-def min_value(dtype: str) -> E.PrimExpr:
-    """The smallest value of ``dtype`` (-inf for floats)."""
-    from ember.te.reduction import _min_value
-
-    return _min_value(dtype)
+__all__ = [
+    "abs",
+    "all",
+    "any",
+    "ceil",
+    "const",
+    "erf",
+    "exp",
+    "floor",
+    "if_then_else",
+    "log",
+    "max_value",
+    "min_value",
+    "popcount",
+    "pow",
+    "round",
+    "rsqrt",
+    "sigmoid",
+    "sqrt",
+    "tanh",
+    "trunc",
+]

@@ -20,6 +20,7 @@ from typing import Any
 from ember.errors import LoweringError, ScheduleError
 from ember.te.bound import StageBounds, const_int, make_bounds, region_of
 from ember.te.exprutil import inline_tensors, producer_loads
+from ember.te.lower_compute import compute_stmt
 from ember.te.schedule import Schedule, Stage
 from ember.te.tensor import ComputeOp, ExternOp, IterVar, PlaceholderOp, Tensor
 from ember.tir import expr as E
@@ -27,6 +28,7 @@ from ember.tir import stmt as S
 from ember.tir.arith import Interval, bound_of
 from ember.tir.buffer import Buffer
 from ember.tir.functor import Mutator, substitute
+from ember.tir.passes import lower_pipeline
 from ember.tir.simplify import simplify
 
 
@@ -141,17 +143,7 @@ class _Lowering:
     def _check_attach(self) -> None:
         self.attached: dict[tuple[Stage, IterVar], list[Stage]] = {}
         for st in self.stages:
-            for iv, attr in st.iter_attrs.items():
-                if attr.kind == S.ForKind.VECTORIZED and iv in st.leaf_iter_vars:
-                    inner = st.leaf_iter_vars[st.leaf_iter_vars.index(iv) + 1 :]
-                    if inner and not any(
-                        st.iter_attrs.get(a) and st.iter_attrs[a].tensor_intrin for a in inner
-                    ):
-                        raise ScheduleError(
-                            f"stage {st.name!r}: vectorized axis {iv.name!r} is not the "
-                            f"innermost loop (inside it: {[a.name for a in inner]})",
-                            hint="reorder so the vectorized axis is innermost",
-                        )
+            _check_vectorized_axes(st)
             if st.attach_type != "scope":
                 continue
             parent, iv = st.attach_stage, st.attach_ivar
@@ -338,8 +330,6 @@ class _Lowering:
     def stage_stmt(self, st: Stage) -> S.Stmt:
         if isinstance(st.op, ExternOp):
             return self.extern_stmt(st)
-        from ember.te.lower_compute import compute_stmt
-
         return compute_stmt(self, st)
 
     def attach_wrap(self, st: Stage, iv: IterVar, body: S.Stmt) -> S.Stmt:
@@ -388,6 +378,33 @@ class _Lowering:
         return S.PrimFunc(self.name, params, body, attrs)
 
 
+_NOT_IN_VECTOR_LANES = {
+    S.ForKind.PARALLEL: "threads cannot start inside the vector lanes of one thread",
+    S.ForKind.THREAD_BINDING: "GPU threads cannot run inside the vector lanes of a CPU thread",
+    S.ForKind.VECTORIZED: "vector lanes cannot hold vectors (vectorize one loop of a nest)",
+}
+"""Loop kinds a loop inside a vectorized loop cannot have, and why."""
+
+
+def _check_vectorized_axes(st: Stage) -> None:
+    """A vectorized loop may hold loops (they run on vectors, as in TVM), but not loops
+    that run on threads or are vectors themselves."""
+    leaves = st.leaf_iter_vars
+    for k, iv in enumerate(leaves):
+        attr = st.iter_attrs.get(iv)
+        if attr is None or attr.kind != S.ForKind.VECTORIZED:
+            continue
+        for inner in leaves[k + 1 :]:
+            kind = st.iter_attrs[inner].kind if inner in st.iter_attrs else S.ForKind.SERIAL
+            if kind in _NOT_IN_VECTOR_LANES:
+                raise ScheduleError(
+                    f"stage {st.name!r}: vectorized axis {iv.name!r} has the {kind.value} "
+                    f"loop {inner.name!r} inside it: {_NOT_IN_VECTOR_LANES[kind]}",
+                    hint=f"reorder so {inner.name!r} is outside {iv.name!r}, or drop one of "
+                    "the two annotations",
+                )
+
+
 def _attach_axis(st: Stage, ancestor: Stage) -> IterVar | None:
     """The loop of ``ancestor`` inside which ``st`` is computed (through a chain of
     compute_at), or None when ``st`` is not inside ``ancestor``."""
@@ -428,8 +445,6 @@ def lower(
     func = _Lowering(s, args, name).run()
     if simple_mode:
         return func
-    from ember.tir.passes import lower_pipeline
-
     return lower_pipeline(func)
 
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ember.errors import LoweringError
-from ember.te.tensor import REDUCE, IterVar, Range, to_expr
+from ember.te.iter_var import REDUCE, IterVar, Range, to_expr
 from ember.tir import expr as E
+from ember.tir.functor import Visitor
 
 
 def reduce_axis(dom: Any, name: str = "rv") -> IterVar:
@@ -82,7 +83,8 @@ def comm_reducer(
     return CommReducer(name, combine, _identity)
 
 
-def _min_value(dtype: str) -> E.PrimExpr:
+def min_value(dtype: str) -> E.PrimExpr:
+    """The smallest value of ``dtype`` (-inf for floats): the identity of ``max``."""
     if E.is_float(dtype):
         return E.const(float("-inf"), dtype)
     if E.is_unsigned(dtype):
@@ -93,7 +95,8 @@ def _min_value(dtype: str) -> E.PrimExpr:
     return E.const(-(2 ** (bits - 1)), dtype)
 
 
-def _max_value(dtype: str) -> E.PrimExpr:
+def max_value(dtype: str) -> E.PrimExpr:
+    """The largest value of ``dtype`` (inf for floats): the identity of ``min``."""
     if E.is_float(dtype):
         return E.const(float("inf"), dtype)
     if E.is_bool(dtype):
@@ -106,13 +109,12 @@ def _max_value(dtype: str) -> E.PrimExpr:
 
 
 sum = CommReducer("sum", lambda x, y: x + y, lambda t: E.const(0, t))  # noqa: A001
-max = CommReducer("max", E.max_, _min_value)  # noqa: A001
-min = CommReducer("min", E.min_, _max_value)  # noqa: A001
+max = CommReducer("max", E.max_, min_value)  # noqa: A001
+min = CommReducer("min", E.min_, max_value)  # noqa: A001
 
 
 def check_reduce_placement(name: str, body: Sequence[E.PrimExpr]) -> None:
     """A Reduce may only be the whole body (TVM's rule): nested ones have no loop to live in."""
-    from ember.tir.functor import Visitor
 
     class _Find(Visitor):
         count = 0

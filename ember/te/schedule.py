@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ember.errors import ScheduleError
+from ember.te.exprutil import fresh_reduce_body
 from ember.te.tensor import (
     DATA_PAR,
     REDUCE,
@@ -33,7 +34,9 @@ from ember.te.tensor import (
     make_compute,
     read_tensors,
 )
+from ember.te.tensorize import TensorIntrin
 from ember.tir import expr as E
+from ember.tir.functor import Mutator
 from ember.tir.stmt import ForKind
 
 # ----------------------------------------------------------------------------- relations
@@ -237,7 +240,9 @@ class Stage:
         attr.thread_tag = tag
 
     def vectorize(self, iv: IterVar) -> None:
-        """Turn the (innermost, constant-extent) loop ``iv`` into vector lanes."""
+        """Turn loop ``iv`` into vector lanes. Loops inside it keep running, on vectors (a
+        reduction over ``k`` inside a vectorized ``j`` accumulates a vector), as in TVM;
+        they must not be parallel, bound or vectorized themselves."""
         self._set_kind(iv, ForKind.VECTORIZED, "vectorize")
 
     def unroll(self, iv: IterVar) -> None:
@@ -262,8 +267,6 @@ class Stage:
     def tensorize(self, iv: IterVar, intrin: Any) -> None:
         """Replace the loop nest from ``iv`` inward with the tensor intrinsic ``intrin``
         (checked against the nest when lowering)."""
-        from ember.te.tensorize import TensorIntrin
-
         self._leaf(iv, "tensorize")
         if not isinstance(intrin, TensorIntrin):
             raise self._error(
@@ -482,8 +485,6 @@ class Schedule:
             )
         if len(st.body) > 1:
             raise ScheduleError(f"cache_write: stage {st.name!r} has several outputs")
-        from ember.te.exprutil import fresh_reduce_body
-
         body = st.body[0]
         axis_vars = [iv.var for iv in st.axis]
 
@@ -505,7 +506,7 @@ class Schedule:
 def replace_tensor(
     body: tuple[E.PrimExpr, ...], old: Tensor, new: Tensor
 ) -> tuple[E.PrimExpr, ...]:
-    from ember.tir.functor import Mutator
+    """``body`` reading tensor ``new`` wherever it read ``old`` (cache_read's rewiring)."""
 
     class _Swap(Mutator):
         def visit_ProducerLoad(self, e: E.ProducerLoad) -> E.PrimExpr:

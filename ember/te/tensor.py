@@ -18,100 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ember.errors import LoweringError
+from ember.te.iter_var import DATA_PAR, REDUCE, THREAD, IterVar, Range, thread_axis, to_expr
+from ember.te.reduction import Reduce, check_reduce_placement
 from ember.tir import expr as E
 from ember.tir.buffer import Buffer
+from ember.tir.functor import Visitor
 from ember.tir.stmt import Evaluate, Stmt
-
-# ----------------------------------------------------------------------------- iteration
-
-
-@dataclass(frozen=True, slots=True)
-class Range:
-    """The half-open integer range ``[min, min + extent)``."""
-
-    min: E.PrimExpr
-    extent: E.PrimExpr
-
-    @staticmethod
-    def from_bounds(bounds: Any) -> Range:
-        """``(lo, hi)`` -> ``[lo, hi)``; a single int ``n`` -> ``[0, n)``."""
-        if isinstance(bounds, Range):
-            return bounds
-        if isinstance(bounds, int | E.PrimExpr):
-            return Range(E.const(0), E.convert(bounds))
-        lo, hi = bounds
-        lo, hi = E.convert(lo), E.convert(hi)
-        if isinstance(lo, E.IntImm) and isinstance(hi, E.IntImm):
-            return Range(lo, E.const(hi.value - lo.value))
-        return Range(lo, hi - lo)
-
-
-DATA_PAR = "data_par"
-REDUCE = "reduce"
-THREAD = "thread"
-
-
-@dataclass(frozen=True, eq=False, slots=True)
-class IterVar:
-    """A loop axis: a variable, its range, and its kind (data-parallel, reduce, thread).
-
-    IterVars are compared by identity and usable as expressions (``A[i, r]``, ``r * 2``).
-    """
-
-    var: E.Var
-    dom: Range | None
-    kind: str = DATA_PAR
-    thread_tag: str = ""
-
-    @property
-    def name(self) -> str:
-        return self.var.name
-
-    def __prim_expr__(self) -> E.PrimExpr:
-        return self.var
-
-    def __repr__(self) -> str:
-        if self.dom is None:
-            return f"IterVar({self.var.name})"
-        return f"IterVar({self.var.name}, [{self.dom.min}, {self.dom.min}+{self.dom.extent}))"
-
-    @property
-    def extent(self) -> int:
-        if self.dom is None or not isinstance(self.dom.extent, E.IntImm):
-            raise LoweringError(f"axis {self.name!r} has no constant extent")
-        return self.dom.extent.value
-
-
-def _forward(name: str) -> Callable[..., Any]:
-    def method(self: IterVar, *args: Any) -> Any:
-        return getattr(self.var, name)(*args)
-
-    method.__name__ = name
-    return method
-
-
-for _op in (
-    "__add__ __radd__ __sub__ __rsub__ __mul__ __rmul__ __truediv__ __rtruediv__ __floordiv__ "
-    "__rfloordiv__ __mod__ __rmod__ __neg__ __lt__ __le__ __gt__ __ge__ __and__ __rand__ __or__ "
-    "__ror__ __xor__ __lshift__ __rshift__ equal not_equal astype"
-).split():
-    setattr(IterVar, _op, _forward(_op))
-
-
-def thread_axis(tag: str, extent: int | None = None) -> IterVar:
-    """A GPU thread/block axis to ``bind`` a loop to: ``thread_axis("threadIdx.x")``."""
-    dom = None if extent is None else Range.from_bounds(extent)
-    return IterVar(E.Var(tag), dom, THREAD, tag)
-
-
-def to_expr(value: Any) -> E.PrimExpr:
-    """Convert an index or value (int, float, IterVar, PrimExpr) to an expression."""
-    if isinstance(value, IterVar):
-        return value.var
-    if not isinstance(value, E.PrimExpr | bool | int | float) and hasattr(value, "__index__"):
-        value = int(value)  # numpy integers
-    return E.convert(value)
-
 
 # ----------------------------------------------------------------------------- tensors
 
@@ -243,8 +155,6 @@ class ExternOp(Operation):
 
 def read_tensors(exprs: Any) -> list[Tensor]:
     """Tensors read (through ProducerLoad) anywhere in ``exprs``, in first-read order."""
-    from ember.tir.functor import Visitor
-
     found: dict[Tensor, None] = {}
 
     class _Reads(Visitor):
@@ -325,8 +235,6 @@ def make_compute(
     attrs: dict[str, Any] | None = None,
 ) -> Any:
     """:func:`compute` with the axis names given (schedules use it for cache stages)."""
-    from ember.te.reduction import Reduce, check_reduce_placement
-
     axis = tuple(IterVar(E.Var(n), Range(E.const(0), d), DATA_PAR) for n, d in zip(names, shp))
     result = fcompute(*[iv.var for iv in axis])
     results = tuple(result) if isinstance(result, tuple | list) else (result,)
@@ -388,3 +296,27 @@ def access_ptr(buf: Buffer, offset: Sequence[Any] | None = None) -> E.PrimExpr:
 def call_extern(dtype: str, name: str, *args: Any) -> E.PrimExpr:
     """A call of the C function ``name`` (declared in a ``c_prelude`` or a system header)."""
     return E.Call(dtype, name, tuple(to_expr(a) for a in args))
+
+
+__all__ = [
+    "DATA_PAR",
+    "REDUCE",
+    "THREAD",
+    "ComputeOp",
+    "ExternOp",
+    "IterVar",
+    "Operation",
+    "PlaceholderOp",
+    "Range",
+    "Tensor",
+    "access_ptr",
+    "call_extern",
+    "compute",
+    "extern",
+    "int_or_expr",
+    "make_compute",
+    "placeholder",
+    "read_tensors",
+    "thread_axis",
+    "to_expr",
+]

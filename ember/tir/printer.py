@@ -7,6 +7,9 @@
 
 Expressions get the fewest parentheses that keep C-like precedence; ``//`` and
 ``%`` are floor division and floor modulo, ``/`` is C division.
+
+``ember.tir.stmt`` imports this module (``str(prim_func)``), so the dependency
+points stmt -> printer -> expr: statements are printed by class name.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 from ember.tir import expr as E
-from ember.tir import stmt as S
 from ember.tir.buffer import Buffer
 
 # Higher binds tighter. Left-associative: the right operand of a same-precedence
@@ -115,51 +117,64 @@ class _Printer:
     def emit(self, depth: int, text: str) -> None:
         self.lines.append("  " * depth + text)
 
-    def stmt(self, s: S.Stmt, depth: int) -> None:
-        t = type(s)
-        if t is S.SeqStmt:
-            for c in s.seq:
-                self.stmt(c, depth)
-        elif t is S.For:
-            lo, n = self.expr(s.min), self.expr(s.extent)
-            rng = f"0, {n}" if lo == "0" else f"{lo}, {self.expr(s.min + s.extent)}"
-            kind = "range" if s.kind is S.ForKind.SERIAL else s.kind.value
-            if s.kind is S.ForKind.THREAD_BINDING:
-                kind = f'thread_binding("{s.thread_tag}", '
-                head = f"for {s.loop_var.name} in {kind}{rng}):"
-            else:
-                head = f"for {s.loop_var.name} in {kind}({rng}):"
-            if s.annotations:
-                head += "  # " + ", ".join(f"{k}={v!r}" for k, v in s.annotations)
-            self.emit(depth, head)
-            self.stmt(s.body, depth + 1)
-        elif t is S.BufferStore:
-            self.emit(depth, f"{s.buffer.name}[{self._indices(s.indices)}] = {self.expr(s.value)}")
-        elif t is S.IfThenElse:
-            self.emit(depth, f"if {self.expr(s.condition)}:")
-            self.stmt(s.then_case, depth + 1)
-            if s.else_case is not None:
-                self.emit(depth, "else:")
-                self.stmt(s.else_case, depth + 1)
-        elif t is S.Allocate:
-            b = s.buffer
-            self.emit(depth, f"{b.name} = allocate({_buffer_type(b, self)}, {b.scope!r})")
-            self.stmt(s.body, depth)
-        elif t is S.LetStmt:
-            self.emit(depth, f"{s.var.name}: {s.var.dtype} = {self.expr(s.value)}")
-            self.stmt(s.body, depth)
-        elif t is S.AttrStmt:
-            self.emit(
-                depth, f"attr [{_node_text(s.node, self)}] {s.key} = {_value_text(s.value, self)}"
-            )
-            self.stmt(s.body, depth + 1)
-        elif t is S.Evaluate:
-            self.emit(depth, self.expr(s.value))
-        elif t is S.AssertStmt:
-            self.emit(depth, f"assert {self.expr(s.condition)}, {s.message!r}")
-            self.stmt(s.body, depth)
-        else:
+    def stmt(self, s: Any, depth: int) -> None:
+        # Statements are dispatched by class name (print_For, ...), as the Mutator's
+        # visit_ methods are: ember.tir.stmt imports this module for PrimFunc.__str__,
+        # so this module must not import the statement classes back.
+        method = getattr(self, "print_" + type(s).__name__, None)
+        if method is None:
             self.emit(depth, repr(s))
+        else:
+            method(s, depth)
+
+    def print_SeqStmt(self, s: Any, depth: int) -> None:
+        for c in s.seq:
+            self.stmt(c, depth)
+
+    def print_For(self, s: Any, depth: int) -> None:
+        lo, n = self.expr(s.min), self.expr(s.extent)
+        rng = f"0, {n}" if lo == "0" else f"{lo}, {self.expr(s.min + s.extent)}"
+        kind = s.kind.value  # ForKind: serial, parallel, vectorized, unrolled, thread_binding
+        if kind == "thread_binding":
+            head = f'for {s.loop_var.name} in thread_binding("{s.thread_tag}", {rng}):'
+        else:
+            head = f"for {s.loop_var.name} in {'range' if kind == 'serial' else kind}({rng}):"
+        if s.annotations:
+            head += "  # " + ", ".join(f"{k}={v!r}" for k, v in s.annotations)
+        self.emit(depth, head)
+        self.stmt(s.body, depth + 1)
+
+    def print_BufferStore(self, s: Any, depth: int) -> None:
+        self.emit(depth, f"{s.buffer.name}[{self._indices(s.indices)}] = {self.expr(s.value)}")
+
+    def print_IfThenElse(self, s: Any, depth: int) -> None:
+        self.emit(depth, f"if {self.expr(s.condition)}:")
+        self.stmt(s.then_case, depth + 1)
+        if s.else_case is not None:
+            self.emit(depth, "else:")
+            self.stmt(s.else_case, depth + 1)
+
+    def print_Allocate(self, s: Any, depth: int) -> None:
+        b = s.buffer
+        self.emit(depth, f"{b.name} = allocate({_buffer_type(b, self)}, {b.scope!r})")
+        self.stmt(s.body, depth)
+
+    def print_LetStmt(self, s: Any, depth: int) -> None:
+        self.emit(depth, f"{s.var.name}: {s.var.dtype} = {self.expr(s.value)}")
+        self.stmt(s.body, depth)
+
+    def print_AttrStmt(self, s: Any, depth: int) -> None:
+        self.emit(
+            depth, f"attr [{_node_text(s.node, self)}] {s.key} = {_value_text(s.value, self)}"
+        )
+        self.stmt(s.body, depth + 1)
+
+    def print_Evaluate(self, s: Any, depth: int) -> None:
+        self.emit(depth, self.expr(s.value))
+
+    def print_AssertStmt(self, s: Any, depth: int) -> None:
+        self.emit(depth, f"assert {self.expr(s.condition)}, {s.message!r}")
+        self.stmt(s.body, depth)
 
 
 def _buffer_type(b: Buffer, p: _Printer) -> str:
@@ -188,14 +203,14 @@ def print_expr(e: E.PrimExpr) -> str:
     return _Printer().expr(e)
 
 
-def print_stmt(s: S.Stmt) -> str:
+def print_stmt(s: Any) -> str:
     """Indented text of a statement."""
     p = _Printer()
     p.stmt(s, 0)
     return "\n".join(p.lines)
 
 
-def print_func(func: S.PrimFunc) -> str:
+def print_func(func: Any) -> str:
     """The text of a PrimFunc; ``str(func)`` calls this.
 
     >>> print(print_func(f))

@@ -8,6 +8,7 @@ from typing import Any
 
 from ember.tir.buffer import Buffer
 from ember.tir.expr import PrimExpr, Var
+from ember.tir.printer import print_func
 
 
 class Stmt:
@@ -105,8 +106,6 @@ class PrimFunc:
     attrs: dict[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        from ember.tir.printer import print_func
-
         return print_func(self)
 
 

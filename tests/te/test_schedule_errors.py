@@ -74,11 +74,18 @@ def test_vectorize_and_parallel_on_reduction_axis():
         s[C].parallel(r)
 
 
-def test_vectorize_non_innermost_axis_rejected_at_lowering():
+def test_vectorize_axis_with_a_parallel_loop_inside_rejected_at_lowering():
+    # Loops inside a vectorized axis run on vectors (TVM's semantics); a parallel one
+    # cannot: the message names both loops and says why.
     A, B, C = _matmul()
     s = te.create_schedule(C.op)
     s[C].vectorize(C.op.axis[0])
-    with pytest.raises(ScheduleError, match=r"vectorized axis 'i' is not the innermost loop"):
+    s[C].parallel(C.op.axis[1])
+    with pytest.raises(
+        ScheduleError,
+        match=r"vectorized axis 'i' has the parallel loop 'j' inside it: threads cannot start "
+        r"inside the vector lanes of one thread\n  hint: reorder so 'j' is outside 'i'",
+    ):
         ember.lower(s, [A, B, C])
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ember.errors import LoweringError
 from ember.tir import expr as E
 from ember.tir.buffer import Buffer
 from ember.tir.functor import Mutator
@@ -84,8 +85,6 @@ def buffer_flat_size(buf: Buffer) -> E.PrimExpr:
 def flat_index(buf: Buffer, indices: tuple[E.PrimExpr, ...]) -> E.PrimExpr:
     """The 1-D element index of ``buf[indices]`` (vector indices give a vector index)."""
     if len(indices) != buf.ndim:
-        from ember.errors import LoweringError
-
         raise LoweringError(
             f"buffer {buf.name!r} has {buf.ndim} dimension(s) "
             f"but an access uses {len(indices)} index(es)"

@@ -23,7 +23,8 @@ class Config:
     keep_build_dirs: bool
     """Keep temporary build folders for inspection."""
     debug: bool = False
-    """Show full tracebacks of ember errors in the CLI (``EMBER_DEBUG=1``)."""
+    """``EMBER_DEBUG=1``: full tracebacks of ember errors in the CLI, and the loop IR
+    verified after every TIR pass (``ember.tir.passes.lower_pipeline``)."""
 
 
 def _read() -> Config:

@@ -28,6 +28,7 @@ from typing import Any
 
 from ember.autotune import _child
 from ember.codegen.c import codegen_c
+from ember.codegen.dialect import dialect_for
 from ember.dispatch.space import ConfigEntity, FallbackConfig
 from ember.dispatch.task import Task
 from ember.driver.toolchain import compile_shared
@@ -97,7 +98,7 @@ def build_config(task: Task, index: int) -> BuildResult:
         cfg = FallbackConfig() if index < 0 else task.config_space.get(index)
         s, tensors = task.instantiate(cfg)
         func = lower(s, tensors, name=KERNEL_NAME)
-        source = codegen_c([func]).get_source()
+        source = codegen_c([func], dialect_for(task.target)).get_source()
     except Exception as err:  # any template/lowering failure belongs to this config
         return BuildResult(None, error=("instantiate_error", f"{type(err).__name__}: {err}"))
     try:

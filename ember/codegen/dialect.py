@@ -57,6 +57,7 @@ from ember.codegen.syntax import (
     padded_lanes,
 )
 from ember.errors import BuildError
+from ember.target import Target
 from ember.tir import expr as E
 from ember.tir.stmt import ForKind
 
@@ -444,3 +445,24 @@ _HEADER = """\
 
 C = CDialect()
 """The default dialect: C with GCC vector extensions and OpenMP."""
+
+DIALECTS: dict[str, CDialect] = {"x86_64": C, "aarch64": C, "armv7l": C}
+"""The dialect each CPU architecture's code is written in (a NEON dialect would override
+entries of C for the ARM ones); :func:`dialect_for` reads it."""
+
+
+def dialect_for(target: Target) -> CDialect:
+    """The C dialect of code generated for ``target``.
+
+    >>> dialect_for(Target.parse("host")) is C
+    True
+    """
+    if target.kind not in ("cpu", "c"):
+        raise BuildError(
+            f"no C dialect generates code for {target.kind} targets ({target})",
+            hint="compile for a CPU target (see `ember targets`)",
+        )
+    try:
+        return DIALECTS[target.arch]
+    except KeyError:
+        raise BuildError(f"no C dialect for the {target.arch} architecture ({target})") from None

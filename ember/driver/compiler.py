@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from ember.codegen.c import c_symbol, codegen_c
+from ember.codegen.dialect import dialect_for
 from ember.dispatch.context import DispatchContext, apply_history_best, current_context
 from ember.dispatch.graph_plan import Blocks, GraphPlan, plan_blocks
 from ember.driver.aot import aot_source
@@ -176,7 +177,7 @@ def lower_kernel(
             f"could not generate kernel {name} ({func.name}): {type(err).__name__}: {err}",
             hint="please report this with the model; EMBER_DEBUG=1 shows the traceback",
         ) from err
-    return codegen_c([prim]).get_source()
+    return codegen_c([prim], dialect_for(target)).get_source()
 
 
 def compile(

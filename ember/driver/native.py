@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ember.codegen.c import codegen_c
+from ember.codegen.dialect import dialect_for
 from ember.driver.module import Module
 from ember.driver.toolchain import compile_shared
 from ember.errors import LoweringError, TargetError
@@ -68,7 +69,7 @@ def build_module(
     """
     check_buildable(target)
     funcs = [lower_pipeline(f) if _needs_lowering(f) else f for f in funcs]
-    csrc = codegen_c(funcs)
+    csrc = codegen_c(funcs, dialect_for(target))
     path, hit = compile_shared(
         csrc.get_source(),
         target,

@@ -29,6 +29,7 @@ test-all: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check ember tests benchmarks
 	$(PY) -m ruff format --check ember tests benchmarks
+	$(VENV)/bin/lint-imports --no-cache --no-logo   # the layers in pyproject.toml
 
 format: $(STAMP)
 	$(PY) -m ruff format ember tests benchmarks

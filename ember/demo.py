@@ -21,6 +21,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
+
+import ember
+from ember.testing import zoo
 
 
 def _median_ms(fn, repeat: int) -> float:
@@ -33,11 +37,6 @@ def _median_ms(fn, repeat: int) -> float:
 
 
 def _model_demo(workdir: Path) -> bool:
-    import onnxruntime as ort
-
-    import ember
-    from ember.testing import zoo
-
     path = workdir / "resnet18.onnx"
     shape = zoo.input_shape("resnet18")
     print(f"[1/5] writing zoo resnet18 {shape} with random weights -> {path.name}")

@@ -23,6 +23,7 @@ import numpy as np
 from ember.errors import EmberRuntimeError
 from ember.runtime.artifact import PARAM_ALIGNMENT, read_artifact
 from ember.runtime.cpu import check_target_record
+from ember.runtime.profile import profile_run
 
 _ABI_VERSION = 1
 
@@ -254,8 +255,6 @@ class Model:
 
         >>> print(m.profile(repeat=10))   # doctest: +SKIP
         """
-        from ember.runtime.profile import profile_run
-
         steps = self.metadata.get("steps")
         if steps is None:
             raise EmberRuntimeError(

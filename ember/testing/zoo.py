@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from ember.frontend import from_onnx
 from ember.graph.ir import Module
 from ember.testing.onnx_builder import (
     OnnxGraphBuilder,
@@ -254,8 +255,6 @@ def get(name: str, **options: Any) -> tuple[Module, dict[str, np.ndarray]]:
     >>> ember.graph.interpret(mod, params, {"data": x})[0].shape    # doctest: +SKIP
     (1, 10)
     """
-    from ember.frontend import from_onnx
-
     model = to_onnx(name, **options)
     return from_onnx(model, shape={"data": input_shape(name, **options)})
 

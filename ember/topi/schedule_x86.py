@@ -37,7 +37,7 @@ from ember import te
 from ember.target import Target
 from ember.te.exprutil import inline_tensors
 from ember.te.schedule import Schedule, Stage
-from ember.te.tensor import ComputeOp, IterVar, Tensor
+from ember.te.tensor import ComputeOp, IterVar, Tensor, read_tensors
 from ember.tir import expr as E
 from ember.topi.common import TAG_MATERIALIZE
 from ember.topi.nn import TAG_CONV_BLOCKED
@@ -382,8 +382,6 @@ def schedule_outputs(outputs: Sequence[Tensor], target: Target | None = None) ->
 
 
 def _reads(st: Stage, t: Tensor) -> bool:
-    from ember.te.tensor import read_tensors
-
     return t in read_tensors(st.body)
 
 

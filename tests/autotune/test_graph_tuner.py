@@ -377,3 +377,33 @@ def test_cli_graph_tuning_then_compile_applies_the_plan(tmp_path, capsys) -> Non
     assert "graph plan: channel blocks of 2 convs" in capsys.readouterr().err
     got = ember.load(out2).run({"x": x})[0]
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("cpu", ["haswell", "skylake-avx512"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        "squeezenet1_1",
+        pytest.param("densenet121", marks=pytest.mark.slow),
+        pytest.param("resnet18", marks=pytest.mark.slow),
+    ],
+)
+def test_the_default_plan_builds_exactly_the_untuned_kernels(model, cpu) -> None:  # type: ignore[no-untyped-def]
+    """The graph tuner's "default" candidate is the rule itself: compiling with it as a
+    plan generates the same kernels as compiling with no plan. SqueezeNet's 264-class
+    conv divides by 8 but not 16: with AVX-512 the rule zero-pads it to 16-channel
+    blocks, and the default plan must say so too."""
+    from ember.graph.passes.alter_layout import default_plan
+    from ember.testing import zoo
+
+    target = Target.parse(f"llvm -mcpu={cpu}")
+    options = {**zoo.SMALL[model], "num_classes": 264}
+    mod, params = zoo.get(model, **options)
+    plan = default_plan(optimize(mod, params), target.vector_lanes("float32"))
+    assert plan
+    untuned = ember.compile(mod, params, target)
+    planned = ember.compile(mod, params, target, graph_plan=plan)
+    assert planned.sources == untuned.sources
+    if model == "squeezenet1_1" and target.vector_lanes("float32") == 16:
+        assert (*plan.values(),)[-1][1] == 16  # the classifier, padded
+        assert "strided_slice" in planned.get_source()

@@ -194,3 +194,59 @@ def test_artifact_runs_where_only_numpy_is_installed(compiled, tmp_path):
     subprocess.run([str(venv / "bin" / "python"), "-c", script], check=True, env=env)
     ref = interpret(mod, params, {"data": x})[0]
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), ref, rtol=1e-4, atol=1e-5)
+
+
+def _winograd_model() -> tuple[Module, dict[str, np.ndarray]]:
+    """One 3x3 stride-1 conv of 64 -> 64 channels on 16x16: Winograd F(4x4) by the rule."""
+    x = Var("data", TensorType((1, 64, 16, 16), "float32"))
+    y = call("nn.conv2d", x, const(_rand(64, 64, 3, 3, scale=0.05)), padding=(1, 1, 1, 1))
+    return Module.from_function(Function((x,), call("nn.relu", y))), {}
+
+
+def test_profile_flops_of_winograd_kernels_count_their_arithmetic():
+    mod, params = _winograd_model()
+    lib = ember.compile(mod, params, target="host")
+    steps = {s["name"]: s["flops"] for s in lib.metadata["steps"]}
+    gemm = [n for n in steps if "gemm" in n]
+    assert gemm, steps
+    # M (6, 6, O/o, tiles, o) sums C = 64 products per element: 2 * 36 * 64 * 16 * 64.
+    assert steps[gemm[0]] == 2 * 36 * 64 * 16 * 64
+    direct = 2 * 64 * 16 * 16 * 64 * 9
+    # The three Winograd kernels do less than the direct conv, but the same order of work
+    # (the profile once showed 100x too little: one FLOP per output element).
+    assert direct / 4 < sum(steps.values()) < direct
+
+
+def test_compile_for_another_x86_cpu_records_it(tmp_path):
+    mod, params = _winograd_model()
+    lib = ember.compile(mod, params, target="ml_c5")
+    record = lib.metadata["target"]
+    assert record["name"] == "ml_c5" and record["mcpu"] == "skylake-avx512"
+    assert "avx512f" in record["cpu_features"]
+    # AVX-512's 16-lane channel blocks in the generated code, whatever the compiling host.
+    assert "float32x16" in lib.get_source()
+    assert "-march=skylake-avx512" in record["cflags"]
+    if not {"avx512f", "avx512vl", "avx512bw"} <= ember.runtime.cpu.host_cpu_flags():
+        with pytest.raises(ember.errors.EmberRuntimeError, match="compiled for ml_c5"):
+            ember.load(lib.export(tmp_path / "c5.ember"))
+
+
+def test_targets_without_a_code_generator_are_refused_early():
+    mod, params = _small_cnn()
+    for text in ("cuda -arch=sm_90", "vta -config=pynq"):
+        with pytest.raises(TargetError, match="cannot generate code for"):
+            ember.compile(mod, params, target=text)
+
+
+def test_dump_ir_writes_every_graph_pass(tmp_path):
+    mod, params = _small_cnn()
+    ember.compile(mod, params, target="host", dump_ir=tmp_path)
+    names = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.txt"))
+    assert "1_optimize/00_input.txt" in names and "1_optimize/01_bind_params.txt" in names
+    kernels = [n for n in names if n.startswith("2_kernels/")]
+    assert [n.split("_", 2)[-1] for n in kernels[1:]] == [
+        "alter_layout.txt",
+        "winograd_conv2d.txt",
+        "fuse_ops.txt",
+    ]
+    assert "nn.conv2d_nchwc" in (tmp_path / "2_kernels" / "01_alter_layout.txt").read_text()

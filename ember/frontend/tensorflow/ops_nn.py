@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from ember.errors import FrontendError
 from ember.frontend.common import int_list
 from ember.frontend.nhwc import Value, tf_padding
 from ember.frontend.tensorflow.context import FREEZE_HINT, TFNode, converter
@@ -34,7 +33,7 @@ def _placeholder(node: TFNode) -> list[Value]:
 def _const(node: TFNode) -> list[Value]:
     value = node.attrs.get("value")
     if value is None or value.dtype == object:
-        raise FrontendError(f"TensorFlow Const {node.name!r} holds no numeric value")
+        raise node.error("it holds no numeric value")
     return [Value(array=value)]
 
 
@@ -66,9 +65,7 @@ def _conv_padding(node: TFNode, hw: tuple[int, int], kernel, strides, dilation, 
         )
         return (top, left, bottom, right)
     if mode not in ("SAME", "VALID"):
-        raise FrontendError(
-            f"TensorFlow {node.op} node {node.name!r}: padding {mode} is not supported"
-        )
+        raise node.error(f"padding {mode} is not supported")
     return tf_padding(mode, hw, kernel, strides, dilation)
 
 
@@ -95,9 +92,8 @@ def _conv2d(node: TFNode) -> list[Value]:
     weight = node.const(1, "filter")  # (KH, KW, I, O)
     channels = _channels(node.input(0), node)
     if channels % weight.shape[2]:
-        raise FrontendError(
-            f"TensorFlow Conv2D {node.name!r}: {channels} input channels do not divide into "
-            f"groups of {weight.shape[2]}"
+        raise node.error(
+            f"{channels} input channels do not divide into groups of {weight.shape[2]}"
         )
     return _conv(node, np.transpose(weight, (3, 2, 0, 1)), channels // weight.shape[2])
 
@@ -114,7 +110,7 @@ def _depthwise(node: TFNode) -> list[Value]:
 def _conv2d_transpose(node: TFNode) -> list[Value]:
     b, fmt = node.builder, node.data_format()
     if fmt != "NHWC":
-        raise FrontendError(f"TensorFlow Conv2DBackpropInput {node.name!r}: only NHWC is supported")
+        raise node.error("only NHWC is supported")
     out_shape = int_list(node.const(0, "output shape"))
     weight = node.const(1, "filter")  # (KH, KW, O, I)
     x = node.input(2)
@@ -153,8 +149,8 @@ def _bias_add(node: TFNode) -> list[Value]:
 def _fused_batch_norm(node: TFNode) -> list[Value]:
     b = node.builder
     if node.attrs.get("is_training", False):
-        raise FrontendError(
-            f"TensorFlow {node.op} node {node.name!r} is in training mode",
+        raise node.error(
+            "it is in training mode",
             hint="export the model for inference (call it with training=False)",
         )
     x = node.input(0)
@@ -274,7 +270,7 @@ def _square(node: TFNode) -> list[Value]:
 def _cast(node: TFNode) -> list[Value]:
     dtype = DTYPES.get(node.attrs.get("DstT", 1))
     if dtype is None:
-        raise FrontendError(f"TensorFlow Cast {node.name!r}: unsupported target dtype")
+        raise node.error(f"target dtype {node.attrs.get('DstT')} is not supported")
     return [node.builder.unary("cast", node.input(0), node.name, dtype=dtype)]
 
 
@@ -312,7 +308,7 @@ def _div(node: TFNode) -> list[Value]:
         return [out if node.op == "Div" else b.unary("floor", out, node.name)]
     if x.array is not None and y.array is not None:  # integer shape arithmetic
         return [Value(array=np.floor_divide(x.array, y.array).astype(x.dtype))]
-    raise FrontendError(f"TensorFlow {node.op} {node.name!r} on {x.dtype} tensors is not supported")
+    raise node.error(f"{node.op} on {x.dtype} tensors is not supported")
 
 
 @converter("SquaredDifference")
@@ -366,9 +362,8 @@ def _erfc(node: TFNode) -> list[Value]:
 def _var_handle(node: TFNode) -> list[Value]:
     """A resource variable: its value comes from a SavedModel's checkpoint."""
     if node.name not in node.importer.variables:
-        raise FrontendError(
-            f"TensorFlow VarHandleOp {node.name!r}: the graph holds variables, so it is not "
-            "frozen, and no checkpoint gives their values",
+        raise node.error(
+            "the graph holds variables, so it is not frozen, and no checkpoint gives their values",
             hint=FREEZE_HINT + "\n  or pass the SavedModel directory",
         )
     return [Value(array=node.importer.variables[node.name])]

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from ember.errors import FrontendError
 from ember.frontend.common import int_list
 from ember.frontend.nhwc import NHWCBuilder, Value, batch_to_space, space_to_batch, strided_slice
 from ember.frontend.tensorflow.context import TFNode, converter
@@ -130,9 +129,8 @@ def _split_op(node: TFNode) -> list[Value]:
     axis = node.axis(int_list(node.const(0, "axis"))[0], len(x.shape))
     count = int(node.attrs.get("num_split", 1))
     if x.shape[axis] % count:
-        raise FrontendError(
-            f"TensorFlow Split {node.name!r}: axis {axis} of size {x.shape[axis]} does not split "
-            f"into {count} equal parts"
+        raise node.error(
+            f"axis {axis} of size {x.shape[axis]} does not split into {count} equal parts"
         )
     return _split(node.builder, x, [x.shape[axis] // count] * count, axis, node.name)
 
@@ -197,7 +195,7 @@ def _pad(node: TFNode) -> list[Value]:
     if node.op == "MirrorPad":
         mode = node.attrs.get("mode", "REFLECT")
         if mode != "REFLECT":
-            raise FrontendError(f"TensorFlow MirrorPad {node.name!r}: mode {mode} is not supported")
+            raise node.error(f"mode {mode} is not supported")
         attrs["mode"] = "reflect"
     return [node.builder.pad(node.input(0), width, node.name, **attrs)]
 
@@ -230,7 +228,7 @@ def _slice(node: TFNode) -> list[Value]:
 def _gather(node: TFNode) -> list[Value]:
     b = node.builder
     if int(node.attrs.get("batch_dims", 0)):
-        raise FrontendError(f"TensorFlow {node.op} {node.name!r}: batch_dims is not supported")
+        raise node.error("batch_dims is not supported")
     axis = int_list(node.const(2, "axis"))[0] if node.op == "GatherV2" else 0
     args = [
         b.fold_or_expr(node.input(0), node.name),
@@ -276,7 +274,7 @@ def _resize(node: TFNode) -> list[Value]:
 def _depth_space(node: TFNode) -> list[Value]:
     b = node.builder
     if node.attrs.get("data_format", "NHWC") != "NHWC":
-        raise FrontendError(f"TensorFlow {node.op} {node.name!r}: only NHWC is supported")
+        raise node.error("only NHWC is supported")
     block = int(node.attrs.get("block_size", 2))
     n, h, w, ch = node.input(0).shape
     if node.op == "DepthToSpace":

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ember.errors import FrontendError
 from ember.frontend.nhwc import Value, tf_padding
 from ember.frontend.tflite.context import PADDING, TFLiteNode, activation, converter
 from ember.frontend.tflite.schema import read_options
@@ -68,9 +67,8 @@ def _conv_2d(node: TFLiteNode) -> list[Value]:
     weight = node.const(1, "filter")  # (O, KH, KW, I)
     channels = node.input(0).shape[3]
     if channels % weight.shape[3]:
-        raise FrontendError(
-            f"TFLite CONV_2D {node.name!r}: input has {channels} channels, not a multiple of "
-            f"the filter's {weight.shape[3]}"
+        raise node.error(
+            f"input has {channels} channels, not a multiple of the filter's {weight.shape[3]}"
         )
     return _conv(node, np.transpose(weight, (0, 3, 1, 2)), channels // weight.shape[3], opts)
 
@@ -319,7 +317,7 @@ def _floor_div(node: TFLiteNode) -> list[Value]:
     b, name = node.builder, node.name
     x, y = node.input(0), node.input(1)
     if x.dtype != "float32":
-        raise FrontendError(f"TFLite FLOOR_DIV {name!r} on {x.dtype} is not supported (float only)")
+        raise node.error(f"FLOOR_DIV on {x.dtype} is not supported (float only)")
     return [b.unary("floor", b.binary("divide", x, y, f"{name}/div"), name)]
 
 

@@ -11,9 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ember.errors import FrontendError
 from ember.frontend.common import int_list
-from ember.frontend.nhwc import NHWCBuilder, Value, batch_to_space, space_to_batch, strided_slice
+from ember.frontend.nhwc import Value, batch_to_space, space_to_batch, strided_slice
 from ember.frontend.tflite.context import TFLiteNode, activation, converter
 from ember.frontend.tflite.schema import read_options, read_options_vector
 from ember.graph.ir import TupleGetItem
@@ -28,7 +27,7 @@ def _reshape(node: TFLiteNode) -> list[Value]:
     else:
         newshape = list(read_options_vector(node.options, 4))
     if newshape and newshape[0] == -1 and -1 in newshape[1:]:
-        raise FrontendError(f"TFLite RESHAPE {name!r}: shape {newshape} has two -1 entries")
+        raise node.error(f"shape {newshape} has two -1 entries")
     return [b.apply("reshape", [b.fold_or_expr(x, name)], name, newshape=tuple(newshape))]
 
 
@@ -86,19 +85,20 @@ def _unpack(node: TFLiteNode) -> list[Value]:
     x = node.input(0)
     opts = read_options(node.options, {"num": (4, "i", 0), "axis": (6, "i", 0)})
     axis = node.axis(opts["axis"], len(x.shape))
-    parts = _split(node.builder, x, [1] * x.shape[axis], axis, name)
+    parts = _split(node, x, [1] * x.shape[axis], axis)
     return [
         b.apply("squeeze", [b.fold_or_expr(p, name)], f"{node.out_name(k)}", axes=(axis,))
         for k, p in enumerate(parts)
     ]
 
 
-def _split(b: NHWCBuilder, x: Value, sections: list[int], axis: int, name: str) -> list[Value]:
+def _split(node: TFLiteNode, x: Value, sections: list[int], axis: int) -> list[Value]:
+    b, name = node.builder, node.name
     if len(sections) == 1:
         return [x]
     whole = b.apply("split", [b.fold_or_expr(x, name)], name, axis=axis, sections=tuple(sections))
     if whole.array is not None:
-        raise FrontendError(f"TFLite SPLIT {name!r} of a constant is not supported")
+        raise node.error("splitting a constant is not supported")
     return [Value(expr=TupleGetItem(whole.expr, k)) for k in range(len(sections))]
 
 
@@ -109,11 +109,10 @@ def _split_op(node: TFLiteNode) -> list[Value]:
     axis = node.axis(axis, len(x.shape))
     count = len(node.operator.outputs)
     if x.shape[axis] % count:
-        raise FrontendError(
-            f"TFLite SPLIT {node.name!r}: axis {axis} of size {x.shape[axis]} does not "
-            f"split into {count} equal parts"
+        raise node.error(
+            f"axis {axis} of size {x.shape[axis]} does not split into {count} equal parts"
         )
-    return _split(node.builder, x, [x.shape[axis] // count] * count, axis, node.name)
+    return _split(node, x, [x.shape[axis] // count] * count, axis)
 
 
 @converter("SPLIT_V")
@@ -124,7 +123,7 @@ def _split_v(node: TFLiteNode) -> list[Value]:
     axis = node.axis(axis, len(x.shape))
     if -1 in sizes:
         sizes[sizes.index(-1)] = x.shape[axis] - (sum(sizes) + 1)
-    return _split(node.builder, x, sizes, axis, node.name)
+    return _split(node, x, sizes, axis)
 
 
 REDUCTIONS = {
@@ -164,9 +163,7 @@ def _pad(node: TFLiteNode) -> list[Value]:
         attrs["pad_value"] = float(np.asarray(node.const(2, "constant value")).reshape(-1)[0])
     if node.op == "MIRROR_PAD":
         if read_options(node.options, {"mode": (4, "b", 0)})["mode"] != 0:
-            raise FrontendError(
-                f"TFLite MIRROR_PAD {name!r}: SYMMETRIC mode is not supported (REFLECT is)"
-            )
+            raise node.error("SYMMETRIC mode is not supported (REFLECT is)")
         attrs["mode"] = "reflect"
     return [node.builder.pad(node.input(0), width, name, **attrs)]
 
@@ -224,7 +221,7 @@ def _gather(node: TFLiteNode) -> list[Value]:
     b, name = node.builder, node.name
     opts = read_options(node.options, {"axis": (4, "i", 0), "batch_dims": (6, "i", 0)})
     if opts["batch_dims"]:
-        raise FrontendError(f"TFLite GATHER {name!r}: batch_dims is not supported")
+        raise node.error("batch_dims is not supported")
     x, indices = node.input(0), node.input(1)
     args = [b.fold_or_expr(x, name), b.fold_or_expr(indices, f"{name}/indices")]
     return [b.apply("take", args, name, axis=opts["axis"])]

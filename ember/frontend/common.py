@@ -19,7 +19,7 @@ imported, and converts a model through one :class:`GraphBuilder`, which
     CONVERTERS = ConverterRegistry("MXNet")
 
     @CONVERTERS.register("relu")
-    def _relu(node: NodeContext) -> Expr:
+    def _relu(node: MXNetNode) -> Expr:     # MXNetNode: MXNet's NodeContext
         return node.call("nn.relu", node.input(0))
 
     builder = GraphBuilder("MXNet")

@@ -76,7 +76,7 @@ def from_mxnet(
     graph = _load_symbol(symbol)
     weights = _load_weights(params)
     specs = _parse_shapes(shape)
-    return _Converter(graph, weights, specs, dtype).convert()
+    return MXNetImporter(graph, weights, specs, dtype).convert()
 
 
 # ----------------------------------------------------------------------------- loading
@@ -183,7 +183,9 @@ def glob_escape(text: str) -> str:
 # ----------------------------------------------------------------------------- conversion
 
 
-class _Converter:
+class MXNetImporter:
+    """Converts one MXNet symbol graph: values by (node, output) over a GraphBuilder."""
+
     def __init__(
         self,
         graph: dict[str, Any],

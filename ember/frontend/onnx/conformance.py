@@ -14,7 +14,7 @@ inputs; the runner freezes exactly those (the ones a NotStaticError names) into
 initializers, as a user would export such a model.
 
     >>> results = run_cases(["test_relu"])            # doctest: +SKIP
-    >>> results[0].status
+    >>> results[0].status                             # doctest: +SKIP
     'passed'
 """
 

@@ -74,6 +74,14 @@ def load(
     return importer(path, shape=shapes, dtype=dtype)
 
 
+def mxnet_files(path: str | Path) -> tuple[Path, Path | None]:
+    """(symbol JSON, params) of the MXNet model at ``path``: either file or their folder.
+
+    The pairing rules live with the MXNet frontend (:func:`ember.frontend.mxnet.mxnet_files`).
+    """
+    return framework_package("mxnet").mxnet_files(path)
+
+
 def framework_package(framework: str) -> ModuleType:
     """The frontend package of ``framework`` (``"onnx"`` -> ``ember.frontend.onnx``).
 
@@ -167,4 +175,4 @@ def _is_mxnet_symbol(path: Path) -> bool:
     return isinstance(graph, dict) and "nodes" in graph and "heads" in graph
 
 
-__all__ = ["FRAMEWORKS", "detect_framework", "framework_package", "load"]
+__all__ = ["FRAMEWORKS", "detect_framework", "framework_package", "load", "mxnet_files"]

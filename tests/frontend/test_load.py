@@ -11,8 +11,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from ember.errors import FrontendError
-from ember.frontend.load import detect_framework, load
-from ember.frontend.mxnet import mxnet_files
+from ember.frontend.load import detect_framework, load, mxnet_files
 from ember.graph import interpret
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -22,6 +22,7 @@ from ember.frontend.onnx.importer import (
     from_onnx,
     load_model,
     model_opset,
+    op_version,
     supported_ops,
     unsupported_nodes,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "from_onnx",
     "load_model",
     "model_opset",
+    "op_version",
     "supported_ops",
     "unsupported_nodes",
 ]

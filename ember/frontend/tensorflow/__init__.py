@@ -11,7 +11,19 @@ functions), ``context`` holds the converter registry and what a converter gets,
 """
 
 from ember.frontend.tensorflow import ops_nn, ops_tensor  # noqa: F401 (registers the converters)
-from ember.frontend.tensorflow.context import CONVERTERS
-from ember.frontend.tensorflow.importer import from_tensorflow, parse_ref, supported_ops
+from ember.frontend.tensorflow.context import CONVERTERS, FREEZE_HINT
+from ember.frontend.tensorflow.importer import (
+    TensorFlowConverter,
+    from_tensorflow,
+    parse_ref,
+    supported_ops,
+)
 
-__all__ = ["CONVERTERS", "from_tensorflow", "parse_ref", "supported_ops"]
+__all__ = [
+    "CONVERTERS",
+    "FREEZE_HINT",
+    "TensorFlowConverter",
+    "from_tensorflow",
+    "parse_ref",
+    "supported_ops",
+]

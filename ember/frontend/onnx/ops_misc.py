@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ember.frontend.onnx.context import OnnxNode, converter, ember_dtype
-from ember.frontend.onnx.ops_nn import _pool
+from ember.frontend.onnx.ops_nn import window_pool
 from ember.graph.ir import Constant, Expr
 
 # ----------------------------------------------------------------------------- quantization
@@ -179,6 +179,6 @@ def _lp_pool(node: OnnxNode) -> Expr:
     dtype = node.dtype(0)
     powered = node.call("power", node.call("abs", x), node.constant(p, dtype))
     kernel = node.attr("kernel_shape", ())
-    mean = _pool(node, "nn.avg_pool2d", powered, count_include_pad=True)
+    mean = window_pool(node, "nn.avg_pool2d", powered, count_include_pad=True)
     total = node.call("multiply", mean, node.constant(float(math.prod(kernel)), dtype))
     return node.call("power", total, node.constant(1.0 / p, dtype))

@@ -167,7 +167,7 @@ def _conv_transpose(node: OnnxNode) -> Expr:
 # ----------------------------------------------------------------------------- pooling
 
 
-def _pool(
+def window_pool(
     node: OnnxNode, op: str, x: Expr | None = None, count_include_pad: bool | None = None
 ) -> Expr:
     """A 1-D or 2-D pool of ``x`` (default: the node's input) with the node's window attrs."""
@@ -199,12 +199,12 @@ def _max_pool(node: OnnxNode) -> Expr:
     node.reject_attr("storage_order", 0, "ember's MaxPool has no Indices output")
     if node.num_outputs > 1:
         raise node.unsupported("the Indices output of MaxPool is not supported")
-    return _pool(node, "nn.max_pool2d")
+    return window_pool(node, "nn.max_pool2d")
 
 
 @converter("AveragePool", min_version=7)
 def _avg_pool(node: OnnxNode) -> Expr:
-    return _pool(node, "nn.avg_pool2d")
+    return window_pool(node, "nn.avg_pool2d")
 
 
 @converter("GlobalAveragePool", "GlobalMaxPool")

@@ -4,7 +4,7 @@
 
 Runs every node test case shipped in the onnx wheel through
 ``ember.frontend.from_onnx`` + ``ember.graph.interpret`` (see
-``ember/frontend/onnx_conformance.py`` for how cases are classified).
+``ember/frontend/onnx/conformance.py`` for how cases are classified).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 
 import onnx
 
-from ember.frontend.onnx_conformance import all_cases, run_cases
+from ember.frontend.onnx.conformance import all_cases, run_cases
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,20 +25,24 @@ such a pair
 
 from __future__ import annotations
 
+import importlib
 import json
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from ember.errors import FrontendError
 from ember.frontend.input_spec import parse_input_spec, shapes_and_dtypes
-from ember.frontend.mxnet import mxnet_files
 from ember.graph.ir import Module
 
+# The frameworks ember imports; ember.frontend.<name> is each one's package.
 FRAMEWORKS = ("onnx", "pytorch", "tensorflow", "tflite", "mxnet")
+# Frameworks whose files record every input's dtype (their importers take no dtype=).
+_DTYPES_IN_FILE = ("tensorflow", "tflite")
 _ALIASES = {"torch": "pytorch", "tf": "tensorflow", "keras": "tensorflow", "mx": "mxnet"}
 _TFLITE_IDENTIFIER = b"TFL3"  # bytes 4..8 of a TFLite flatbuffer
 
@@ -63,26 +67,32 @@ def load(
         shapes, dtypes = shapes_and_dtypes(parse_input_spec(shape))
     if dtypes and isinstance(dtype, str):
         dtype = {**{k: dtype for k in shapes or {}}, **dtypes}
-    if name == "onnx":
-        from ember.frontend.onnx import from_onnx
+    importer = getattr(framework_package(name), f"from_{name}")
+    if name in _DTYPES_IN_FILE:
+        return importer(path, shape=shapes)
+    # an MXNet path alone (symbol, params or their folder) finds the other file itself
+    return importer(path, shape=shapes, dtype=dtype)
 
-        return from_onnx(path, shape=shapes, dtype=dtype)
-    if name == "pytorch":
-        from ember.frontend.pytorch import from_pytorch
 
-        return from_pytorch(path, shape=shapes, dtype=dtype)
-    if name == "mxnet":
-        from ember.frontend.mxnet import from_mxnet
+def mxnet_files(path: str | Path) -> tuple[Path, Path | None]:
+    """(symbol JSON, params) of the MXNet model at ``path``: either file or their folder.
 
-        symbol, params = mxnet_files(path)
-        return from_mxnet(symbol, params, shape=shapes, dtype=dtype)
-    if name == "tensorflow":
-        from ember.frontend.tensorflow import from_tensorflow
+    The pairing rules live with the MXNet frontend (:func:`ember.frontend.mxnet.mxnet_files`).
+    """
+    return framework_package("mxnet").mxnet_files(path)
 
-        return from_tensorflow(path, shape=shapes)
-    from ember.frontend.tflite import from_tflite
 
-    return from_tflite(path, shape=shapes)
+def framework_package(framework: str) -> ModuleType:
+    """The frontend package of ``framework`` (``"onnx"`` -> ``ember.frontend.onnx``).
+
+    Imported on first use, not with ``ember.frontend``: each package registers
+    hundreds of converters (and the ONNX one imports onnx), which a caller that
+    only reads input specs or runs artifacts should not pay for.
+
+    >>> framework_package("tflite").from_tflite  # doctest: +SKIP
+    <function from_tflite at ...>
+    """
+    return importlib.import_module(f"ember.frontend.{_framework_name(framework)}")
 
 
 def _framework_name(framework: str) -> str:
@@ -118,9 +128,8 @@ def detect_framework(path: str | Path) -> str:
     if suffix == ".json" and _is_mxnet_symbol(path):
         return "mxnet"
     if zipfile.is_zipfile(path):
-        from ember.frontend.pytorch import is_exported_program, is_torchscript
-
-        if is_exported_program(path) or is_torchscript(path):
+        pytorch = framework_package("pytorch")  # knows what torch's archives hold
+        if pytorch.is_exported_program(path) or pytorch.is_torchscript(path):
             return "pytorch"
         if suffix in (".pt", ".pth"):
             raise FrontendError(
@@ -166,4 +175,4 @@ def _is_mxnet_symbol(path: Path) -> bool:
     return isinstance(graph, dict) and "nodes" in graph and "heads" in graph
 
 
-__all__ = ["FRAMEWORKS", "detect_framework", "load", "mxnet_files"]
+__all__ = ["FRAMEWORKS", "detect_framework", "framework_package", "load", "mxnet_files"]

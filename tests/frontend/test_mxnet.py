@@ -15,8 +15,8 @@ import pytest
 
 from ember.errors import FrontendError, UnsupportedOpError
 from ember.frontend.mxnet import from_mxnet, supported_ops
-from ember.frontend.mxnet_ops_tensor import mxnet_reshape
-from ember.frontend.mxnet_params import parse_params, read_params
+from ember.frontend.mxnet.ops_tensor import mxnet_reshape
+from ember.frontend.mxnet.params import parse_params, read_params
 from ember.graph import interpret
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "mxnet"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from ember.frontend.onnx_conformance import all_cases, run_case
+from ember.frontend.onnx.conformance import all_cases, run_case
 
 # Supported cases known to fail, each with its reason. Keep this empty: fix the
 # frontend or the op instead of adding to it.

@@ -11,7 +11,7 @@ from onnx import helper
 
 from ember.errors import FrontendError, UnsupportedOpError
 from ember.frontend import from_onnx
-from ember.frontend.onnx_common import NotStaticError, UnsupportedFeatureError
+from ember.frontend.onnx import NotStaticError, UnsupportedFeatureError
 from tests.frontend.onnx_testlib import make_model, random_array
 
 

@@ -74,7 +74,7 @@ def test_rnn(activations: list[str]) -> None:
 
 def test_variable_sequence_lengths_are_reported() -> None:
     from ember.frontend import from_onnx
-    from ember.frontend.onnx_common import UnsupportedFeatureError
+    from ember.frontend.onnx import UnsupportedFeatureError
 
     model = _rnn_model("RNN", 1, "forward", 0, True)
     model.graph.initializer[3].CopyFrom(

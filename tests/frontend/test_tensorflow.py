@@ -94,7 +94,7 @@ def test_intermediate_output():
 
 
 def _node_names(path: Path) -> list[str]:
-    from ember.frontend.tensorflow_proto import read_graph_def
+    from ember.frontend.tensorflow.proto import read_graph_def
 
     nodes, _ = read_graph_def(path.read_bytes())
     return [n.name for n in nodes]

@@ -13,7 +13,7 @@ import pytest
 
 from ember.errors import FrontendError, UnsupportedOpError
 from ember.frontend import from_tflite
-from ember.frontend.tensorflow_common import same_padding
+from ember.frontend.nhwc import same_padding
 from ember.frontend.tflite import supported_ops
 from ember.graph.interpreter import interpret
 from ember.graph.ir import Call

@@ -1,14 +1,6 @@
-"""PyTorch ATen op converters (shared by the torch.export and TorchScript importers).
+"""PyTorch converters: convolutions, normalization, activations, attention, pooling, linear.
 
-Both importers hand a converter an :class:`AtenNode` whose ``args`` follow the
-op's ATen schema positionally (defaults filled in): tensors as ember
-expressions or constant ``torch.Tensor`` s, everything else as Python values.
-Converters are keyed by the op's base name without namespace, overload or the
-in-place ``_`` suffix (``aten::add_``, ``aten.add.Tensor`` -> ``add``)::
-
-    @converter("relu")
-    def _relu(node: AtenNode) -> Expr:
-        return node.call("nn.relu", node.tensor(0))
+    conv2d(x, w, b, stride=1, padding=1)  ->  nn.conv2d(x, w, b, padding=(1, 1, 1, 1))
 
 Layer norm and attention have no ember op: they are composed from ember ops
 (``reduce_mean``, ``subtract``, ``multiply``, ``rsqrt``, ``nn.matmul``,
@@ -18,80 +10,14 @@ Layer norm and attention have no ember op: they are composed from ember ops
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ember.errors import FrontendError
-from ember.frontend.common import ImportContext, normalize_axis, shape_of
+from ember.frontend.common import scalar, shape_of
+from ember.frontend.pytorch.context import AtenNode, ConverterFn, converter, pair
 from ember.graph.ir import Expr, const
-
-Converter = Callable[["AtenNode"], Any]
-CONVERTERS: dict[str, Converter] = {}
-
-
-def converter(*ops: str) -> Callable[[Converter], Converter]:
-    def register(fn: Converter) -> Converter:
-        for op in ops:
-            CONVERTERS[op] = fn
-        return fn
-
-    return register
-
-
-@dataclass
-class AtenNode:
-    """One ATen call being converted. ``to_expr`` turns a constant tensor into a graph leaf."""
-
-    ctx: ImportContext
-    name: str
-    op: str
-    overload: str
-    args: list[Any]
-    to_expr: Callable[[Any, str], Expr]
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-    def arg(self, index: int, default: Any = None) -> Any:
-        value = self.args[index] if index < len(self.args) else default
-        return default if value is None else value
-
-    def tensor(self, index: int) -> Expr:
-        value = self.args[index] if index < len(self.args) else None
-        if value is None:
-            raise self.fail(f"argument {index} must be a tensor, got None")
-        return self.to_expr(value, f"{self.name}/arg{index}")
-
-    def optional_tensor(self, index: int) -> Expr | None:
-        value = self.args[index] if index < len(self.args) else None
-        return None if value is None else self.to_expr(value, f"{self.name}/arg{index}")
-
-    def call(self, op: str, *args: Expr, suffix: str = "", **attrs: Any) -> Expr:
-        return self.ctx.call(op, *args, name=self.name + suffix, **attrs)
-
-    def fail(self, what: str, hint: str | None = None) -> FrontendError:
-        return FrontendError(f"PyTorch node {self.name!r} (aten::{self.op}): {what}", hint=hint)
-
-    def axis(self, value: int, rank: int) -> int:
-        return normalize_axis(int(value), rank, f"PyTorch node {self.name!r} (aten::{self.op})")
-
-
-def pair(value: Any, default: int) -> tuple[int, int]:
-    """A 2-D attribute from an int or a list of one or two ints (empty: ``default``)."""
-    if value is None:
-        return (default, default)
-    if isinstance(value, int):
-        return (value, value)
-    values = [int(v) for v in value]
-    if not values:
-        return (default, default)
-    return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
-
-
-def scalar_like(value: float | int | bool, like: Expr) -> Expr:
-    return const(np.asarray(value, dtype=like.type.dtype))
-
 
 # ----------------------------------------------------------------------------- convolution
 
@@ -101,7 +27,7 @@ def _conv(
 ):
     x, w = node.to_expr(data, node.name + "/input"), node.to_expr(weight, node.name + "/weight")
     if len(shape_of(x)) != 4:
-        raise node.fail(f"input has shape {shape_of(x)}; ember supports 2-D convolution only")
+        raise node.error(f"input has shape {shape_of(x)}; ember supports 2-D convolution only")
     kernel = shape_of(w)[2:]
     dil = pair(dilation, 1)
     if isinstance(padding, str):  # conv2d.padding overload: "same" / "valid"
@@ -156,7 +82,7 @@ def _batch_norm(node: AtenNode, eps: float) -> Expr:
     beta = node.optional_tensor(2)
     mean, var = node.optional_tensor(3), node.optional_tensor(4)
     if mean is None or var is None:
-        raise node.fail(
+        raise node.error(
             "batch norm without running statistics normalizes by batch statistics, which "
             "ember does not support at inference",
             hint="call model.eval() with track_running_stats=True before exporting",
@@ -171,7 +97,7 @@ def _batch_norm(node: AtenNode, eps: float) -> Expr:
 @converter("batch_norm")
 def _batch_norm_op(node: AtenNode) -> Expr:
     if node.arg(5, False):
-        raise node.fail("batch norm in training mode", hint="call model.eval() before exporting")
+        raise node.error("batch norm in training mode", hint="call model.eval() before exporting")
     return _batch_norm(node, node.arg(7, 1e-5))
 
 
@@ -183,7 +109,7 @@ def _native_bn_no_training(node: AtenNode) -> tuple:
 @converter("native_batch_norm", "_native_batch_norm_legit")
 def _native_bn(node: AtenNode) -> tuple:
     if node.arg(5, False):
-        raise node.fail("batch norm in training mode", hint="call model.eval() before exporting")
+        raise node.error("batch norm in training mode", hint="call model.eval() before exporting")
     return (_batch_norm(node, node.arg(7, 1e-5)), None, None)
 
 
@@ -194,12 +120,14 @@ def _layer_norm(node: AtenNode) -> Expr:
     normalized = [int(d) for d in node.arg(1)]
     axes = tuple(range(rank - len(normalized), rank))
     if list(shape_of(x)[rank - len(normalized) :]) != normalized:
-        raise node.fail(f"normalized_shape {normalized} does not end the input shape {shape_of(x)}")
+        raise node.error(
+            f"normalized_shape {normalized} does not end the input shape {shape_of(x)}"
+        )
     mean = node.call("reduce_mean", x, suffix="/mean", axes=axes, keepdims=True)
     centered = node.call("subtract", x, mean, suffix="/centered")
     square = node.call("multiply", centered, centered, suffix="/square")
     var = node.call("reduce_mean", square, suffix="/var", axes=axes, keepdims=True)
-    eps = scalar_like(float(node.arg(4, 1e-5)), x)
+    eps = scalar(float(node.arg(4, 1e-5)), x)
     inv = node.call("rsqrt", node.call("add", var, eps, suffix="/var_eps"), suffix="/rstd")
     out = node.call("multiply", centered, inv, suffix="/normalized")
     weight, bias = node.optional_tensor(2), node.optional_tensor(3)
@@ -223,7 +151,7 @@ def _native_layer_norm(node: AtenNode) -> tuple:
 # ----------------------------------------------------------------------------- activations
 
 
-def _unary(op: str) -> Converter:
+def _unary(op: str) -> ConverterFn:
     return lambda node: node.call(op, node.tensor(0))
 
 
@@ -248,7 +176,7 @@ for _torch_name, _ember_name in {
     "hardswish": "nn.hard_swish",
     "logical_not": "logical_not",
 }.items():
-    CONVERTERS[_torch_name] = _unary(_ember_name)
+    converter(_torch_name)(_unary(_ember_name))
 
 
 @converter("relu6")
@@ -266,7 +194,7 @@ def _hardtanh(node: AtenNode) -> Expr:
 def _clamp(node: AtenNode) -> Expr:
     low, high = node.arg(1), node.arg(2)
     if not isinstance(low, int | float | None) or not isinstance(high, int | float | None):
-        raise node.fail("clamp with tensor bounds is not supported")
+        raise node.error("clamp with tensor bounds is not supported")
     return node.call(
         "clip",
         node.tensor(0),
@@ -310,12 +238,12 @@ def _leaky_relu(node: AtenNode) -> Expr:
 def _elu(node: AtenNode) -> Expr:
     alpha, scale = float(node.arg(1, 1.0)), float(node.arg(2, 1.0))
     if float(node.arg(3, 1.0)) != 1.0:
-        raise node.fail("elu with input_scale other than 1 is not supported")
+        raise node.error("elu with input_scale other than 1 is not supported")
     x = node.tensor(0)
     if scale == 1.0:
         return node.call("nn.elu", x, alpha=alpha)
     out = node.call("nn.elu", x, suffix="/elu", alpha=alpha)  # selu decomposes to this
-    return node.call("multiply", out, scalar_like(scale, x))
+    return node.call("multiply", out, scalar(scale, x))
 
 
 @converter("selu")
@@ -329,9 +257,9 @@ def _softplus(node: AtenNode) -> Expr:
     # PyTorch returns x where beta*x > threshold; softplus equals x there to float precision
     if beta == 1.0:
         return node.call("nn.softplus", x)
-    scaled = node.call("multiply", x, scalar_like(beta, x), suffix="/beta")
+    scaled = node.call("multiply", x, scalar(beta, x), suffix="/beta")
     soft = node.call("nn.softplus", scaled, suffix="/softplus")
-    return node.call("divide", soft, scalar_like(beta, x))
+    return node.call("divide", soft, scalar(beta, x))
 
 
 @converter("prelu", "_prelu_kernel")
@@ -347,14 +275,14 @@ def _prelu(node: AtenNode) -> Expr:
 @converter("dropout", "feature_dropout", "alpha_dropout", "feature_alpha_dropout")
 def _dropout(node: AtenNode) -> Expr:
     if node.arg(2, False):
-        raise node.fail("dropout in training mode", hint="call model.eval() before exporting")
+        raise node.error("dropout in training mode", hint="call model.eval() before exporting")
     return node.tensor(0)
 
 
 @converter("native_dropout")
 def _native_dropout(node: AtenNode) -> tuple:
     if node.arg(2, False):
-        raise node.fail("dropout in training mode", hint="call model.eval() before exporting")
+        raise node.error("dropout in training mode", hint="call model.eval() before exporting")
     return (node.tensor(0), None)
 
 
@@ -381,9 +309,9 @@ def _attention(node: AtenNode) -> Expr:
     query, key, value = node.tensor(0), node.tensor(1), node.tensor(2)
     mask = node.args[3] if len(node.args) > 3 else None
     if float(node.arg(4, 0.0)) != 0.0:
-        raise node.fail("dropout_p must be 0 at inference")
+        raise node.error("dropout_p must be 0 at inference")
     if node.arg(7, False):
-        raise node.fail("enable_gqa=True is not supported")
+        raise node.error("enable_gqa=True is not supported")
     rank = len(shape_of(query))
     depth = shape_of(query)[-1]
     scale = node.arg(6)
@@ -391,7 +319,7 @@ def _attention(node: AtenNode) -> Expr:
     axes = tuple(range(rank - 2)) + (rank - 1, rank - 2)
     key_t = node.call("transpose", key, suffix="/key_t", axes=axes)
     scores = node.call("nn.matmul", query, key_t, suffix="/scores")
-    scores = node.call("multiply", scores, scalar_like(scale, scores), suffix="/scaled")
+    scores = node.call("multiply", scores, scalar(scale, scores), suffix="/scaled")
     length_q, length_k = shape_of(query)[-2], shape_of(key)[-2]
     if node.arg(5, False):  # is_causal: query i sees keys j <= i
         causal = np.tril(np.ones((length_q, length_k), dtype=bool))
@@ -443,7 +371,7 @@ def _max_pool2d_with_indices(node: AtenNode) -> tuple:
 @converter("avg_pool2d")
 def _avg_pool2d(node: AtenNode) -> Expr:
     if node.arg(6) is not None:
-        raise node.fail("divisor_override is not supported")
+        raise node.error("divisor_override is not supported")
     kernel, stride, pads = _pool_args(node)
     return node.call(
         "nn.avg_pool2d",
@@ -468,7 +396,7 @@ def _adaptive_pool(node: AtenNode, kind: str) -> Expr:
     if out == (1, 1):
         return node.call(f"nn.global_{kind}_pool2d", x)
     if height % out[0] or width % out[1]:
-        raise node.fail(
+        raise node.error(
             f"adaptive pooling from {height}x{width} to {out[0]}x{out[1]} needs uneven windows",
             hint="ember supports output sizes that divide the input size (and 1x1)",
         )
@@ -509,18 +437,20 @@ def _addmm(node: AtenNode) -> Expr:
     beta, alpha = float(node.arg(3, 1.0)), float(node.arg(4, 1.0))
     product = node.call("nn.matmul", a, b, suffix="/mm")
     if alpha != 1.0:
-        product = node.call("multiply", product, scalar_like(alpha, product), suffix="/alpha")
+        product = node.call("multiply", product, scalar(alpha, product), suffix="/alpha")
     if beta == 0.0:
         return product
     if beta != 1.0:
-        bias = node.call("multiply", bias, scalar_like(beta, bias), suffix="/beta")
+        bias = node.call("multiply", bias, scalar(beta, bias), suffix="/beta")
     return node.call("add", product, bias)
 
 
 def _pad_pairs(node: AtenNode, rank: int, pads: Sequence[int]) -> list[tuple[int, int]]:
     """PyTorch pads list the last axis first: (left, right, top, bottom, ...)."""
     if len(pads) % 2 or len(pads) // 2 > rank:
-        raise node.fail(f"pad {list(pads)} must hold (before, after) pairs for at most {rank} axes")
+        raise node.error(
+            f"pad {list(pads)} must hold (before, after) pairs for at most {rank} axes"
+        )
     pairs = [(0, 0)] * rank
     for i in range(len(pads) // 2):
         pairs[rank - 1 - i] = (int(pads[2 * i]), int(pads[2 * i + 1]))
@@ -538,7 +468,7 @@ def _pad(node: AtenNode) -> Expr:
         mode, value = "constant", node.arg(2, 0.0)
     modes = {"constant": "constant", "reflect": "reflect", "replicate": "edge"}
     if mode not in modes:
-        raise node.fail(f"pad mode {mode!r} is not supported ({', '.join(modes)})")
+        raise node.error(f"pad mode {mode!r} is not supported ({', '.join(modes)})")
     if any(before < 0 or after < 0 for before, after in pairs):  # negative pads crop
         begin = [max(-before, 0) for before, _ in pairs]
         end = [shape[i] - max(-after, 0) for i, (_, after) in enumerate(pairs)]
@@ -564,7 +494,7 @@ def _resize(node: AtenNode, method: str, size: Any, align: bool, scales: Any) ->
     elif factors is not None:
         out = (int(math.floor(height * factors[0])), int(math.floor(width * factors[1])))
     else:
-        raise node.fail("neither output_size nor scale_factors is given")
+        raise node.error("neither output_size nor scale_factors is given")
     attrs: dict[str, Any] = {"size": out, "method": method}
     if method == "nearest":
         attrs.update(coordinate_transformation_mode="asymmetric", nearest_mode="floor")
@@ -578,7 +508,7 @@ def _resize(node: AtenNode, method: str, size: Any, align: bool, scales: Any) ->
 @converter("upsample_nearest2d", "_upsample_nearest_exact2d")
 def _upsample_nearest(node: AtenNode) -> Expr:
     if node.op == "_upsample_nearest_exact2d":
-        raise node.fail("nearest-exact upsampling is not supported")
+        raise node.error("nearest-exact upsampling is not supported")
     if node.overload == "vec":
         return _resize(node, "nearest", node.arg(1), False, node.arg(2))
     return _resize(node, "nearest", node.arg(1), False, [node.arg(2), node.arg(3)])

@@ -5,7 +5,9 @@
 Steps: load and check the file; scan every node (subgraphs too) and report all
 unsupported ops at once; give each graph input a static type (the model's
 declaration, completed or overridden by ``shape=``); turn initializers into
-weights; convert node by node with the converter tables in ``onnx_ops_*.py``.
+weights; convert node by node with the converters of ``ops_*.py`` (registered
+in :data:`~ember.frontend.onnx.context.CONVERTERS` when ``ember.frontend.onnx``
+is imported) through the shared :class:`~ember.frontend.common.GraphBuilder`.
 Anything whose inputs are all constants is evaluated at import time, so the
 graph that comes out has static shapes everywhere (Shape/Size/Range/
 ConstantOfShape chains fold away and Reshape gets a static ``newshape``).
@@ -15,32 +17,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import numpy_helper
 
-from ember.errors import EmberError, FrontendError, InternalError, UnsupportedOpError
-from ember.frontend import (  # noqa: F401 (importing registers the converters)
-    onnx_ops_attention,
-    onnx_ops_math,
-    onnx_ops_misc,
-    onnx_ops_nn,
-    onnx_ops_rnn,
-    onnx_ops_tensor,
-)
-from ember.frontend.onnx_common import (
+from ember.errors import FrontendError
+from ember.frontend.common import GraphBuilder, evaluate, free_vars, input_dtype
+from ember.frontend.onnx.context import (
     CONVERTERS,
-    NodeContext,
     NotStaticError,
+    OnnxNode,
     UnsupportedFeatureError,
     ember_dtype,
-    evaluate_expr,
-    free_vars,
 )
-from ember.graph.ir import DTYPES, Constant, Expr, Function, Module, TensorType, Tuple, Var
-
-if TYPE_CHECKING:
-    import onnx
+from ember.graph.ir import Constant, Expr, Module, Var
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 
@@ -51,7 +44,7 @@ def supported_ops() -> list[str]:
     >>> "Conv" in supported_ops()
     True
     """
-    return sorted(CONVERTERS)
+    return CONVERTERS.ops()
 
 
 def from_onnx(
@@ -75,7 +68,7 @@ def from_onnx(
         out = ember.graph.interpret(mod, params, {"data": x})[0]
     """
     model = load_model(model_or_path)
-    return GraphBuilder(model, shape or {}, dtype, freeze_params).build()
+    return OnnxImporter(model, shape or {}, dtype, freeze_params).build()
 
 
 # ----------------------------------------------------------------------------- loading
@@ -83,9 +76,6 @@ def from_onnx(
 
 def load_model(model_or_path: Any) -> onnx.ModelProto:
     """A checked ``ModelProto`` from a proto, a path or bytes; FrontendError if it is not ONNX."""
-    import onnx
-    from google.protobuf.message import DecodeError
-
     if isinstance(model_or_path, onnx.ModelProto):
         model, what = model_or_path, "the given ModelProto"
     elif isinstance(model_or_path, bytes | bytearray | memoryview):
@@ -125,8 +115,6 @@ def load_model(model_or_path: Any) -> onnx.ModelProto:
 
 
 def _check_model(model: onnx.ModelProto, what: str) -> None:
-    import onnx
-
     if not model.HasField("graph") or not model.opset_import:
         reason = "it has no graph" if not model.HasField("graph") else "it declares no opset"
         raise FrontendError(f"{what} is not a valid ONNX model: {reason}")
@@ -141,8 +129,6 @@ def _check_model(model: onnx.ModelProto, what: str) -> None:
 
 def model_opset(model: onnx.ModelProto) -> int:
     """The model's opset of the default ONNX domain (0 if it imports only other domains)."""
-    import onnx
-
     opset = 0
     for entry in model.opset_import:
         if entry.domain in _DEFAULT_DOMAINS:
@@ -150,7 +136,7 @@ def model_opset(model: onnx.ModelProto) -> int:
     newest = onnx.defs.onnx_opset_version()
     if opset > newest:
         raise FrontendError(
-            f"the onnx model uses opset {opset}, newer than the installed onnx package knows "
+            f"the ONNX model uses opset {opset}, newer than the installed onnx package knows "
             f"(up to {newest})",
             hint="upgrade the onnx package, or export the model with an older opset",
         )
@@ -166,8 +152,6 @@ def _node_name(node: onnx.NodeProto, index: int) -> str:
 
 def _all_nodes(graph: onnx.GraphProto) -> Iterator[tuple[onnx.NodeProto, str]]:
     """Every node of ``graph`` and of its subgraphs (If/Loop/Scan bodies), with a name."""
-    import onnx
-
     for index, node in enumerate(graph.node):
         yield node, _node_name(node, index)
         for attr in node.attribute:
@@ -180,8 +164,6 @@ def _all_nodes(graph: onnx.GraphProto) -> Iterator[tuple[onnx.NodeProto, str]]:
 
 def op_version(op_type: str, opset: int) -> int | None:
     """The schema version (``since_version``) of ``op_type`` at ``opset``; None if undefined."""
-    import onnx
-
     if opset < 1:
         return None
     try:
@@ -215,8 +197,8 @@ def unsupported_nodes(model: onnx.ModelProto) -> list[tuple[str, str]]:
 # ----------------------------------------------------------------------------- build
 
 
-class GraphBuilder:
-    """Converts one ONNX graph; holds the name -> expression environment."""
+class OnnxImporter:
+    """Converts one ONNX graph: the name -> expression environment over a GraphBuilder."""
 
     def __init__(
         self,
@@ -231,13 +213,13 @@ class GraphBuilder:
         self.shape = dict(shape)
         self.dtype = dtype
         self.freeze_params = freeze_params
+        self.builder = GraphBuilder("ONNX")
         self.values: dict[str, Expr] = {}
         self.init_arrays: dict[str, np.ndarray] = {}
-        self.init_vars: dict[str, Var] = {}
-        self.input_vars: list[Var] = []
+        self.init_vars: dict[str, Var] = {}  # initializers used so far, as weights
 
     # -- environment
-    def value(self, name: str, node: NodeContext | None = None) -> Expr:
+    def value(self, name: str, node: OnnxNode | None = None) -> Expr:
         """The expression bound to ONNX value ``name`` (initializers become weights on use)."""
         if name in self.values:
             return self.values[name]
@@ -246,9 +228,7 @@ class GraphBuilder:
             if self.freeze_params:
                 expr: Expr = Constant(array, name)
             else:
-                var = Var(name, TensorType(array.shape, str(array.dtype)))
-                self.init_vars[name] = var
-                expr = var
+                expr = self.init_vars[name] = self.builder.add_weight(name, array)
             self.values[name] = expr
             return expr
         where = f"{node}" if node is not None else "a graph output"
@@ -258,7 +238,7 @@ class GraphBuilder:
             hint="the model's nodes must be in topological order (run onnx.checker)",
         )
 
-    def const_value(self, name: str, node: NodeContext, what: str) -> np.ndarray:
+    def const_value(self, name: str, node: OnnxNode, what: str) -> np.ndarray:
         """The value of ``name``, computed at import time; NotStaticError if it needs inputs."""
         if name not in self.values and name in self.init_arrays:
             return self.init_arrays[name]
@@ -275,30 +255,22 @@ class GraphBuilder:
                 hint="ember compiles static shapes: make this value a constant or initializer "
                 "in the model (e.g. export with fixed input sizes)",
             )
-        return np.asarray(evaluate_expr(expr, env, {}))
+        return np.asarray(evaluate(expr, env))
 
     # -- inputs
     def _input_dtype(self, name: str, elem_type: int) -> str:
         declared = ember_dtype(elem_type, f"graph input {name!r}") if elem_type else None
-        given = self.dtype.get(name) if isinstance(self.dtype, Mapping) else None
-        if given is not None and given not in DTYPES:
+        chosen = input_dtype(self.dtype, name)  # checked; the default for undeclared inputs
+        given_for_it = isinstance(self.dtype, Mapping) and name in self.dtype
+        if declared is None:
+            return chosen
+        if given_for_it and chosen != declared:
             raise FrontendError(
-                f"dtype {given!r} given for input {name!r} is not an ember dtype",
-                hint=f"use one of {', '.join(DTYPES)}",
+                f"input {name!r} is declared {declared} in the model, but dtype {chosen!r} "
+                "was given for it",
+                hint=f"drop the dtype for {name!r} or give {declared!r}",
             )
-        if declared is not None:
-            if given is not None and given != declared:
-                raise FrontendError(
-                    f"input {name!r} is declared {declared} in the model, but dtype {given!r} "
-                    "was given for it",
-                    hint=f"drop the dtype for {name!r} or give {declared!r}",
-                )
-            return declared
-        if given is not None:
-            return given
-        if isinstance(self.dtype, str):
-            return self.dtype
-        return "float32"
+        return declared
 
     def _input_shape(self, value_info: onnx.ValueInfoProto) -> tuple[int, ...]:
         name = value_info.name
@@ -367,13 +339,9 @@ class GraphBuilder:
                     "ember supports tensor inputs only"
                 )
             dtype = self._input_dtype(vi.name, vi.type.tensor_type.elem_type)
-            var = Var(vi.name, TensorType(self._input_shape(vi), dtype))
-            self.values[vi.name] = var
-            self.input_vars.append(var)
+            self.values[vi.name] = self.builder.add_input(vi.name, self._input_shape(vi), dtype)
 
     def _load_initializers(self) -> None:
-        from onnx import numpy_helper
-
         for init in self.graph.initializer:
             ember_dtype(init.data_type, f"initializer {init.name!r}")
             self.init_arrays[init.name] = numpy_helper.to_array(init)
@@ -384,39 +352,24 @@ class GraphBuilder:
 
     # -- conversion
     def build(self) -> tuple[Module, dict[str, np.ndarray]]:
-        unsupported = unsupported_nodes(self.model)
-        if unsupported:
-            raise UnsupportedOpError("onnx", unsupported, extra=f" at opset {self.opset}")
+        for op, name in unsupported_nodes(self.model):
+            self.builder.unsupported(op, name)
+        self.builder.raise_unsupported(extra=f" at opset {self.opset}")
         self._load_initializers()
         self._make_inputs()
         for index, node in enumerate(self.graph.node):
             self._convert(node, index)
         outputs = [self.value(o.name) for o in self.graph.output]
-        if not outputs:
-            raise FrontendError("the onnx model has no outputs")
-        body = outputs[0] if len(outputs) == 1 else Tuple(tuple(outputs))
-        used = set(free_vars(body))
-        weights = [v for n, v in self.init_vars.items() if v in used]
-        func = Function(
-            (*self.input_vars, *weights),
-            body,
-            attrs={"output_names": tuple(o.name for o in self.graph.output)},
-        )
-        params = {v.name: self.init_arrays[v.name] for v in weights}
-        return Module.from_function(func), params
+        names = tuple(o.name for o in self.graph.output)
+        return self.builder.finish(outputs, attrs={"output_names": names})
 
     def _convert(self, proto: onnx.NodeProto, index: int) -> None:
         name = _node_name(proto, index)
         version = op_version(proto.op_type, self.opset)
         assert version is not None  # checked by unsupported_nodes
-        conv = CONVERTERS[proto.op_type]
-        node = NodeContext(self, proto, name, version, self.opset)
-        try:
-            result = conv.fn(node)
-        except EmberError:
-            raise
-        except Exception as err:  # a bug in a converter or an op reference
-            raise InternalError(f"converting {node} failed: {type(err).__name__}: {err}") from err
+        node = OnnxNode(self, proto, name, version, self.opset)
+        with self.builder.converting(node):
+            result = CONVERTERS[proto.op_type](node)
         outputs = [result] if isinstance(result, Expr) else list(result)
         for i, out_name in enumerate(proto.output):
             if not out_name:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ember.frontend.onnx_common import NodeContext, converter
+from ember.frontend.onnx.context import OnnxNode, converter
 from ember.graph.ir import Expr
 
 Activation = Callable[[Expr], Expr]
@@ -37,9 +37,7 @@ _ACTIVATION_DEFAULTS = {
 }
 
 
-def _activation(
-    node: NodeContext, name: str, alpha: float | None, beta: float | None
-) -> Activation:
+def _activation(node: OnnxNode, name: str, alpha: float | None, beta: float | None) -> Activation:
     kind = name.lower()
     if kind not in _ACTIVATION_DEFAULTS:
         raise node.unsupported(f"activation {name!r} is not supported")
@@ -81,7 +79,7 @@ def _activation(
 
 
 def _activations(
-    node: NodeContext, defaults: Sequence[str], directions: int
+    node: OnnxNode, defaults: Sequence[str], directions: int
 ) -> list[list[Activation]]:
     """Per direction, the activation functions (f, g, h for LSTM)."""
     names = list(node.attr("activations", ())) or list(defaults) * directions
@@ -100,7 +98,7 @@ def _activations(
     return [functions[d * per : (d + 1) * per] for d in range(directions)]
 
 
-def _take_direction(node: NodeContext, x: Expr, direction: int) -> Expr:
+def _take_direction(node: OnnxNode, x: Expr, direction: int) -> Expr:
     """Row ``direction`` of a (num_directions, ...) tensor, without that axis."""
     row = node.call(
         "strided_slice", x, begin=(direction,), end=(direction + 1,), strides=(1,), axes=(0,)
@@ -108,7 +106,7 @@ def _take_direction(node: NodeContext, x: Expr, direction: int) -> Expr:
     return node.call("squeeze", row, axes=(0,))
 
 
-def _chunk(node: NodeContext, x: Expr, index: int, size: int) -> Expr:
+def _chunk(node: OnnxNode, x: Expr, index: int, size: int) -> Expr:
     """Gate ``index`` of the last axis, which holds gates of ``size`` each."""
     return node.call(
         "strided_slice",
@@ -123,7 +121,7 @@ def _chunk(node: NodeContext, x: Expr, index: int, size: int) -> Expr:
 class _Recurrence:
     """What every RNN kind shares: inputs per direction, layout, clipping, output stacking."""
 
-    def __init__(self, node: NodeContext, num_gates: int) -> None:
+    def __init__(self, node: OnnxNode, num_gates: int) -> None:
         self.node = node
         direction = node.attr("direction", "forward")
         if direction not in ("forward", "reverse", "bidirectional"):
@@ -214,7 +212,7 @@ class _Recurrence:
 
 
 @converter("LSTM", min_version=7)
-def _lstm(node: NodeContext) -> list[Expr]:
+def _lstm(node: OnnxNode) -> list[Expr]:
     rnn = _Recurrence(node, num_gates=4)
     hidden = rnn.hidden
     acts = _activations(node, ("Sigmoid", "Tanh", "Tanh"), rnn.directions)
@@ -254,7 +252,7 @@ def _lstm(node: NodeContext) -> list[Expr]:
 
 
 @converter("GRU", min_version=7)
-def _gru(node: NodeContext) -> list[Expr]:
+def _gru(node: OnnxNode) -> list[Expr]:
     rnn = _Recurrence(node, num_gates=3)
     hidden = rnn.hidden
     acts = _activations(node, ("Sigmoid", "Tanh"), rnn.directions)
@@ -299,7 +297,7 @@ def _gru(node: NodeContext) -> list[Expr]:
 
 
 @converter("RNN", min_version=7)
-def _rnn(node: NodeContext) -> list[Expr]:
+def _rnn(node: OnnxNode) -> list[Expr]:
     rnn = _Recurrence(node, num_gates=1)
     acts = _activations(node, ("Tanh",), rnn.directions)
     outputs, finals = [], []

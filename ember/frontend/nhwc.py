@@ -1,4 +1,4 @@
-"""Graph building shared by the TensorFlow and TFLite frontends: values, layouts, folding.
+"""NHWC models on NCHW ops: the builder TensorFlow and TFLite share (values, layouts, folding).
 
 TensorFlow and TFLite models are NHWC; ember's conv and pool ops are NCHW. The
 importers keep the model's *interface* in NHWC (inputs and outputs have the
@@ -13,12 +13,14 @@ Values known at import time (weights, shape tensors, everything computed from
 them only) are kept as numpy arrays and folded through the ops' numpy
 references, so ``Shape -> StridedSlice -> Pack -> Reshape`` chains end as a
 static ``newshape``. A folded float tensor that reaches the graph becomes a
-weight: a :class:`Var` of ``main`` with its value in ``params``::
+weight: a :class:`Var` of ``main`` with its value in ``params``.
+:class:`NHWCBuilder` is the shared :class:`~ember.frontend.common.GraphBuilder`
+plus these values::
 
-    builder = GraphBuilder("TensorFlow")
-    x = builder.add_input("x", (1, 8, 8, 3), "float32")
+    builder = NHWCBuilder("TensorFlow")
+    x = Value(expr=builder.add_input("x", (1, 8, 8, 3), "float32"))
     y = builder.unary("nn.relu", x, name="relu")
-    mod, params = builder.finish([y])
+    mod, params = builder.finish_values([y], ["relu"])
 """
 
 from __future__ import annotations
@@ -29,9 +31,8 @@ from typing import Any
 import numpy as np
 
 from ember.errors import FrontendError
-from ember.graph.ir import Constant, Expr, Function, Module, TensorType, Var, const
-from ember.ops import call
-from ember.ops.registry import get_op
+from ember.frontend.common import GraphBuilder, fold_call, normalize_axis
+from ember.graph.ir import Constant, Expr, Module, Var, const
 
 # Axis k of an NHWC tensor is axis NHWC_TO_NCHW_AXIS[k] of its NCHW form.
 NHWC_TO_NCHW_AXIS = (0, 2, 3, 1)
@@ -100,45 +101,21 @@ def tf_padding(
     return (top, left, bottom, right)
 
 
-class GraphBuilder:
-    """Collects inputs, weights and calls while a model is converted."""
+class NHWCBuilder(GraphBuilder):
+    """The shared graph builder plus :class:`Value` s: import-time folding and NHWC/NCHW forms."""
 
     def __init__(self, framework: str) -> None:
-        self.framework = framework
-        self.inputs: list[Var] = []
-        self.weights: list[Var] = []
-        self.params: dict[str, np.ndarray] = {}
-        self._names: set[str] = set()
+        super().__init__(framework)
         self._layout_cache: dict[tuple[int, bool], Expr] = {}
 
-    # ------------------------------------------------------------------ leaves
-
-    def _unique(self, name: str) -> str:
-        base, index = name or "tensor", 1
-        while name in self._names or not name:
-            name, index = f"{base}_{index}", index + 1
-        self._names.add(name)
-        return name
-
-    def add_input(self, name: str, shape: tuple[int, ...], dtype: str) -> Value:
-        var = Var(self._unique(name), TensorType(shape, dtype))
-        self.inputs.append(var)
-        return Value(expr=var)
-
-    def weight(self, name: str, array: np.ndarray) -> Var:
-        """A weight: a parameter of ``main`` whose value goes to ``params``."""
-        array = np.ascontiguousarray(array)
-        var = Var(self._unique(name), TensorType(array.shape, str(array.dtype)))
-        self.weights.append(var)
-        self.params[var.name] = array
-        return var
+    # ------------------------------------------------------------------ values
 
     def expr(self, value: Value, name: str = "") -> Expr:
         """The value as a graph expression in its framework layout."""
         if value.array is not None:
             array = value.array
             if array.size > MAX_INLINE_CONSTANT and array.dtype.kind == "f":
-                return self.weight(name, array)
+                return self.add_weight(name, array)
             return const(array, name=name)
         assert value.expr is not None
         if not value.nchw:
@@ -162,21 +139,22 @@ class GraphBuilder:
         key = (id(expr), axes == TO_NCHW)
         if key not in self._layout_cache:
             suffix = "to_nchw" if axes == TO_NCHW else "to_nhwc"
-            self._layout_cache[key] = call("transpose", expr, axes=axes, name=f"{name}/{suffix}")
+            self._layout_cache[key] = self.call(
+                "transpose", expr, axes=axes, name=f"{name}/{suffix}"
+            )
         return self._layout_cache[key]
 
     # ------------------------------------------------------------------ calls
 
-    def call(self, op: str, args: list[Expr], name: str, **attrs: Any) -> Value:
-        """Call ``op``; fold it to a numpy value when every argument is a Constant."""
-        if all(isinstance(a, Constant) for a in args):
-            the_op = get_op(op)
-            node = call(the_op, *args, name=name, **attrs)  # checks types and attrs
-            result = the_op.evaluate([a.value for a in args], node.attrs)  # type: ignore[union-attr]
-            if isinstance(result, tuple):
-                raise FrontendError(f"{self.framework} node {name!r}: cannot fold {op}")
-            return Value(array=np.asarray(result, dtype=node.type.dtype))  # type: ignore[union-attr]
-        return Value(expr=call(op, *args, name=name, **attrs))
+    def apply(self, op: str, args: list[Expr], name: str, **attrs: Any) -> Value:
+        """``op`` on ``args``; folded to a numpy value when every argument is a Constant."""
+        node = self.call(op, *args, name=name, **attrs)
+        if not all(isinstance(a, Constant) for a in args):
+            return Value(expr=node)
+        folded = fold_call(node)  # type: ignore[arg-type]
+        if not isinstance(folded, Constant):
+            raise FrontendError(f"{self.framework} node {name!r}: cannot fold {op}")
+        return Value(array=folded.value)
 
     def fold_or_expr(self, value: Value, name: str) -> Expr:
         """Like :meth:`expr`, but small folded values become Constants (to fold further)."""
@@ -187,20 +165,20 @@ class GraphBuilder:
     def unary(self, op: str, value: Value, name: str, **attrs: Any) -> Value:
         """An elementwise op: keeps the layout of its input."""
         if value.array is not None:
-            return self.call(op, [const(value.array)], name, **attrs)
-        return replace(self.call(op, [value.expr], name, **attrs), nchw=value.nchw)  # type: ignore[list-item]
+            return self.apply(op, [const(value.array)], name, **attrs)
+        return replace(self.apply(op, [value.expr], name, **attrs), nchw=value.nchw)  # type: ignore[list-item]
 
     def binary(self, op: str, lhs: Value, rhs: Value, name: str, **attrs: Any) -> Value:
         """A broadcasting binary op. If either side is NCHW the result is too."""
         if lhs.array is not None and rhs.array is not None:
-            return self.call(op, [const(lhs.array), const(rhs.array)], name, **attrs)
+            return self.apply(op, [const(lhs.array), const(rhs.array)], name, **attrs)
         if lhs.nchw or rhs.nchw:
             out_rank = max(len(lhs.shape), len(rhs.shape))
             if out_rank == 4:
                 args = [self.broadcast_nchw(v, name) for v in (lhs, rhs)]
-                return replace(self.call(op, args, name, **attrs), nchw=True)
+                return replace(self.apply(op, args, name, **attrs), nchw=True)
         args = [self._operand(v, name) for v in (lhs, rhs)]
-        return self.call(op, args, name, **attrs)
+        return self.apply(op, args, name, **attrs)
 
     def _operand(self, value: Value, name: str) -> Expr:
         if value.array is not None and value.array.size <= MAX_INLINE_CONSTANT:
@@ -220,93 +198,66 @@ class GraphBuilder:
             return self.expr(Value(array=np.ascontiguousarray(array)), f"{name}/operand")
         expr = self.expr(value, name)
         if len(shape) < 4:
-            expr = call("reshape", expr, newshape=padded, name=f"{name}/broadcast")
+            expr = self.call("reshape", expr, newshape=padded, name=f"{name}/broadcast")
         return self._transpose(expr, TO_NCHW, name)
 
     def concat(self, values: list[Value], axis: int, name: str) -> Value:
         """Concatenate along an NHWC ``axis``; stays NCHW if any 4-D input is."""
         rank = len(values[0].shape)
-        axis = axis + rank if axis < 0 else axis
+        axis = normalize_axis(axis, rank, f"{self.framework} node {name!r}")
         if rank == 4 and any(v.nchw for v in values):
             args = [self.nchw(v, name) for v in values]
             return replace(
-                self.call("concatenate", args, name, axis=NHWC_TO_NCHW_AXIS[axis]), nchw=True
+                self.apply("concatenate", args, name, axis=NHWC_TO_NCHW_AXIS[axis]), nchw=True
             )
         args = [self.fold_or_expr(v, name) for v in values]
-        return self.call("concatenate", args, name, axis=axis)
+        return self.apply("concatenate", args, name, axis=axis)
 
     def reduce(self, op: str, value: Value, axes: list[int], keepdims: bool, name: str) -> Value:
         """A reduction over NHWC ``axes``; done in NCHW when the input is NCHW."""
         rank = len(value.shape)
-        axes = sorted({a + rank if a < 0 else a for a in axes})
+        where = f"{self.framework} node {name!r}"
+        axes = sorted({normalize_axis(a, rank, where) for a in axes})
         if value.nchw:
             nchw_axes = tuple(sorted(NHWC_TO_NCHW_AXIS[a] for a in axes))
             kept = [a for a in range(4) if a not in axes]
             kept_nchw = [NHWC_TO_NCHW_AXIS[a] for a in kept]
             # Without keepdims the result is native when the kept axes keep their order.
             if keepdims or kept_nchw == sorted(kept_nchw):
-                out = self.call(op, [value.expr], name, axes=nchw_axes, keepdims=keepdims)  # type: ignore[list-item]
+                out = self.apply(op, [value.expr], name, axes=nchw_axes, keepdims=keepdims)  # type: ignore[list-item]
                 return replace(out, nchw=keepdims)
         expr = self.fold_or_expr(value, name)
-        return self.call(op, [expr], name, axes=tuple(axes), keepdims=keepdims)
+        return self.apply(op, [expr], name, axes=tuple(axes), keepdims=keepdims)
 
     def pad(self, value: Value, pad_width: list[tuple[int, int]], name: str, **attrs: Any) -> Value:
         """Pad with NHWC ``pad_width`` pairs; stays NCHW when the input is."""
         if value.nchw:
             nchw_width = tuple(tuple(pad_width[axis]) for axis in TO_NCHW)
-            out = self.call("nn.pad", [value.expr], name, pad_width=nchw_width, **attrs)  # type: ignore[list-item]
+            out = self.apply("nn.pad", [value.expr], name, pad_width=nchw_width, **attrs)  # type: ignore[list-item]
             return replace(out, nchw=True)
         width = tuple(tuple(p) for p in pad_width)
-        return self.call("nn.pad", [self.fold_or_expr(value, name)], name, pad_width=width, **attrs)
+        return self.apply(
+            "nn.pad", [self.fold_or_expr(value, name)], name, pad_width=width, **attrs
+        )
 
     def nchw_call(self, op: str, value: Value, extra: list[Expr], name: str, **attrs: Any) -> Value:
         """An NCHW-only op (conv, pool, resize) on an NHWC value; the result stays NCHW."""
-        out = self.call(op, [self.nchw(value, name), *extra], name, **attrs)
+        out = self.apply(op, [self.nchw(value, name), *extra], name, **attrs)
         return replace(out, nchw=True)
 
     # ------------------------------------------------------------------ result
 
-    def finish(
+    def finish_values(
         self, outputs: list[Value], names: list[str]
     ) -> tuple[Module, dict[str, np.ndarray]]:
         """The module: ``main(inputs..., weights...)`` returning the outputs in NHWC."""
-        from ember.graph.ir import Tuple
-
         exprs = []
         for value, name in zip(outputs, names):
             expr = self.expr(value, name)
             if isinstance(expr, Var | Constant):
-                expr = call("identity", expr, name=name)  # an output needs a computing node
+                expr = self.call("identity", expr, name=name)  # an output needs a computing node
             exprs.append(expr)
-        body = exprs[0] if len(exprs) == 1 else Tuple(tuple(exprs))
-        used = _used_vars(body)
-        weights = [w for w in self.weights if id(w) in used]
-        params = {w.name: self.params[w.name] for w in weights}
-        func = Function((*self.inputs, *weights), body)
-        return Module.from_function(func), params
-
-
-def _used_vars(body: Expr) -> set[int]:
-    """ids of the Vars reachable from ``body`` (weights folded away are dropped)."""
-    from ember.graph.ir import Call, Tuple, TupleGetItem
-
-    seen: set[int] = set()
-    used: set[int] = set()
-    stack = [body]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, Var):
-            used.add(id(node))
-        elif isinstance(node, Call):
-            stack.extend(node.args)
-        elif isinstance(node, Tuple):
-            stack.extend(node.fields)
-        elif isinstance(node, TupleGetItem):
-            stack.append(node.tuple_value)
-    return used
+        return self.finish(exprs)
 
 
 def resolve_input_shape(
@@ -360,7 +311,7 @@ def check_shape_names(framework: str, given: dict[str, Any] | None, known: list[
 
 
 def strided_slice(
-    builder: GraphBuilder,
+    builder: NHWCBuilder,
     value: Value,
     begin: list[int],
     end: list[int],
@@ -395,7 +346,7 @@ def strided_slice(
         if masks.get("end_mask", 0) >> axis & 1:
             e = dim if s > 0 else -(dim + 1)
         begins.append(b), ends.append(e), steps.append(s), axes.append(axis)
-    sliced = builder.call(
+    sliced = builder.apply(
         "strided_slice",
         [builder.fold_or_expr(value, name)],
         name,
@@ -407,13 +358,13 @@ def strided_slice(
     if not shrink:
         return sliced
     out_shape = tuple(d for a, d in enumerate(sliced.shape) if a not in shrink)
-    return builder.call(
+    return builder.apply(
         "reshape", [builder.fold_or_expr(sliced, name)], f"{name}/shrink", newshape=out_shape
     )
 
 
 def space_to_batch(
-    builder: GraphBuilder, value: Value, block: list[int], paddings: list[list[int]], name: str
+    builder: NHWCBuilder, value: Value, block: list[int], paddings: list[list[int]], name: str
 ) -> Value:
     """TF SpaceToBatchND on NHWC with 2 spatial block dims: pad, then move blocks to batch.
 
@@ -436,7 +387,7 @@ def space_to_batch(
 
 
 def batch_to_space(
-    builder: GraphBuilder, value: Value, block: list[int], crops: list[list[int]], name: str
+    builder: NHWCBuilder, value: Value, block: list[int], crops: list[list[int]], name: str
 ) -> Value:
     """TF BatchToSpaceND on NHWC with 2 spatial block dims: the inverse of space_to_batch."""
     if len(block) != 2 or len(value.shape) != 4:
@@ -456,7 +407,7 @@ def batch_to_space(
     (top, bottom), (left, right) = crops
     if not (top or bottom or left or right):
         return out
-    return builder.call(
+    return builder.apply(
         "strided_slice",
         [builder.fold_or_expr(out, name)],
         name,
@@ -467,8 +418,8 @@ def batch_to_space(
     )
 
 
-def _chain(builder: GraphBuilder, value: Value, steps: list[tuple[str, dict]], name: str) -> Value:
+def _chain(builder: NHWCBuilder, value: Value, steps: list[tuple[str, dict]], name: str) -> Value:
     for k, (op, attrs) in enumerate(steps):
         step_name = name if k == len(steps) - 1 else f"{name}/{k}"
-        value = builder.call(op, [builder.fold_or_expr(value, name)], step_name, **attrs)
+        value = builder.apply(op, [builder.fold_or_expr(value, name)], step_name, **attrs)
     return value

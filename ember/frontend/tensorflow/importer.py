@@ -10,12 +10,12 @@ node (``convert_variables_to_constants_v2`` in TF 2.x,
 ``tf.compat.v1.graph_util.convert_variables_to_constants`` in TF 1.x), and a
 TF 2.x SavedModel directory (``tf.saved_model.save``, Keras ``model.export``),
 whose variables are read from its checkpoint
-(:mod:`ember.frontend.tensorflow_savedmodel`). A GraphDef with variables and
+(:mod:`ember.frontend.tensorflow.savedmodel`). A GraphDef with variables and
 no checkpoint raises a :class:`FrontendError` that shows how to freeze it.
 Functions called through ``(Stateful)PartitionedCall`` are inlined.
 
 Layout: as for TFLite, NHWC inputs and outputs are kept and ember's NCHW convs
-are used inside (see :mod:`ember.frontend.tensorflow_common`); ops with
+are used inside (see :mod:`ember.frontend.nhwc`); ops with
 ``data_format="NCHW"`` are imported as they are. Constant sub-graphs
 (``Shape -> StridedSlice -> Pack -> Reshape``, batch-norm arithmetic on weights)
 are folded at import time.
@@ -30,14 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from ember.errors import AttrError, FrontendError, ShapeError, UnsupportedOpError
-from ember.frontend.tensorflow_common import (
-    GraphBuilder,
-    Value,
-    check_shape_names,
-    resolve_input_shape,
-)
-from ember.frontend.tensorflow_proto import (
+from ember.errors import FrontendError
+from ember.frontend.nhwc import NHWCBuilder, Value, check_shape_names, resolve_input_shape
+from ember.frontend.tensorflow.context import CONVERTERS, FREEZE_HINT, TFNode
+from ember.frontend.tensorflow.proto import (
     DTYPES,
     DecodeError,
     FunctionDef,
@@ -45,16 +41,9 @@ from ember.frontend.tensorflow_proto import (
     function_name,
     read_graph_def,
 )
+from ember.frontend.tensorflow.savedmodel import read_saved_model
 from ember.graph.ir import Module
 
-FREEZE_HINT = (
-    "freeze the model to a GraphDef first (TF 2.x):\n"
-    "    from tensorflow.python.framework.convert_to_constants import "
-    "convert_variables_to_constants_v2\n"
-    "    fn = tf.function(model).get_concrete_function(tf.TensorSpec(shape, tf.float32))\n"
-    "    open('frozen.pb', 'wb').write(convert_variables_to_constants_v2(fn)"
-    ".graph.as_graph_def().SerializeToString())"
-)
 FUNCTION_ARG = "_FunctionArg"  # the op of the nodes standing for a called function's arguments
 CALL_OPS = {"PartitionedCall", "StatefulPartitionedCall"}
 # Output argument names of multi-output ops, to map "node:arg:index" refs inside functions.
@@ -126,8 +115,6 @@ def from_tensorflow(
 def _from_saved_model(
     path: Path, shape: dict[str, Any] | None, outputs: list[str] | None, signature: str
 ) -> tuple[Module, dict[str, np.ndarray]]:
-    from ember.frontend.tensorflow_savedmodel import read_saved_model
-
     model = read_saved_model(path, signature)
     # name each input by its signature key ("x"), not its placeholder ("serving_default_x")
     rename = {placeholder: key for key, placeholder in model.inputs.items()}
@@ -158,9 +145,7 @@ def supported_ops() -> list[str]:
     >>> "Conv2D" in supported_ops()
     True
     """
-    from ember.frontend.tensorflow_ops import CONVERTERS
-
-    return sorted(CONVERTERS)
+    return CONVERTERS.ops()
 
 
 def parse_ref(ref: str) -> tuple[str, int]:
@@ -181,7 +166,7 @@ class TensorFlowConverter:
         outputs: list[str] | None,
         *,
         library: dict[str, FunctionDef] | None = None,
-        builder: GraphBuilder | None = None,
+        builder: NHWCBuilder | None = None,
         bound: dict[str, Value] | None = None,
         variables: dict[str, np.ndarray] | None = None,
     ) -> None:
@@ -190,7 +175,7 @@ class TensorFlowConverter:
         self.shape = dict(shape or {})
         self.library = library or {}
         self.output_refs = list(outputs) if outputs else self._default_outputs()
-        self.builder = builder or GraphBuilder("TensorFlow")
+        self.builder = builder or NHWCBuilder("TensorFlow")
         self.bound = bound or {}  # values of a called function's arguments
         self.variables = variables or {}  # VarHandleOp node -> value (SavedModel checkpoint)
         self.values: dict[str, list[Value]] = {}
@@ -244,12 +229,10 @@ class TensorFlowConverter:
     def convert(self) -> tuple[Module, dict[str, np.ndarray]]:
         outs = self.convert_values()
         names = [parse_ref(ref)[0] if ref.endswith(":0") else ref for ref in self.output_refs]
-        return self.builder.finish(outs, names)
+        return self.builder.finish_values(outs, names)
 
     def _unsupported(self, nodes: list[NodeDef], seen: set[str]) -> list[tuple[str, str]]:
         """(op, node) pairs ember cannot convert, looking into called functions too."""
-        from ember.frontend.tensorflow_ops import CONVERTERS
-
         found = []
         for node in nodes:
             if node.op not in CONVERTERS:
@@ -262,24 +245,20 @@ class TensorFlowConverter:
 
     def convert_values(self) -> list[Value]:
         """Convert the nodes the outputs need; the output values, in order."""
-        from ember.frontend.tensorflow_ops import CONVERTERS
-
         order = self._topological()
         unsupported = self._unsupported(order, set())
-        if unsupported:
-            extra = ""
-            if any(op in VARIABLE_OPS for op, _ in unsupported):
-                extra = " (the graph holds variables, so it is not frozen; " + FREEZE_HINT + ")"
-            raise UnsupportedOpError("TensorFlow", unsupported, extra=extra)
+        for op, name in unsupported:
+            self.builder.unsupported(op, name)
+        extra = ""
+        if any(op in VARIABLE_OPS for op, _ in unsupported):
+            extra = " (the graph holds variables, so it is not frozen; " + FREEZE_HINT + ")"
+        self.builder.raise_unsupported(extra)
         placeholders = [n.name for n in order if n.op == "Placeholder"]
         check_shape_names("TensorFlow", self.shape, placeholders)
-        for node in order:
-            try:
-                self.values[node.name] = CONVERTERS[node.op](self, node)
-            except (ShapeError, AttrError) as err:  # ember rejected what the model asks for
-                raise FrontendError(
-                    f"TensorFlow {node.op} node {node.name!r}: {err.message}", hint=err.hint
-                ) from None
+        for node_def in order:
+            node = TFNode(self, node_def)
+            with self.builder.converting(node):
+                self.values[node_def.name] = CONVERTERS[node_def.op](node)
         return [self.value(ref) for ref in self.output_refs]
 
     def call_function(self, node: NodeDef, args: list[Value]) -> list[Value]:
@@ -334,26 +313,8 @@ class TensorFlowConverter:
             )
         return outputs[index]
 
-    def inputs(self, node: NodeDef) -> list[str]:
-        return [i for i in node.inputs if not i.startswith("^")]
-
-    def input(self, node: NodeDef, k: int) -> Value:
-        refs = self.inputs(node)
-        if k >= len(refs):
-            raise FrontendError(f"TensorFlow {node.op} node {node.name!r} lacks input {k}")
-        return self.value(refs[k])
-
-    def const(self, node: NodeDef, k: int, what: str) -> np.ndarray:
-        value = self.input(node, k)
-        if value.array is None:
-            raise FrontendError(
-                f"TensorFlow {node.op} node {node.name!r}: its {what} (input {k}) is computed "
-                "from the model inputs; ember needs it at import time",
-                hint="freeze the graph with static input shapes",
-            )
-        return value.array
-
-    def placeholder(self, node: NodeDef) -> Value:
+    def placeholder(self, node: TFNode) -> Value:
+        """The model input a Placeholder node stands for."""
         dtype = DTYPES.get(node.attrs.get("dtype", 1))
         if dtype is None:
             raise FrontendError(f"TensorFlow Placeholder {node.name!r} has an unsupported dtype")
@@ -361,7 +322,7 @@ class TensorFlowConverter:
         if "shape" not in node.attrs and node.name not in self.shape:
             file_shape = None
         shape = resolve_input_shape("TensorFlow", node.name, file_shape, self.shape)
-        return self.builder.add_input(node.name, shape, dtype)
+        return Value(expr=self.builder.add_input(node.name, shape, dtype))
 
 
 def _function_ref(prefix: str, ref: str, ops: dict[str, str]) -> str:
@@ -375,12 +336,3 @@ def _function_ref(prefix: str, ref: str, ops: dict[str, str]) -> str:
         offset = args.index(arg) if arg in args else 0
         return f"{prefix}{node}:{offset + index}"
     return prefix + ref
-
-
-def data_format(node: NodeDef) -> str:
-    fmt = node.attrs.get("data_format", "NHWC")
-    if fmt not in ("NHWC", "NCHW"):
-        raise FrontendError(
-            f"TensorFlow {node.op} node {node.name!r}: data_format {fmt} is not supported"
-        )
-    return fmt

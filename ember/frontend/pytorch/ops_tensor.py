@@ -1,4 +1,4 @@
-"""PyTorch converters for arithmetic, reductions and shape ops (registered into ``CONVERTERS``).
+"""PyTorch converters: arithmetic, reductions and shape ops.
 
 Binary ops take tensors or Python numbers on either side (``x + 1``); a number
 becomes a scalar constant of the tensor's dtype. Shape ops resolve every size
@@ -9,44 +9,26 @@ at import time (shapes are static), so ``view(x.size(0), -1)`` becomes a
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from ember.frontend.common import shape_of
-from ember.frontend.pytorch_ops import CONVERTERS, AtenNode, converter, scalar_like
+from ember.frontend.common import scalar, shape_of
+from ember.frontend.pytorch.context import (
+    AtenNode,
+    ConverterFn,
+    converter,
+    import_torch,
+    torch_dtype_name,
+)
 from ember.graph.ir import Expr, const
-
-# torch dtypes (and TorchScript's ScalarType numbers) -> ember dtype names
-_SCALAR_TYPES = {
-    0: "uint8",
-    1: "int8",
-    2: "int16",
-    3: "int32",
-    4: "int64",
-    5: "float16",
-    6: "float32",
-    7: "float64",
-    11: "bool",
-}
-
-
-def torch_dtype_name(dtype: Any) -> str | None:
-    """The ember dtype of a torch dtype or ScalarType number; None if ember has none."""
-    if isinstance(dtype, int):
-        return _SCALAR_TYPES.get(dtype)
-    name = str(dtype).removeprefix("torch.")
-    return {"float": "float32", "double": "float64", "half": "float16", "long": "int64"}.get(
-        name, name if name in _SCALAR_TYPES.values() else None
-    )
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float | bool)
 
 
-def _binary(op: str, reverse: bool = False):
+def _binary(op: str, reverse: bool = False) -> ConverterFn:
     def convert(node: AtenNode) -> Expr:
         lhs, rhs = node.args[0], node.args[1]
         if reverse:
@@ -54,12 +36,12 @@ def _binary(op: str, reverse: bool = False):
         alpha = node.arg(2, 1) if node.op in ("add", "sub", "rsub") else 1
         if _is_number(lhs) and not _is_number(rhs):
             right = node.to_expr(rhs, node.name + "/rhs")
-            left = scalar_like(lhs, right)
+            left = scalar(lhs, right)
         else:
             left = node.to_expr(lhs, node.name + "/lhs")
-            right = scalar_like(rhs, left) if _is_number(rhs) else node.to_expr(rhs, node.name)
+            right = scalar(rhs, left) if _is_number(rhs) else node.to_expr(rhs, node.name)
         if alpha != 1:
-            right = node.call("multiply", right, scalar_like(alpha, right), suffix="/alpha")
+            right = node.call("multiply", right, scalar(alpha, right), suffix="/alpha")
         if left.type.dtype != right.type.dtype:  # PyTorch promotes; ember wants one dtype
             target = np.result_type(left.type.dtype, right.type.dtype).name
             left, right = (
@@ -90,14 +72,14 @@ for _name, _op in {
     "logical_and": "logical_and",
     "logical_or": "logical_or",
 }.items():
-    CONVERTERS[_name] = _binary(_op)
-CONVERTERS["rsub"] = _binary("subtract", reverse=True)
+    converter(_name)(_binary(_op))
+converter("rsub")(_binary("subtract", reverse=True))
 
 
 @converter("div")
 def _div(node: AtenNode) -> Expr:
     mode = node.arg(2)
-    out = _binary("divide")(replace(node, args=node.args[:2]))
+    out = _binary("divide")(node.with_args(node.args[:2]))
     if mode is None or mode == "true":
         return out
     if mode == "floor":
@@ -106,7 +88,7 @@ def _div(node: AtenNode) -> Expr:
         sign = node.call("sign", out, suffix="/sign")
         magnitude = node.call("floor", node.call("abs", out, suffix="/abs"), suffix="/floor")
         return node.call("multiply", sign, magnitude, suffix="/trunc")
-    raise node.fail(f"rounding_mode {mode!r} is not supported")
+    raise node.error(f"rounding_mode {mode!r} is not supported")
 
 
 @converter("where")
@@ -117,8 +99,8 @@ def _where(node: AtenNode) -> Expr:
     if like is None:  # two Python numbers: torch's default dtypes
         kind = "float32" if any(isinstance(v, float) for v in (x, y)) else "int64"
         like = const(np.zeros((), dtype=kind))
-    left = scalar_like(x, like) if _is_number(x) else node.to_expr(x, node.name + "/x")
-    right = scalar_like(y, like) if _is_number(y) else node.to_expr(y, node.name + "/y")
+    left = scalar(x, like) if _is_number(x) else node.to_expr(x, node.name + "/x")
+    right = scalar(y, like) if _is_number(y) else node.to_expr(y, node.name + "/y")
     return node.call("where", cond, left, right)
 
 
@@ -128,15 +110,15 @@ def _where(node: AtenNode) -> Expr:
 def _resolve_shape(node: AtenNode, shape: tuple[int, ...], sizes: Any) -> tuple[int, ...]:
     sizes = [int(s) for s in sizes]
     if sizes.count(-1) > 1:
-        raise node.fail(f"shape {sizes} has more than one -1")
+        raise node.error(f"shape {sizes} has more than one -1")
     total = math.prod(shape)
     if -1 in sizes:
         known = math.prod(s for s in sizes if s != -1)
         if known == 0 or total % known:
-            raise node.fail(f"cannot view {shape} as {sizes}")
+            raise node.error(f"cannot view {shape} as {sizes}")
         sizes[sizes.index(-1)] = total // known
     if math.prod(sizes) != total:
-        raise node.fail(f"cannot view {shape} ({total} elements) as {sizes}")
+        raise node.error(f"cannot view {shape} ({total} elements) as {sizes}")
     return tuple(sizes)
 
 
@@ -258,7 +240,7 @@ def _select(node: AtenNode) -> Expr:
     size = shape_of(x)[axis]
     index = int(node.arg(2))
     if not -size <= index < size:
-        raise node.fail(f"index {index} is out of range for axis {axis} of size {size}")
+        raise node.error(f"index {index} is out of range for axis {axis} of size {size}")
     index %= size
     piece = _slice(node, x, axis, index, index + 1)
     return node.call("squeeze", piece, suffix="/squeeze", axes=(axis,))
@@ -292,7 +274,7 @@ def _split(node: AtenNode) -> list[Expr]:
     else:
         sizes = [int(s) for s in size]
     if sum(sizes) != total:
-        raise node.fail(f"split sizes {sizes} do not add up to the axis size {total}")
+        raise node.error(f"split sizes {sizes} do not add up to the axis size {total}")
     return _split_sizes(node, x, axis, sizes)
 
 
@@ -352,7 +334,7 @@ def _cast(node: AtenNode, dtype: Any) -> Expr:
         return x
     name = torch_dtype_name(dtype)
     if name is None:
-        raise node.fail(f"dtype {dtype} has no ember equivalent")
+        raise node.error(f"dtype {dtype} has no ember equivalent")
     if name == x.type.dtype:
         return x
     return node.call("cast", x, dtype=name)
@@ -384,7 +366,7 @@ def _type_as(node: AtenNode) -> Expr:
 # ----------------------------------------------------------------------------- reductions
 
 
-def _reduce(op: str, dims_at: int | None = 1, keep_at: int = 2):
+def _reduce(op: str, dims_at: int | None = 1, keep_at: int = 2) -> ConverterFn:
     def convert(node: AtenNode) -> Expr:
         x = node.tensor(0)
         rank = len(shape_of(x))
@@ -408,8 +390,8 @@ def _sum(node: AtenNode) -> Expr:
     return _reduce("reduce_sum", None if node.overload in ("default", "") else 1)(node)
 
 
-CONVERTERS["amax"] = _reduce("reduce_max")
-CONVERTERS["amin"] = _reduce("reduce_min")
+converter("amax")(_reduce("reduce_max"))
+converter("amin")(_reduce("reduce_min"))
 
 
 @converter("prod")
@@ -456,7 +438,7 @@ def _dim(node: AtenNode) -> int:
 @converter("log1p")
 def _log1p(node: AtenNode) -> Expr:
     x = node.tensor(0)
-    return node.call("log", node.call("add", x, scalar_like(1, x), suffix="/plus_one"))
+    return node.call("log", node.call("add", x, scalar(1, x), suffix="/plus_one"))
 
 
 @converter("index")
@@ -467,30 +449,29 @@ def _index(node: AtenNode) -> Expr:
     along its own axis), as in decomposed upsampling; general advanced indexing
     is not supported.
     """
-    import torch
-
+    torch = import_torch()
     x = node.tensor(0)
     indices = list(node.arg(1, []))
     used = [(axis, i) for axis, i in enumerate(indices) if i is not None]
     if not used or not all(isinstance(i, torch.Tensor | int) for _, i in used):
-        raise node.fail("indexing with graph-computed indices is not supported")
+        raise node.error("indexing with graph-computed indices is not supported")
     arrays = [
         (axis, np.asarray(i.numpy() if isinstance(i, torch.Tensor) else i)) for axis, i in used
     ]
     if len(arrays) == 1:
         axis, array = arrays[0]
         if array.dtype == bool:
-            raise node.fail("boolean mask indexing is not supported")
+            raise node.error("boolean mask indexing is not supported")
         return node.call("take", x, const(array.astype("int64")), axis=axis)
     rank = max(a.ndim for _, a in arrays)
     axes = [axis for axis, _ in arrays]
     if axes != list(range(axes[0], axes[0] + len(axes))) or rank != len(arrays):
-        raise node.fail("advanced indexing other than an outer product is not supported")
+        raise node.error("advanced indexing other than an outer product is not supported")
     out = x
     for k, (axis, array) in enumerate(arrays):
         shape = (1,) * (rank - array.ndim) + array.shape
         if any(d != 1 for j, d in enumerate(shape) if j != rank - len(arrays) + k):
-            raise node.fail("advanced indexing other than an outer product is not supported")
+            raise node.error("advanced indexing other than an outer product is not supported")
         flat = const(array.reshape(-1).astype("int64"))
         out = node.call("take", out, flat, suffix=f"/take{k}", axis=axis)
     return out
@@ -506,7 +487,7 @@ def _square(node: AtenNode) -> Expr:
 def _embedding(node: AtenNode) -> Expr:
     weight, indices = node.tensor(0), node.tensor(1)
     if indices.type.dtype not in ("int32", "int64"):
-        raise node.fail(f"indices have dtype {indices.type.dtype}, expected int32 or int64")
+        raise node.error(f"indices have dtype {indices.type.dtype}, expected int32 or int64")
     return node.call("take", weight, indices, axis=0)
 
 
@@ -514,7 +495,7 @@ def _embedding(node: AtenNode) -> Expr:
 def _masked_fill(node: AtenNode) -> Expr:
     x, mask = node.tensor(0), node.tensor(1)
     value = node.args[2]
-    fill = scalar_like(value, x) if _is_number(value) else node.to_expr(value, node.name + "/value")
+    fill = scalar(value, x) if _is_number(value) else node.to_expr(value, node.name + "/value")
     if fill.type.dtype != x.type.dtype:
         fill = node.call("cast", fill, suffix="/cast", dtype=x.type.dtype)
     return node.call("where", mask, fill, x)
@@ -544,13 +525,13 @@ def _group_norm(node: AtenNode) -> Expr:
     shape = shape_of(x)
     groups = int(node.arg(1))
     if len(shape) < 3 or shape[1] % groups:
-        raise node.fail(f"cannot split {shape[1]} channels of {shape} into {groups} groups")
+        raise node.error(f"cannot split {shape[1]} channels of {shape} into {groups} groups")
     grouped = node.call("reshape", x, suffix="/group", newshape=(shape[0], groups, -1))
     mean = node.call("reduce_mean", grouped, suffix="/mean", axes=(2,), keepdims=True)
     centered = node.call("subtract", grouped, mean, suffix="/centered")
     square = node.call("multiply", centered, centered, suffix="/square")
     var = node.call("reduce_mean", square, suffix="/var", axes=(2,), keepdims=True)
-    eps = scalar_like(float(node.arg(4, 1e-5)), x)
+    eps = scalar(float(node.arg(4, 1e-5)), x)
     rstd = node.call("rsqrt", node.call("add", var, eps, suffix="/var_eps"), suffix="/rstd")
     out = node.call(
         "reshape", node.call("multiply", centered, rstd, suffix="/norm"), newshape=shape

@@ -7,7 +7,7 @@ needed) and converts subgraph 0 to a :class:`Module`::
 
 Layout: TFLite is NHWC. Inputs and outputs keep their NHWC shapes; inside the
 graph ember's NCHW convs and pools are used, with a transpose after each input
-and before each 4-D output (see :mod:`ember.frontend.tensorflow_common`).
+and before each 4-D output (see :mod:`ember.frontend.nhwc`).
 Weights are transposed at import time (OHWI -> OIHW; depthwise 1HW(C*M) ->
 (C*M)1HW with ``groups=C``).
 
@@ -28,14 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from ember.errors import AttrError, FrontendError, ShapeError, UnsupportedOpError
-from ember.frontend.tensorflow_common import (
-    GraphBuilder,
-    Value,
-    check_shape_names,
-    resolve_input_shape,
-)
-from ember.frontend.tflite_schema import Quantization, Tensor, read_model
+from ember.errors import FrontendError
+from ember.frontend.nhwc import NHWCBuilder, Value, check_shape_names, resolve_input_shape
+from ember.frontend.tflite.context import CONVERTERS, TFLiteNode
+from ember.frontend.tflite.schema import Quantization, Tensor, read_model
 from ember.graph.ir import Module
 
 QUANT_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
@@ -88,9 +84,7 @@ def supported_ops() -> list[str]:
     >>> "CONV_2D" in supported_ops()
     True
     """
-    from ember.frontend.tflite_ops import CONVERTERS
-
-    return sorted(CONVERTERS)
+    return CONVERTERS.ops()
 
 
 class TFLiteConverter:
@@ -99,7 +93,7 @@ class TFLiteConverter:
     def __init__(self, model: Any, shape: dict[str, Any] | None) -> None:
         self.graph = model.subgraphs[0]
         self.shape = dict(shape or {})
-        self.builder = GraphBuilder("TFLite")
+        self.builder = NHWCBuilder("TFLite")
         self.values: dict[int, Value] = {}
         # tensor index -> (scale, zero point) of the grid its value already lies on
         self.grids: dict[int, tuple[float, int]] = {}
@@ -107,29 +101,19 @@ class TFLiteConverter:
     # ------------------------------------------------------------------ driver
 
     def convert(self) -> tuple[Module, dict[str, np.ndarray]]:
-        from ember.frontend.tflite_ops import CONVERTERS
-
         graph = self.graph
-        unsupported = [
-            (op.opcode, self.tensor(op.outputs[0]).name if op.outputs else f"operator {op.index}")
-            for op in graph.operators
-            if op.opcode not in CONVERTERS
-        ]
-        if unsupported:
-            raise UnsupportedOpError("TFLite", unsupported)
+        for op in graph.operators:
+            if op.opcode not in CONVERTERS:
+                self.builder.unsupported(op.opcode, self.out_name(op))
+        self.builder.raise_unsupported()
         names = [self.tensor(i).name for i in graph.inputs]
         check_shape_names("TFLite", self.shape, names)
         for index in graph.inputs:
             self.values[index] = self._input(self.tensor(index))
         for op in graph.operators:
-            try:
-                outputs = CONVERTERS[op.opcode](self, op)
-            except (ShapeError, AttrError) as err:  # ember rejected what the model asks for
-                raise FrontendError(
-                    f"TFLite {op.opcode} operator {op.index} (output {self.out_name(op)!r}): "
-                    f"{err.message}",
-                    hint=err.hint,
-                ) from None
+            node = TFLiteNode(self, op)
+            with self.builder.converting(node):
+                outputs = CONVERTERS[op.opcode](node)
             for k, (index, value) in enumerate(zip(op.outputs, outputs)):
                 self.values[index] = self._requantize(op, k, index, value)
         outputs, out_names = [], []
@@ -137,7 +121,7 @@ class TFLiteConverter:
             tensor = self.tensor(index)
             outputs.append(self._output(tensor, self.value(index)))
             out_names.append(tensor.name)
-        return self.builder.finish(outputs, out_names)
+        return self.builder.finish_values(outputs, out_names)
 
     def tensor(self, index: int) -> Tensor:
         return self.graph.tensors[index]
@@ -146,7 +130,7 @@ class TFLiteConverter:
         dtype = self._dtype(tensor)
         file_shape = list(tensor.shape_signature or tensor.shape)
         shape = resolve_input_shape("TFLite", tensor.name, file_shape, self.shape)
-        value = self.builder.add_input(tensor.name, shape, dtype)
+        value = Value(expr=self.builder.add_input(tensor.name, shape, dtype))
         q = tensor.quantization
         if q is not None and dtype in QUANT_RANGES:
             scale, zero_point = _per_tensor(q, tensor.name)
@@ -219,29 +203,6 @@ class TFLiteConverter:
         self.values[index] = value
         return value
 
-    def input(self, op: Any, k: int) -> Value:
-        if k >= len(op.inputs) or op.inputs[k] < 0:
-            raise FrontendError(
-                f"TFLite {op.opcode} operator {op.index} lacks input {k}",
-            )
-        return self.value(op.inputs[k])
-
-    def optional(self, op: Any, k: int) -> Value | None:
-        if k >= len(op.inputs) or op.inputs[k] < 0:
-            return None
-        return self.value(op.inputs[k])
-
-    def const(self, op: Any, k: int, what: str) -> np.ndarray:
-        """Input ``k`` as a numpy array; it must be known at import time."""
-        value = self.input(op, k)
-        if value.array is None:
-            raise FrontendError(
-                f"TFLite {op.opcode} operator {op.index} (output {self.out_name(op)!r}): its "
-                f"{what} (input {k}) is computed at run time; ember needs it at import time",
-                hint="export the model with static shapes",
-            )
-        return value.array
-
     def out_name(self, op: Any, k: int = 0) -> str:
         return self.tensor(op.outputs[k]).name if op.outputs else f"operator_{op.index}"
 
@@ -278,7 +239,7 @@ def dequantize_array(tensor: Tensor) -> np.ndarray:
 
 
 def fake_quantize(
-    builder: GraphBuilder,
+    builder: NHWCBuilder,
     value: Value,
     scale: float,
     zero_point: int,
@@ -301,7 +262,7 @@ TIE_SNAP = 4096.0
 
 
 def _average_pool_rounding(
-    builder: GraphBuilder,
+    builder: NHWCBuilder,
     value: Value,
     scale: float,
     zero_point: int,

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ember.errors import FrontendError
-from ember.frontend.tensorflow_proto import (
+from ember.frontend.tensorflow.proto import (
     DTYPES,
     FunctionDef,
     NodeDef,

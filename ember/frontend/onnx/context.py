@@ -1,14 +1,14 @@
-"""Shared machinery of the ONNX converters: the converter table and the per-node context.
+"""What an ONNX converter gets: the converter registry, the node context, dtypes, errors.
 
 A converter turns one ONNX node into ember graph expressions. It is registered
 for one or more ONNX op types together with the oldest op version (the schema's
 ``since_version``) whose semantics it implements::
 
     @converter("Relu", min_version=6)
-    def _relu(node: NodeContext) -> Expr:
+    def _relu(node: OnnxNode) -> Expr:
         return node.call("nn.relu", node.input(0))
 
-The :class:`NodeContext` gives converters the node's attributes with their
+The :class:`OnnxNode` gives converters the node's attributes with their
 defaults, its inputs as graph expressions, the *values* of inputs that must be
 known at import time (shape tensors, axes, pads), and ``call``, which builds an
 ember call named after the node and folds it to a constant when all its
@@ -19,19 +19,18 @@ static ``newshape``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import onnx
+from onnx import numpy_helper
 
-from ember.errors import FrontendError, InternalError
-from ember.graph.ir import DTYPES, Call, Constant, Expr, Tuple, TupleGetItem, TupleType, Var
-from ember.ops import call
+from ember.errors import FrontendError
+from ember.frontend.common import ConverterRegistry, NodeContext, fold_call
+from ember.graph.ir import DTYPES, Constant, Expr, Tuple, TupleGetItem, TupleType
 
 if TYPE_CHECKING:
-    import onnx
-
-    from ember.frontend.onnx import GraphBuilder
+    from ember.frontend.onnx.importer import OnnxImporter
 
 
 class UnsupportedFeatureError(FrontendError):
@@ -80,8 +79,6 @@ ONNX_DTYPES: dict[int, str | None] = {
 
 def onnx_dtype_name(elem_type: int) -> str:
     """The readable ONNX name of an element type (``1`` -> ``"FLOAT"``)."""
-    import onnx
-
     try:
         return onnx.TensorProto.DataType.Name(elem_type)
     except ValueError:
@@ -102,30 +99,12 @@ def ember_dtype(elem_type: int, what: str) -> str:
 
 # ----------------------------------------------------------------------------- converter table
 
-ConverterFn = Callable[["NodeContext"], "Expr | Sequence[Expr | None]"]
+ConverterFn = Callable[["OnnxNode"], "Expr | Sequence[Expr | None]"]
 
-
-@dataclass(frozen=True)
-class Converter:
-    """How to convert one ONNX op type; handles op versions ``>= min_version``."""
-
-    op_type: str
-    fn: ConverterFn
-    min_version: int = 1
-
-
-CONVERTERS: dict[str, Converter] = {}
-
-
-def converter(*op_types: str, min_version: int = 1) -> Callable[[ConverterFn], ConverterFn]:
-    """Register ``fn`` as the converter of ``op_types`` (ONNX default domain)."""
-
-    def register(fn: ConverterFn) -> ConverterFn:
-        for op_type in op_types:
-            CONVERTERS[op_type] = Converter(op_type, fn, min_version)
-        return fn
-
-    return register
+# ONNX default-domain op type -> converter (with the oldest op version it handles);
+# filled by the ops_*.py modules, which ember.frontend.onnx imports.
+CONVERTERS: ConverterRegistry[ConverterFn] = ConverterRegistry("ONNX")
+converter = CONVERTERS.register
 
 
 # ----------------------------------------------------------------------------- node context
@@ -133,9 +112,6 @@ def converter(*op_types: str, min_version: int = 1) -> Callable[[ConverterFn], C
 
 def _attribute_value(attr: onnx.AttributeProto) -> Any:
     """A Python value of an ONNX attribute (ints -> tuple, tensor -> numpy array)."""
-    import onnx
-    from onnx import numpy_helper
-
     kind = attr.type
     if kind == onnx.AttributeProto.FLOAT:
         return float(attr.f)
@@ -158,20 +134,20 @@ def _attribute_value(attr: onnx.AttributeProto) -> Any:
     return attr  # sparse tensors, type protos: converters reject them explicitly
 
 
-class NodeContext:
+class OnnxNode(NodeContext):
     """One ONNX node being converted: attributes, inputs, constant values, call building."""
 
     def __init__(
         self,
-        builder: GraphBuilder,
+        importer: OnnxImporter,
         proto: onnx.NodeProto,
         name: str,
         version: int,
         opset: int,
     ) -> None:
-        self.builder = builder
+        super().__init__(importer.builder, name, proto.op_type)
+        self.importer = importer
         self.proto = proto
-        self.name = name
         self.op_type = proto.op_type
         self.version = version  # the op schema's since_version at the model's opset
         self.opset = opset
@@ -223,7 +199,7 @@ class NodeContext:
         """Input ``index`` as a graph expression."""
         if not self.has_input(index):
             raise self.error(f"input {index} is missing")
-        return self.builder.value(self.proto.input[index], self)
+        return self.importer.value(self.proto.input[index], self)
 
     def inputs(self) -> list[Expr]:
         return [self.input(i) for i in range(self.num_inputs) if self.has_input(i)]
@@ -232,7 +208,7 @@ class NodeContext:
         """The value of input ``index``, which must be computable at import time."""
         if not self.has_input(index):
             raise self.error(f"input {index} ({what or 'a constant'}) is missing")
-        return self.builder.const_value(self.proto.input[index], self, what or f"input {index}")
+        return self.importer.const_value(self.proto.input[index], self, what or f"input {index}")
 
     def maybe_const(self, index: int, what: str = "") -> np.ndarray | None:
         """Like :meth:`const`, but None when the optional input is omitted."""
@@ -251,13 +227,16 @@ class NodeContext:
         return t.dtype
 
     # -- building
-    def call(self, op: str, *args: Expr, **attrs: Any) -> Expr:
-        """Build ``op(*args)`` named after this node; fold it if every arg is a constant."""
+    def call(self, op: str, *args: Expr, suffix: str = "", **attrs: Any) -> Expr:
+        """Build ``op(*args)`` named after this node; fold it if every arg is a constant.
+
+        Calls are named ``name``, ``name_1``, ``name_2``... in the order they are built.
+        """
         self._num_calls += 1
         name = self.name if self._num_calls == 1 else f"{self.name}_{self._num_calls - 1}"
-        node = call(op, *args, name=name, **attrs)
+        node = self.builder.call(op, *args, name=name + suffix, node=self, **attrs)
         if args and all(isinstance(a, Constant) for a in args):
-            return fold_call(node)
+            return fold_call(node)  # type: ignore[arg-type]
         return node
 
     def item(self, value: Expr, index: int) -> Expr:
@@ -269,74 +248,3 @@ class NodeContext:
     def constant(self, value: Any, dtype: str | None = None) -> Constant:
         array = np.asarray(value, dtype=dtype)
         return Constant(array)
-
-
-def fold_call(node: Call) -> Expr:
-    """Evaluate a call whose arguments are all constants with its numpy reference."""
-    values = [a.value for a in node.args]  # type: ignore[attr-defined]
-    result = node.op.evaluate(values, node.attrs)
-    if isinstance(result, tuple | list):
-        return Tuple(tuple(_as_constant(r, t) for r, t in zip(result, node.type.fields)))
-    return _as_constant(result, node.type)
-
-
-def _as_constant(value: Any, expected: Any) -> Constant:
-    # Keep the dtype the type rule promised (numpy references may return e.g. 0-d scalars).
-    array = np.asarray(value)
-    if hasattr(expected, "dtype") and str(array.dtype) != expected.dtype:
-        array = array.astype(expected.dtype)
-    return Constant(array)
-
-
-def evaluate_expr(expr: Expr, env: dict[Var, np.ndarray], memo: dict[int, Any]) -> Any:
-    """Evaluate ``expr`` whose free variables all have values in ``env`` (see :func:`free_vars`)."""
-    key = id(expr)
-    if key in memo:
-        return memo[key]
-    if isinstance(expr, Constant):
-        result: Any = expr.value
-    elif isinstance(expr, Var):
-        result = env[expr]
-    elif isinstance(expr, Tuple):
-        result = tuple(evaluate_expr(f, env, memo) for f in expr.fields)
-    elif isinstance(expr, TupleGetItem):
-        result = evaluate_expr(expr.tuple_value, env, memo)[expr.index]
-    elif isinstance(expr, Call):
-        args = [evaluate_expr(a, env, memo) for a in expr.args]
-        result = expr.op.evaluate(args, expr.attrs)
-    else:
-        raise InternalError(f"cannot evaluate a {type(expr).__name__} at import time")
-    memo[key] = result
-    return result
-
-
-def free_vars(expr: Expr) -> list[Var]:
-    """Vars ``expr`` depends on, in first-seen order."""
-    seen: set[int] = set()
-    found: list[Var] = []
-    stack = [expr]
-    while stack:
-        e = stack.pop()
-        if id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, Var):
-            found.append(e)
-        elif isinstance(e, Call):
-            stack.extend(e.args)
-        elif isinstance(e, Tuple):
-            stack.extend(e.fields)
-        elif isinstance(e, TupleGetItem):
-            stack.append(e.tuple_value)
-    return found
-
-
-def normalize_axis(axis: int, rank: int, node: NodeContext, what: str = "axis") -> int:
-    """``axis`` in ``[0, rank)``; a FrontendError naming the node otherwise."""
-    if not -rank <= axis < rank:
-        raise node.error(f"{what} {axis} is out of range for a rank-{rank} input")
-    return axis % rank if rank else 0
-
-
-def int_list(value: np.ndarray | Sequence[int] | None) -> list[int]:
-    return [] if value is None else [int(v) for v in np.asarray(value).reshape(-1)]

@@ -1,4 +1,4 @@
-"""MXNet converters for arithmetic, reductions and shape ops (registered into ``CONVERTERS``).
+"""MXNet converters: arithmetic, reductions and shape ops.
 
 Reshape follows MXNet's special codes: ``0`` copies a dim, ``-1`` infers one,
 ``-2`` copies the rest, ``-3`` merges two dims, ``-4`` splits one in two::
@@ -13,8 +13,8 @@ import math
 from collections.abc import Sequence
 
 from ember.errors import FrontendError
-from ember.frontend.common import normalize_axis, scalar, shape_of
-from ember.frontend.mxnet_ops import CONVERTERS, NodeContext, converter
+from ember.frontend.common import scalar, shape_of
+from ember.frontend.mxnet.context import ConverterFn, MXNetNode, converter
 from ember.graph.ir import Expr
 
 _BINARY = {
@@ -28,13 +28,12 @@ _BINARY = {
 }
 
 
-def _binary(op: str):
+def _binary(op: str) -> ConverterFn:
     return lambda node: node.call(op, node.input(0), node.input(1))
 
 
 for _ember_op, _names in _BINARY.items():
-    for _name in _names:
-        CONVERTERS[_name] = _binary(_ember_op)
+    converter(*_names)(_binary(_ember_op))
 
 # _name: (ember op, scalar on the left?)
 _SCALAR = {
@@ -61,8 +60,8 @@ _SCALAR = {
 }
 
 
-def _scalar_op(op: str, reverse: bool):
-    def convert(node: NodeContext) -> Expr:
+def _scalar_op(op: str, reverse: bool) -> ConverterFn:
+    def convert(node: MXNetNode) -> Expr:
         x = node.input(0)
         value = scalar(node.number("scalar", 0.0), x, name=f"{node.name}/scalar")
         return node.call(op, value, x) if reverse else node.call(op, x, value)
@@ -71,11 +70,11 @@ def _scalar_op(op: str, reverse: bool):
 
 
 for _name, (_ember_op, _reverse) in _SCALAR.items():
-    CONVERTERS[_name] = _scalar_op(_ember_op, _reverse)
+    converter(_name)(_scalar_op(_ember_op, _reverse))
 
 
 @converter("Concat", "concat")
-def _concat(node: NodeContext) -> Expr:
+def _concat(node: MXNetNode) -> Expr:
     inputs = [node.input(i) for i in range(len(node.inputs))]
     if len(inputs) == 1:
         return inputs[0]
@@ -83,7 +82,7 @@ def _concat(node: NodeContext) -> Expr:
 
 
 @converter("Flatten", "flatten")
-def _flatten(node: NodeContext) -> Expr:
+def _flatten(node: MXNetNode) -> Expr:
     return node.call("flatten", node.input(0), axis=1)
 
 
@@ -157,9 +156,9 @@ def mxnet_reshape(
 
 
 @converter("Reshape", "reshape")
-def _reshape(node: NodeContext) -> Expr:
+def _reshape(node: MXNetNode) -> Expr:
     if node.ints("target_shape"):
-        raise node.fail("the legacy target_shape attribute is not supported; use shape")
+        raise node.error("the legacy target_shape attribute is not supported; use shape")
     x = node.input(0)
     newshape = mxnet_reshape(
         shape_of(x),
@@ -171,42 +170,40 @@ def _reshape(node: NodeContext) -> Expr:
 
 
 @converter("transpose")
-def _transpose(node: NodeContext) -> Expr:
+def _transpose(node: MXNetNode) -> Expr:
     axes = node.ints("axes")
     return node.call("transpose", node.input(0), axes=axes or None)
 
 
 @converter("SwapAxis", "swapaxes")
-def _swapaxes(node: NodeContext) -> Expr:
+def _swapaxes(node: MXNetNode) -> Expr:
     x = node.input(0)
     rank = len(shape_of(x))
-    first = normalize_axis(int(node.get("dim1", 0)), rank, f"MXNet node {node.name!r}")
-    second = normalize_axis(int(node.get("dim2", 0)), rank, f"MXNet node {node.name!r}")
+    first = node.axis(int(node.get("dim1", 0)), rank)
+    second = node.axis(int(node.get("dim2", 0)), rank)
     axes = list(range(rank))
     axes[first], axes[second] = axes[second], axes[first]
     return node.call("transpose", x, axes=tuple(axes))
 
 
 @converter("expand_dims")
-def _expand_dims(node: NodeContext) -> Expr:
+def _expand_dims(node: MXNetNode) -> Expr:
     x = node.input(0)
     axis = int(node.required("axis"))
     rank = len(shape_of(x)) + 1
-    return node.call(
-        "expand_dims", x, axes=(normalize_axis(axis, rank, f"MXNet node {node.name!r}"),)
-    )
+    return node.call("expand_dims", x, axes=(node.axis(axis, rank),))
 
 
 @converter("squeeze")
-def _squeeze(node: NodeContext) -> Expr:
+def _squeeze(node: MXNetNode) -> Expr:
     axes = node.ints("axis") or None
     return node.call("squeeze", node.input(0), axes=axes)
 
 
 @converter("slice_axis")
-def _slice_axis(node: NodeContext) -> Expr:
+def _slice_axis(node: MXNetNode) -> Expr:
     x = node.input(0)
-    axis = normalize_axis(int(node.required("axis")), len(shape_of(x)), f"MXNet node {node.name!r}")
+    axis = node.axis(int(node.required("axis")), len(shape_of(x)))
     begin = int(node.get("begin", 0))
     end = node.get("end")
     end = shape_of(x)[axis] if end is None else int(end)
@@ -214,19 +211,19 @@ def _slice_axis(node: NodeContext) -> Expr:
 
 
 @converter("slice", "crop")
-def _slice(node: NodeContext) -> Expr:
+def _slice(node: MXNetNode) -> Expr:
     x = node.input(0)
     shape = shape_of(x)
     begin = node.get("begin", ())
     end = node.get("end", ())
     step = node.get("step", ()) or (None,) * len(begin)
     if not len(begin) == len(end) == len(step):
-        raise node.fail(f"begin {begin}, end {end} and step {step} differ in length")
+        raise node.error(f"begin {begin}, end {end} and step {step} differ in length")
     starts, stops, strides = [], [], []
     for axis, (b, e, s) in enumerate(zip(begin, end, step)):
         s = 1 if s is None else int(s)
         if s == 0:
-            raise node.fail(f"step 0 on axis {axis}")
+            raise node.error(f"step 0 on axis {axis}")
         starts.append((0 if s > 0 else shape[axis] - 1) if b is None else int(b))
         stops.append((shape[axis] if s > 0 else -shape[axis] - 1) if e is None else int(e))
         strides.append(s)
@@ -235,13 +232,13 @@ def _slice(node: NodeContext) -> Expr:
     )
 
 
-def _reduce(op: str):
-    def convert(node: NodeContext) -> Expr:
+def _reduce(op: str) -> ConverterFn:
+    def convert(node: MXNetNode) -> Expr:
         x = node.input(0)
         rank = len(shape_of(x))
         axes = node.get("axis", ())
         axes = (axes,) if isinstance(axes, int) else tuple(axes)
-        axes = tuple(normalize_axis(int(a), rank, f"MXNet node {node.name!r}") for a in axes)
+        axes = tuple(node.axis(int(a), rank) for a in axes)
         if node.flag("exclude", False):
             axes = tuple(a for a in range(rank) if a not in axes)
         elif not axes:
@@ -261,18 +258,18 @@ for _name, _ember_op in (
     ("min_axis", "reduce_min"),
     ("prod", "reduce_prod"),
 ):
-    CONVERTERS[_name] = _reduce(_ember_op)
+    converter(_name)(_reduce(_ember_op))
 
 
 @converter("Pad", "pad")
-def _pad(node: NodeContext) -> Expr:
+def _pad(node: MXNetNode) -> Expr:
     widths = node.ints("pad_width")
     x = node.input(0)
     if len(widths) != 2 * len(shape_of(x)):
-        raise node.fail(f"pad_width {widths} must give two values per axis of {shape_of(x)}")
+        raise node.error(f"pad_width {widths} must give two values per axis of {shape_of(x)}")
     mode = node.get("mode", "constant")
     if mode not in ("constant", "edge", "reflect"):
-        raise node.fail(f"mode {mode!r} is not supported (constant, edge, reflect)")
+        raise node.error(f"mode {mode!r} is not supported (constant, edge, reflect)")
     pairs = tuple((widths[i], widths[i + 1]) for i in range(0, len(widths), 2))
     return node.call(
         "nn.pad", x, pad_width=pairs, pad_value=node.number("constant_value", 0.0), mode=mode
@@ -280,13 +277,13 @@ def _pad(node: NodeContext) -> Expr:
 
 
 @converter("SliceChannel", "split")
-def _split(node: NodeContext) -> list[Expr]:
+def _split(node: MXNetNode) -> list[Expr]:
     x = node.input(0)
     shape = shape_of(x)
-    axis = normalize_axis(int(node.get("axis", 1)), len(shape), f"MXNet node {node.name!r}")
+    axis = node.axis(int(node.get("axis", 1)), len(shape))
     parts = int(node.required("num_outputs"))
     if parts <= 0 or shape[axis] % parts:
-        raise node.fail(f"cannot split axis {axis} of size {shape[axis]} into {parts} equal parts")
+        raise node.error(f"cannot split axis {axis} of size {shape[axis]} into {parts} equal parts")
     size = shape[axis] // parts
     outputs = []
     for i in range(parts):
@@ -305,10 +302,10 @@ def _split(node: NodeContext) -> list[Expr]:
 
 
 @converter("dot")
-def _dot(node: NodeContext) -> Expr:
+def _dot(node: MXNetNode) -> Expr:
     a, b = node.input(0), node.input(1)
     if len(shape_of(a)) != 2 or len(shape_of(b)) != 2:
-        raise node.fail("dot of tensors of rank other than 2 is not supported")
+        raise node.error("dot of tensors of rank other than 2 is not supported")
     if node.flag("transpose_a", False):
         a = node.call("transpose", a, suffix="/transpose_a", axes=(1, 0))
     if node.flag("transpose_b", False):
@@ -317,7 +314,7 @@ def _dot(node: NodeContext) -> Expr:
 
 
 @converter("batch_dot")
-def _batch_dot(node: NodeContext) -> Expr:
+def _batch_dot(node: MXNetNode) -> Expr:
     return node.call(
         "nn.batch_matmul",
         node.input(0),
@@ -328,5 +325,5 @@ def _batch_dot(node: NodeContext) -> Expr:
 
 
 @converter("Cast", "cast")
-def _cast(node: NodeContext) -> Expr:
+def _cast(node: MXNetNode) -> Expr:
     return node.call("cast", node.input(0), dtype=str(node.required("dtype")))

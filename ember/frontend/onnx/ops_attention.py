@@ -15,11 +15,11 @@ import math
 
 import numpy as np
 
-from ember.frontend.onnx_common import NodeContext, converter
+from ember.frontend.onnx.context import OnnxNode, converter, ember_dtype
 from ember.graph.ir import Constant, Expr
 
 
-def _split_heads(node: NodeContext, x: Expr, heads: int) -> Expr:
+def _split_heads(node: OnnxNode, x: Expr, heads: int) -> Expr:
     """(B, S, H*D) -> (B, H, S, D)."""
     b, s, hidden = x.type.shape  # type: ignore[union-attr]
     if hidden % heads:
@@ -45,7 +45,7 @@ def _window_bias(
 
 
 @converter("Attention", min_version=23)
-def _attention(node: NodeContext) -> list[Expr]:
+def _attention(node: OnnxNode) -> list[Expr]:
     q, k, v = node.input(0), node.input(1), node.input(2)
     dtype = node.dtype(0)
     rank = len(node.shape(0))
@@ -134,8 +134,6 @@ def _attention(node: NodeContext) -> list[Expr]:
     precision = node.attr("softmax_precision")
     softmax_input = scores
     if precision is not None:
-        from ember.frontend.onnx_common import ember_dtype
-
         softmax_dtype = ember_dtype(precision, f"{node} softmax_precision")
         if softmax_dtype != dtype:
             softmax_input = node.call("cast", scores, dtype=softmax_dtype)
@@ -153,7 +151,7 @@ def _attention(node: NodeContext) -> list[Expr]:
     return [y, present_key, present_value, qk_output]
 
 
-def _repeat_heads(node: NodeContext, x: Expr, reps: int) -> Expr:
+def _repeat_heads(node: OnnxNode, x: Expr, reps: int) -> Expr:
     """(B, H, S, D) -> (B, H*reps, S, D), each head repeated in place."""
     b, h, s, d = x.type.shape  # type: ignore[union-attr]
     x = node.call("expand_dims", x, axes=(2,))
@@ -161,7 +159,7 @@ def _repeat_heads(node: NodeContext, x: Expr, reps: int) -> Expr:
     return node.call("reshape", x, newshape=(b, h * reps, s, d))
 
 
-def _zero_fully_masked_rows(node: NodeContext, probs: Expr, bias: Expr | None) -> Expr:
+def _zero_fully_masked_rows(node: OnnxNode, probs: Expr, bias: Expr | None) -> Expr:
     """Rows whose bias is all -inf attend nothing: 0 instead of softmax's NaN."""
     if bias is None:
         return probs
@@ -176,12 +174,12 @@ def _zero_fully_masked_rows(node: NodeContext, probs: Expr, bias: Expr | None) -
     return node.call("where", node.call("equal", row_max, minus_inf), zero, probs)
 
 
-def _last_axis_slice(node: NodeContext, x: Expr, begin: int, end: int, step: int = 1) -> Expr:
+def _last_axis_slice(node: OnnxNode, x: Expr, begin: int, end: int, step: int = 1) -> Expr:
     return node.call("strided_slice", x, begin=(begin,), end=(end,), strides=(step,), axes=(-1,))
 
 
 @converter("RotaryEmbedding", min_version=23)
-def _rotary_embedding(node: NodeContext) -> Expr:
+def _rotary_embedding(node: OnnxNode) -> Expr:
     """Rotate (pairs of) the first ``rotary_embedding_dim`` features by cached cos/sin angles."""
     x = node.input(0)
     shape = node.shape(0)

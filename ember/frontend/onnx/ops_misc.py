@@ -11,22 +11,22 @@ import math
 
 import numpy as np
 
-from ember.frontend.onnx_common import NodeContext, converter, ember_dtype, normalize_axis
-from ember.frontend.onnx_ops_nn import _pool
+from ember.frontend.onnx.context import OnnxNode, converter, ember_dtype
+from ember.frontend.onnx.ops_nn import window_pool
 from ember.graph.ir import Constant, Expr
 
 # ----------------------------------------------------------------------------- quantization
 
 
 def _per_axis(
-    node: NodeContext, value: Expr, shape: tuple[int, ...], axis: int, block_size: int
+    node: OnnxNode, value: Expr, shape: tuple[int, ...], axis: int, block_size: int
 ) -> Expr:
     """Scale / zero point reshaped (and, blocked, repeated) to broadcast against ``shape``."""
     vshape = value.type.shape  # type: ignore[union-attr]
     if math.prod(vshape) == 1:
         return node.call("reshape", value, newshape=()) if vshape else value
     rank = len(shape)
-    axis = normalize_axis(axis, rank, node)
+    axis = node.axis(axis, rank)
     if not block_size:
         return node.call(
             "reshape", value, newshape=tuple(d if a == axis else 1 for a, d in enumerate(shape))
@@ -56,7 +56,7 @@ _INT_RANGES = {
 
 
 @converter("QuantizeLinear", min_version=10)
-def _quantize(node: NodeContext) -> Expr:
+def _quantize(node: OnnxNode) -> Expr:
     x = node.input(0)
     shape = node.shape(0)
     axis, block = node.attr("axis", 1), node.attr("block_size", 0)
@@ -86,7 +86,7 @@ def _quantize(node: NodeContext) -> Expr:
 
 
 @converter("DequantizeLinear", min_version=10)
-def _dequantize(node: NodeContext) -> Expr:
+def _dequantize(node: OnnxNode) -> Expr:
     x = node.input(0)
     shape = node.shape(0)
     axis, block = node.attr("axis", 1), node.attr("block_size", 0)
@@ -110,7 +110,7 @@ def _dequantize(node: NodeContext) -> Expr:
 
 
 @converter("HannWindow", "HammingWindow", "BlackmanWindow", min_version=17)
-def _window(node: NodeContext) -> Expr:
+def _window(node: OnnxNode) -> Expr:
     size = int(node.const(0, "size").reshape(-1)[0])
     dtype = ember_dtype(node.attr("output_datatype", 1), f"{node} output_datatype")
     length = size if node.attr("periodic", 1) else size - 1
@@ -129,12 +129,12 @@ def _window(node: NodeContext) -> Expr:
 
 
 @converter("CenterCropPad", min_version=18)
-def _center_crop_pad(node: NodeContext) -> Expr:
+def _center_crop_pad(node: OnnxNode) -> Expr:
     x = node.input(0)
     shape = node.shape(0)
     rank = len(shape)
     wanted = [int(v) for v in node.const(1, "shape").reshape(-1)]
-    axes = [normalize_axis(a, rank, node) for a in node.attr("axes", range(rank))]
+    axes = [node.axis(a, rank) for a in node.attr("axes", range(rank))]
     if len(axes) != len(wanted):
         raise node.error(f"shape has {len(wanted)} values for {len(axes)} axes")
     crops, pads = [], [(0, 0)] * rank
@@ -161,7 +161,7 @@ def _center_crop_pad(node: NodeContext) -> Expr:
 
 
 @converter("SwiGLU")
-def _swiglu(node: NodeContext) -> Expr:
+def _swiglu(node: OnnxNode) -> Expr:
     a, b = node.input(0), node.input(1)
     alpha = node.attr("alpha", 1.0)
     gate_input = (
@@ -172,13 +172,13 @@ def _swiglu(node: NodeContext) -> Expr:
 
 
 @converter("LpPool", min_version=11)
-def _lp_pool(node: NodeContext) -> Expr:
+def _lp_pool(node: OnnxNode) -> Expr:
     """(sum over the window of |x|^p)^(1/p), as an average pool of |x|^p times the window size."""
     x = node.input(0)
     p = float(node.attr("p", 2))
     dtype = node.dtype(0)
     powered = node.call("power", node.call("abs", x), node.constant(p, dtype))
     kernel = node.attr("kernel_shape", ())
-    mean = _pool(node, "nn.avg_pool2d", powered, count_include_pad=True)
+    mean = window_pool(node, "nn.avg_pool2d", powered, count_include_pad=True)
     total = node.call("multiply", mean, node.constant(float(math.prod(kernel)), dtype))
     return node.call("power", total, node.constant(1.0 / p, dtype))

@@ -1,37 +1,22 @@
-"""TensorFlow op converters: one function per op type, in :data:`CONVERTERS`.
+"""TensorFlow converters: convolutions, pooling, normalization, elementwise ops, softmax, calls.
 
-Each converter takes the :class:`~ember.frontend.tensorflow.TensorFlowConverter`
-and a node, and returns the node's output values (NHWC semantics; NCHW inside
-for convs and pools).
+Each converter takes a :class:`~ember.frontend.tensorflow.context.TFNode` and
+returns the node's output values (NHWC semantics; NCHW inside for convs and
+pools)::
+
+    Conv2D(x, filter (KH, KW, I, O), padding="SAME")  ->  nn.conv2d on x in NCHW, OIHW weight
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from ember.errors import FrontendError
-from ember.frontend.tensorflow import data_format
-from ember.frontend.tensorflow_common import Value, tf_padding
-from ember.frontend.tensorflow_proto import DTYPES, NodeDef
-
-Converter = Callable[[Any, NodeDef], list[Value]]
-CONVERTERS: dict[str, Converter] = {}
-
-
-def converter(*ops: str) -> Callable[[Converter], Converter]:
-    def register(fn: Converter) -> Converter:
-        for op in ops:
-            CONVERTERS[op] = fn
-        return fn
-
-    return register
-
-
-def _ints(array: Any) -> list[int]:
-    return [int(v) for v in np.asarray(array).reshape(-1)]
+from ember.frontend.common import int_list
+from ember.frontend.nhwc import Value, tf_padding
+from ember.frontend.tensorflow.context import FREEZE_HINT, TFNode, converter
+from ember.frontend.tensorflow.proto import DTYPES
 
 
 def _hw(values: list[int], fmt: str) -> tuple[int, int]:
@@ -40,99 +25,96 @@ def _hw(values: list[int], fmt: str) -> tuple[int, int]:
 
 
 @converter("Placeholder")
-def _placeholder(c: Any, node: NodeDef) -> list[Value]:
-    return [c.placeholder(node)]
+def _placeholder(node: TFNode) -> list[Value]:
+    return [node.importer.placeholder(node)]
 
 
 @converter("Const")
-def _const(c: Any, node: NodeDef) -> list[Value]:
+def _const(node: TFNode) -> list[Value]:
     value = node.attrs.get("value")
     if value is None or value.dtype == object:
-        raise FrontendError(f"TensorFlow Const {node.name!r} holds no numeric value")
+        raise node.error("it holds no numeric value")
     return [Value(array=value)]
 
 
 @converter("Identity", "StopGradient", "Snapshot", "PreventGradient", "PlaceholderWithDefault")
-def _identity(c: Any, node: NodeDef) -> list[Value]:
-    return [c.input(node, 0)]
+def _identity(node: TFNode) -> list[Value]:
+    return [node.input(0)]
 
 
 @converter("IdentityN")
-def _identity_n(c: Any, node: NodeDef) -> list[Value]:
-    return [c.input(node, k) for k in range(len(c.inputs(node)))]
+def _identity_n(node: TFNode) -> list[Value]:
+    return [node.input(k) for k in range(len(node.inputs()))]
 
 
 @converter("NoOp")
-def _no_op(c: Any, node: NodeDef) -> list[Value]:
+def _no_op(node: TFNode) -> list[Value]:
     return []
 
 
 # ----------------------------------------------------------------------------- conv, pool, norm
 
 
-def _conv_padding(node: NodeDef, hw: tuple[int, int], kernel, strides, dilation, fmt: str):
+def _conv_padding(node: TFNode, hw: tuple[int, int], kernel, strides, dilation, fmt: str):
     mode = node.attrs.get("padding", "VALID")
     if mode == "EXPLICIT":
-        pads = _ints(node.attrs.get("explicit_paddings", []))
+        pads = int_list(node.attrs.get("explicit_paddings", []))
         pairs = [pads[2 * i : 2 * i + 2] for i in range(4)]
         (top, bottom), (left, right) = (
             (pairs[1], pairs[2]) if fmt == "NHWC" else (pairs[2], pairs[3])
         )
         return (top, left, bottom, right)
     if mode not in ("SAME", "VALID"):
-        raise FrontendError(
-            f"TensorFlow {node.op} node {node.name!r}: padding {mode} is not supported"
-        )
+        raise node.error(f"padding {mode} is not supported")
     return tf_padding(mode, hw, kernel, strides, dilation)
 
 
-def _conv(c: Any, node: NodeDef, weight_oihw: np.ndarray, groups: int) -> list[Value]:
-    b, fmt = c.builder, data_format(node)
-    x = c.input(node, 0)
-    strides = _hw(_ints(node.attrs.get("strides", [1, 1, 1, 1])), fmt)
-    dilation = _hw(_ints(node.attrs.get("dilations", [1, 1, 1, 1])), fmt)
+def _conv(node: TFNode, weight_oihw: np.ndarray, groups: int) -> list[Value]:
+    b, fmt = node.builder, node.data_format()
+    x = node.input(0)
+    strides = _hw(int_list(node.attrs.get("strides", [1, 1, 1, 1])), fmt)
+    dilation = _hw(int_list(node.attrs.get("dilations", [1, 1, 1, 1])), fmt)
     hw = x.shape[1:3] if fmt == "NHWC" else x.shape[2:4]
     padding = _conv_padding(node, hw, weight_oihw.shape[2:], strides, dilation, fmt)
-    weight = b.weight(c.inputs(node)[1].split(":")[0], weight_oihw)
+    weight = b.add_weight(node.inputs()[1].split(":")[0], weight_oihw)
     attrs = dict(strides=strides, padding=padding, dilation=dilation, groups=groups)
     if fmt == "NCHW":
-        return [b.call("nn.conv2d", [b.expr(x, node.name), weight], node.name, **attrs)]
+        return [b.apply("nn.conv2d", [b.expr(x, node.name), weight], node.name, **attrs)]
     return [b.nchw_call("nn.conv2d", x, [weight], node.name, **attrs)]
 
 
-def _channels(x: Value, node: NodeDef) -> int:
-    return x.shape[3] if data_format(node) == "NHWC" else x.shape[1]
+def _channels(x: Value, node: TFNode) -> int:
+    return x.shape[3] if node.data_format() == "NHWC" else x.shape[1]
 
 
 @converter("Conv2D")
-def _conv2d(c: Any, node: NodeDef) -> list[Value]:
-    weight = c.const(node, 1, "filter")  # (KH, KW, I, O)
-    channels = _channels(c.input(node, 0), node)
+def _conv2d(node: TFNode) -> list[Value]:
+    weight = node.const(1, "filter")  # (KH, KW, I, O)
+    channels = _channels(node.input(0), node)
     if channels % weight.shape[2]:
-        raise FrontendError(
-            f"TensorFlow Conv2D {node.name!r}: {channels} input channels do not divide into "
-            f"groups of {weight.shape[2]}"
+        raise node.error(
+            f"{channels} input channels do not divide into groups of {weight.shape[2]}"
         )
-    return _conv(c, node, np.transpose(weight, (3, 2, 0, 1)), channels // weight.shape[2])
+    return _conv(node, np.transpose(weight, (3, 2, 0, 1)), channels // weight.shape[2])
 
 
 @converter("DepthwiseConv2dNative")
-def _depthwise(c: Any, node: NodeDef) -> list[Value]:
-    weight = c.const(node, 1, "filter")  # (KH, KW, C, M): output channel c*M + m
+def _depthwise(node: TFNode) -> list[Value]:
+    weight = node.const(1, "filter")  # (KH, KW, C, M): output channel c*M + m
     kh, kw, channels, multiplier = weight.shape
     oihw = np.transpose(weight.reshape(kh, kw, channels * multiplier), (2, 0, 1))[:, None]
-    return _conv(c, node, oihw, channels)
+    return _conv(node, oihw, channels)
 
 
 @converter("Conv2DBackpropInput")
-def _conv2d_transpose(c: Any, node: NodeDef) -> list[Value]:
-    b, fmt = c.builder, data_format(node)
+def _conv2d_transpose(node: TFNode) -> list[Value]:
+    b, fmt = node.builder, node.data_format()
     if fmt != "NHWC":
-        raise FrontendError(f"TensorFlow Conv2DBackpropInput {node.name!r}: only NHWC is supported")
-    out_shape = _ints(c.const(node, 0, "output shape"))
-    weight = c.const(node, 1, "filter")  # (KH, KW, O, I)
-    x = c.input(node, 2)
-    strides = _hw(_ints(node.attrs.get("strides", [1, 1, 1, 1])), fmt)
+        raise node.error("only NHWC is supported")
+    out_shape = int_list(node.const(0, "output shape"))
+    weight = node.const(1, "filter")  # (KH, KW, O, I)
+    x = node.input(2)
+    strides = _hw(int_list(node.attrs.get("strides", [1, 1, 1, 1])), fmt)
     mode = node.attrs.get("padding", "VALID")
     pads, out_pads = [], []
     for axis in range(2):
@@ -140,7 +122,7 @@ def _conv2d_transpose(c: Any, node: NodeDef) -> list[Value]:
         total = max((size - 1) * s + k - out_shape[1 + axis], 0) if mode == "SAME" else 0
         pads.append((total // 2, total - total // 2))
         out_pads.append(out_shape[1 + axis] - ((size - 1) * s + k - total))
-    w = b.weight(c.inputs(node)[1].split(":")[0], np.transpose(weight, (3, 2, 0, 1)))
+    w = b.add_weight(node.inputs()[1].split(":")[0], np.transpose(weight, (3, 2, 0, 1)))
     padding = (pads[0][0], pads[1][0], pads[0][1], pads[1][1])
     return [
         b.nchw_call(
@@ -156,39 +138,39 @@ def _conv2d_transpose(c: Any, node: NodeDef) -> list[Value]:
 
 
 @converter("BiasAdd", "BiasAddV1")
-def _bias_add(c: Any, node: NodeDef) -> list[Value]:
-    x, bias = c.input(node, 0), c.input(node, 1)
-    if data_format(node) == "NCHW" and len(x.shape) == 4 and bias.array is not None:
+def _bias_add(node: TFNode) -> list[Value]:
+    x, bias = node.input(0), node.input(1)
+    if node.data_format() == "NCHW" and len(x.shape) == 4 and bias.array is not None:
         bias = Value(array=bias.array.reshape(-1, 1, 1))
-    return [c.builder.binary("add", x, bias, node.name)]
+    return [node.builder.binary("add", x, bias, node.name)]
 
 
 @converter("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3")
-def _fused_batch_norm(c: Any, node: NodeDef) -> list[Value]:
-    b = c.builder
+def _fused_batch_norm(node: TFNode) -> list[Value]:
+    b = node.builder
     if node.attrs.get("is_training", False):
-        raise FrontendError(
-            f"TensorFlow {node.op} node {node.name!r} is in training mode",
+        raise node.error(
+            "it is in training mode",
             hint="export the model for inference (call it with training=False)",
         )
-    x = c.input(node, 0)
-    stats = [b.expr(c.input(node, k), f"{node.name}/{k}") for k in range(1, 5)]
+    x = node.input(0)
+    stats = [b.expr(node.input(k), f"{node.name}/{k}") for k in range(1, 5)]
     eps = float(node.attrs.get("epsilon", 1e-3))
-    if data_format(node) == "NCHW":
+    if node.data_format() == "NCHW":
         args = [b.expr(x, node.name), *stats]
-        return [b.call("nn.batch_norm", args, node.name, epsilon=eps, axis=1)]
+        return [b.apply("nn.batch_norm", args, node.name, epsilon=eps, axis=1)]
     if len(x.shape) != 4:
         args = [b.expr(x, node.name), *stats]
-        return [b.call("nn.batch_norm", args, node.name, epsilon=eps, axis=-1)]
+        return [b.apply("nn.batch_norm", args, node.name, epsilon=eps, axis=-1)]
     return [b.nchw_call("nn.batch_norm", x, stats, node.name, epsilon=eps, axis=1)]
 
 
 @converter("MaxPool", "AvgPool")
-def _pool(c: Any, node: NodeDef) -> list[Value]:
-    b, fmt = c.builder, data_format(node)
-    x = c.input(node, 0)
-    kernel = _hw(_ints(node.attrs.get("ksize", [1, 1, 1, 1])), fmt)
-    strides = _hw(_ints(node.attrs.get("strides", [1, 1, 1, 1])), fmt)
+def _pool(node: TFNode) -> list[Value]:
+    b, fmt = node.builder, node.data_format()
+    x = node.input(0)
+    kernel = _hw(int_list(node.attrs.get("ksize", [1, 1, 1, 1])), fmt)
+    strides = _hw(int_list(node.attrs.get("strides", [1, 1, 1, 1])), fmt)
     hw = x.shape[1:3] if fmt == "NHWC" else x.shape[2:4]
     attrs: dict[str, Any] = {
         "pool_size": kernel,
@@ -199,12 +181,12 @@ def _pool(c: Any, node: NodeDef) -> list[Value]:
     if node.op == "AvgPool":  # TF averages over the valid part of each window
         op, attrs["count_include_pad"] = "nn.avg_pool2d", False
     if fmt == "NCHW":
-        return [b.call(op, [b.expr(x, node.name)], node.name, **attrs)]
+        return [b.apply(op, [b.expr(x, node.name)], node.name, **attrs)]
     return [b.nchw_call(op, x, [], node.name, **attrs)]
 
 
 @converter("LRN")
-def _lrn(c: Any, node: NodeDef) -> list[Value]:
+def _lrn(node: TFNode) -> list[Value]:
     size = 2 * int(node.attrs.get("depth_radius", 5)) + 1
     attrs = dict(
         size=size,
@@ -213,28 +195,28 @@ def _lrn(c: Any, node: NodeDef) -> list[Value]:
         bias=float(node.attrs.get("bias", 1.0)),
         axis=1,
     )
-    return [c.builder.nchw_call("nn.lrn", c.input(node, 0), [], node.name, **attrs)]
+    return [node.builder.nchw_call("nn.lrn", node.input(0), [], node.name, **attrs)]
 
 
 @converter("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3")
-def _matmul(c: Any, node: NodeDef) -> list[Value]:
-    b = c.builder
-    x, w = c.input(node, 0), c.input(node, 1)
+def _matmul(node: TFNode) -> list[Value]:
+    b = node.builder
+    x, w = node.input(0), node.input(1)
     ta = node.attrs.get("transpose_a", node.attrs.get("adj_x", False))
     tb = node.attrs.get("transpose_b", node.attrs.get("adj_y", False))
     if node.op == "MatMul" and not ta and w.array is not None:
         weight = w.array if tb else w.array.T  # nn.dense takes (N, K)
         args = [b.fold_or_expr(x, node.name), b.expr(Value(array=weight), f"{node.name}/weight")]
-        return [b.call("nn.dense", args, node.name)]
+        return [b.apply("nn.dense", args, node.name)]
     args = []
     for k, (value, flip) in enumerate(((x, ta), (w, tb))):
         expr = b.fold_or_expr(value, f"{node.name}/{k}")
         if flip:
             rank = len(value.shape)
             axes = (*range(rank - 2), rank - 1, rank - 2)
-            expr = b.fold_or_expr(b.call("transpose", [expr], f"{node.name}/t{k}", axes=axes), "")
+            expr = b.fold_or_expr(b.apply("transpose", [expr], f"{node.name}/t{k}", axes=axes), "")
         args.append(expr)
-    return [b.call("nn.matmul", args, node.name)]
+    return [b.apply("nn.matmul", args, node.name)]
 
 
 # ----------------------------------------------------------------------------- elementwise
@@ -267,29 +249,29 @@ UNARY = {
 
 
 @converter(*UNARY)
-def _unary(c: Any, node: NodeDef) -> list[Value]:
+def _unary(node: TFNode) -> list[Value]:
     op, attrs = UNARY[node.op]
-    return [c.builder.unary(op, c.input(node, 0), node.name, **attrs)]
+    return [node.builder.unary(op, node.input(0), node.name, **attrs)]
 
 
 @converter("LeakyRelu")
-def _leaky_relu(c: Any, node: NodeDef) -> list[Value]:
+def _leaky_relu(node: TFNode) -> list[Value]:
     alpha = float(node.attrs.get("alpha", 0.2))
-    return [c.builder.unary("nn.leaky_relu", c.input(node, 0), node.name, alpha=alpha)]
+    return [node.builder.unary("nn.leaky_relu", node.input(0), node.name, alpha=alpha)]
 
 
 @converter("Square")
-def _square(c: Any, node: NodeDef) -> list[Value]:
-    x = c.input(node, 0)
-    return [c.builder.binary("multiply", x, x, node.name)]
+def _square(node: TFNode) -> list[Value]:
+    x = node.input(0)
+    return [node.builder.binary("multiply", x, x, node.name)]
 
 
 @converter("Cast")
-def _cast(c: Any, node: NodeDef) -> list[Value]:
+def _cast(node: TFNode) -> list[Value]:
     dtype = DTYPES.get(node.attrs.get("DstT", 1))
     if dtype is None:
-        raise FrontendError(f"TensorFlow Cast {node.name!r}: unsupported target dtype")
-    return [c.builder.unary("cast", c.input(node, 0), node.name, dtype=dtype)]
+        raise node.error(f"target dtype {node.attrs.get('DstT')} is not supported")
+    return [node.builder.unary("cast", node.input(0), node.name, dtype=dtype)]
 
 
 BINARY = {
@@ -313,84 +295,80 @@ BINARY = {
 
 
 @converter(*BINARY)
-def _binary(c: Any, node: NodeDef) -> list[Value]:
-    return [c.builder.binary(BINARY[node.op], c.input(node, 0), c.input(node, 1), node.name)]
+def _binary(node: TFNode) -> list[Value]:
+    return [node.builder.binary(BINARY[node.op], node.input(0), node.input(1), node.name)]
 
 
 @converter("Div", "FloorDiv")
-def _div(c: Any, node: NodeDef) -> list[Value]:
-    b = c.builder
-    x, y = c.input(node, 0), c.input(node, 1)
+def _div(node: TFNode) -> list[Value]:
+    b = node.builder
+    x, y = node.input(0), node.input(1)
     if x.dtype.startswith("float"):
         out = b.binary("divide", x, y, node.name if node.op == "Div" else f"{node.name}/div")
         return [out if node.op == "Div" else b.unary("floor", out, node.name)]
     if x.array is not None and y.array is not None:  # integer shape arithmetic
         return [Value(array=np.floor_divide(x.array, y.array).astype(x.dtype))]
-    raise FrontendError(f"TensorFlow {node.op} {node.name!r} on {x.dtype} tensors is not supported")
+    raise node.error(f"{node.op} on {x.dtype} tensors is not supported")
 
 
 @converter("SquaredDifference")
-def _squared_difference(c: Any, node: NodeDef) -> list[Value]:
-    b = c.builder
-    diff = b.binary("subtract", c.input(node, 0), c.input(node, 1), f"{node.name}/diff")
+def _squared_difference(node: TFNode) -> list[Value]:
+    b = node.builder
+    diff = b.binary("subtract", node.input(0), node.input(1), f"{node.name}/diff")
     return [b.binary("multiply", diff, diff, node.name)]
 
 
 @converter("AddN")
-def _add_n(c: Any, node: NodeDef) -> list[Value]:
-    values = [c.input(node, k) for k in range(len(c.inputs(node)))]
+def _add_n(node: TFNode) -> list[Value]:
+    values = [node.input(k) for k in range(len(node.inputs()))]
     out = values[0]
     for k, value in enumerate(values[1:], 1):
-        out = c.builder.binary(
+        out = node.builder.binary(
             "add", out, value, node.name if k == len(values) - 1 else f"{node.name}/{k}"
         )
     return [out]
 
 
 @converter("Softmax", "LogSoftmax")
-def _softmax(c: Any, node: NodeDef) -> list[Value]:
-    b = c.builder
-    x = c.input(node, 0)
+def _softmax(node: TFNode) -> list[Value]:
+    b = node.builder
+    x = node.input(0)
     op = "nn.softmax" if node.op == "Softmax" else "nn.log_softmax"
     if x.nchw:  # the last NHWC axis is NCHW's channel axis
-        return [Value(expr=b.call(op, [x.expr], node.name, axis=1).expr, nchw=True)]
-    return [b.call(op, [b.fold_or_expr(x, node.name)], node.name, axis=-1)]
-
-
-from ember.frontend import tensorflow_ops_tensor  # noqa: E402,F401  (registers the tensor ops)
+        return [Value(expr=b.apply(op, [x.expr], node.name, axis=1).expr, nchw=True)]
+    return [b.apply(op, [b.fold_or_expr(x, node.name)], node.name, axis=-1)]
 
 
 @converter("_FunctionArg")
-def _function_arg(c: Any, node: NodeDef) -> list[Value]:
-    return [c.bound[node.name]]
+def _function_arg(node: TFNode) -> list[Value]:
+    return [node.importer.bound[node.name]]
 
 
 @converter("PartitionedCall", "StatefulPartitionedCall")
-def _call(c: Any, node: NodeDef) -> list[Value]:
-    return c.call_function(node, [c.input(node, k) for k in range(len(c.inputs(node)))])
+def _call(node: TFNode) -> list[Value]:
+    return node.importer.call_function(
+        node.node_def, [node.input(k) for k in range(len(node.inputs()))]
+    )
 
 
 @converter("Erfc")
-def _erfc(c: Any, node: NodeDef) -> list[Value]:
-    b = c.builder
-    erf = b.unary("erf", c.input(node, 0), f"{node.name}/erf")
+def _erfc(node: TFNode) -> list[Value]:
+    b = node.builder
+    erf = b.unary("erf", node.input(0), f"{node.name}/erf")
     return [b.binary("subtract", Value(array=np.asarray(1.0, np.float32)), erf, node.name)]
 
 
 @converter("VarHandleOp")
-def _var_handle(c: Any, node: NodeDef) -> list[Value]:
+def _var_handle(node: TFNode) -> list[Value]:
     """A resource variable: its value comes from a SavedModel's checkpoint."""
-    from ember.frontend.tensorflow import FREEZE_HINT
-
-    if node.name not in c.variables:
-        raise FrontendError(
-            f"TensorFlow VarHandleOp {node.name!r}: the graph holds variables, so it is not "
-            "frozen, and no checkpoint gives their values",
+    if node.name not in node.importer.variables:
+        raise node.error(
+            "the graph holds variables, so it is not frozen, and no checkpoint gives their values",
             hint=FREEZE_HINT + "\n  or pass the SavedModel directory",
         )
-    return [Value(array=c.variables[node.name])]
+    return [Value(array=node.importer.variables[node.name])]
 
 
 @converter("ReadVariableOp")
-def _read_variable(c: Any, node: NodeDef) -> list[Value]:
-    return [c.input(node, 0)]
+def _read_variable(node: TFNode) -> list[Value]:
+    return [node.input(0)]

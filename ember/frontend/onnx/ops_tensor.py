@@ -14,20 +14,19 @@ import math
 
 import numpy as np
 
-from ember.frontend.onnx_common import (
-    NodeContext,
+from ember.frontend.common import int_list
+from ember.frontend.onnx.context import (
+    OnnxNode,
     converter,
     ember_dtype,
-    int_list,
-    normalize_axis,
 )
-from ember.graph.ir import Constant, Expr
+from ember.graph.ir import DTYPES, Constant, Expr
 
 # ----------------------------------------------------------------------------- constants
 
 
 @converter("Constant")
-def _constant(node: NodeContext) -> Expr:
+def _constant(node: OnnxNode) -> Expr:
     attrs = node.attrs
     if "value" in attrs:
         value = attrs["value"]
@@ -47,16 +46,14 @@ def _constant(node: NodeContext) -> Expr:
     raise node.unsupported(f"a Constant holding {kinds} is not supported (only numeric tensors)")
 
 
-def ember_dtype_of_array(node: NodeContext, value: np.ndarray) -> str:
-    from ember.graph.ir import DTYPES
-
+def ember_dtype_of_array(node: OnnxNode, value: np.ndarray) -> str:
     if str(value.dtype) not in DTYPES:
         raise node.unsupported(f"constant of dtype {value.dtype} is not supported")
     return str(value.dtype)
 
 
 @converter("ConstantOfShape", min_version=9)
-def _constant_of_shape(node: NodeContext) -> Expr:
+def _constant_of_shape(node: OnnxNode) -> Expr:
     shape = int_list(node.const(0, "shape"))
     fill = node.attr("value")
     fill = np.zeros(1, dtype=np.float32) if fill is None else np.asarray(fill)
@@ -65,7 +62,7 @@ def _constant_of_shape(node: NodeContext) -> Expr:
 
 
 @converter("Shape")
-def _shape(node: NodeContext) -> Expr:
+def _shape(node: OnnxNode) -> Expr:
     shape = node.shape(0)
     rank = len(shape)
     start, end = node.attr("start", 0), node.attr("end", rank)
@@ -76,12 +73,12 @@ def _shape(node: NodeContext) -> Expr:
 
 
 @converter("Size")
-def _size(node: NodeContext) -> Expr:
+def _size(node: OnnxNode) -> Expr:
     return Constant(np.asarray(math.prod(node.shape(0)), dtype=np.int64), node.name)
 
 
 @converter("Range", min_version=11)
-def _range(node: NodeContext) -> Expr:
+def _range(node: OnnxNode) -> Expr:
     start, limit, delta = (node.const(i, w) for i, w in enumerate(("start", "limit", "delta")))
     if float(delta) == 0:
         raise node.error("delta is 0")
@@ -91,7 +88,7 @@ def _range(node: NodeContext) -> Expr:
 
 
 @converter("EyeLike", min_version=9)
-def _eye_like(node: NodeContext) -> Expr:
+def _eye_like(node: OnnxNode) -> Expr:
     shape = node.shape(0)
     if len(shape) != 2:
         raise node.error(f"input must be 2-D, got shape {shape}")
@@ -105,7 +102,7 @@ def _eye_like(node: NodeContext) -> Expr:
 
 
 @converter("Reshape", min_version=5)
-def _reshape(node: NodeContext) -> Expr:
+def _reshape(node: OnnxNode) -> Expr:
     in_shape = node.shape(0)
     wanted = int_list(node.const(1, "shape"))
     allowzero = bool(node.attr("allowzero", 0))
@@ -131,18 +128,18 @@ def _reshape(node: NodeContext) -> Expr:
 
 
 @converter("Flatten")
-def _flatten(node: NodeContext) -> Expr:
+def _flatten(node: OnnxNode) -> Expr:
     return node.call("flatten", node.input(0), axis=node.attr("axis", 1))
 
 
 @converter("Transpose")
-def _transpose(node: NodeContext) -> Expr:
+def _transpose(node: OnnxNode) -> Expr:
     perm = node.attr("perm")
     return node.call("transpose", node.input(0), axes=None if perm is None else tuple(perm))
 
 
 @converter("Squeeze")
-def _squeeze(node: NodeContext) -> Expr:
+def _squeeze(node: OnnxNode) -> Expr:
     if node.version >= 13:
         axes = int_list(node.const(1, "axes")) if node.has_input(1) else None
     else:
@@ -151,13 +148,13 @@ def _squeeze(node: NodeContext) -> Expr:
 
 
 @converter("Unsqueeze")
-def _unsqueeze(node: NodeContext) -> Expr:
+def _unsqueeze(node: OnnxNode) -> Expr:
     axes = int_list(node.const(1, "axes")) if node.version >= 13 else list(node.attr("axes", ()))
     return node.call("expand_dims", node.input(0), axes=tuple(axes))
 
 
 @converter("DepthToSpace")
-def _depth_to_space(node: NodeContext) -> Expr:
+def _depth_to_space(node: OnnxNode) -> Expr:
     n, c, h, w = _nchw(node)
     b = node.attr("blocksize")
     if node.attr("mode", "DCR") == "DCR":
@@ -170,7 +167,7 @@ def _depth_to_space(node: NodeContext) -> Expr:
 
 
 @converter("SpaceToDepth")
-def _space_to_depth(node: NodeContext) -> Expr:
+def _space_to_depth(node: OnnxNode) -> Expr:
     n, c, h, w = _nchw(node)
     b = node.attr("blocksize")
     x = node.call("reshape", node.input(0), newshape=(n, c, h // b, b, w // b, b))
@@ -180,7 +177,7 @@ def _space_to_depth(node: NodeContext) -> Expr:
     return node.call("reshape", x, newshape=(n, c * b * b, h // b, w // b))
 
 
-def _nchw(node: NodeContext) -> tuple[int, int, int, int]:
+def _nchw(node: OnnxNode) -> tuple[int, int, int, int]:
     shape = node.shape(0)
     if len(shape) != 4:
         raise node.error(f"input must be 4-D (NCHW), got shape {shape}")
@@ -191,14 +188,14 @@ def _nchw(node: NodeContext) -> tuple[int, int, int, int]:
 
 
 @converter("Concat", min_version=4)
-def _concat(node: NodeContext) -> Expr:
+def _concat(node: OnnxNode) -> Expr:
     return node.call("concatenate", *node.inputs(), axis=node.attr("axis"))
 
 
 @converter("Split", min_version=2)
-def _split(node: NodeContext) -> list[Expr]:
+def _split(node: OnnxNode) -> list[Expr]:
     shape = node.shape(0)
-    axis = normalize_axis(node.attr("axis", 0), len(shape), node)
+    axis = node.axis(node.attr("axis", 0), len(shape))
     dim = shape[axis]
     if node.version >= 13:
         sizes = int_list(node.const(1, "split")) if node.has_input(1) else []
@@ -224,7 +221,7 @@ def _split(node: NodeContext) -> list[Expr]:
 
 
 @converter("Slice")
-def _slice(node: NodeContext) -> Expr:
+def _slice(node: OnnxNode) -> Expr:
     rank = len(node.shape(0))
     if node.version >= 10:
         starts = int_list(node.const(1, "starts"))
@@ -235,7 +232,7 @@ def _slice(node: NodeContext) -> Expr:
         starts, ends = list(node.attr("starts", ())), list(node.attr("ends", ()))
         axes = list(node.attr("axes", range(len(starts))))
         steps = [1] * len(starts)
-    axes = [normalize_axis(a, rank, node, "axis") for a in axes]
+    axes = [node.axis(a, rank) for a in axes]
     return node.call(
         "strided_slice",
         node.input(0),
@@ -247,11 +244,11 @@ def _slice(node: NodeContext) -> Expr:
 
 
 @converter("Gather")
-def _gather(node: NodeContext) -> Expr:
+def _gather(node: OnnxNode) -> Expr:
     return node.call("take", node.input(0), node.input(1), axis=node.attr("axis", 0))
 
 
-def _wrap_negative(node: NodeContext, indices: Expr, size: int) -> Expr:
+def _wrap_negative(node: OnnxNode, indices: Expr, size: int) -> Expr:
     """Indices with negative values counted from the end (as int64)."""
     if indices.type.dtype != "int64":  # type: ignore[union-attr]
         indices = node.call("cast", indices, dtype="int64")
@@ -262,12 +259,12 @@ def _wrap_negative(node: NodeContext, indices: Expr, size: int) -> Expr:
 
 
 @converter("GatherElements", min_version=11)
-def _gather_elements(node: NodeContext) -> Expr:
-    axis = normalize_axis(node.attr("axis", 0), len(node.shape(0)), node)
+def _gather_elements(node: OnnxNode) -> Expr:
+    axis = node.axis(node.attr("axis", 0), len(node.shape(0)))
     return gather_elements(node, node.input(0), node.input(1), axis)
 
 
-def gather_elements(node: NodeContext, data: Expr, indices: Expr, axis: int) -> Expr:
+def gather_elements(node: OnnxNode, data: Expr, indices: Expr, axis: int) -> Expr:
     """ONNX GatherElements as a take from the flattened data at flat offsets.
 
     The offset of each index position is its index along ``axis`` times that axis's
@@ -286,7 +283,7 @@ def gather_elements(node: NodeContext, data: Expr, indices: Expr, axis: int) -> 
 
 
 @converter("TopK", min_version=10)
-def _top_k(node: NodeContext) -> list[Expr]:
+def _top_k(node: OnnxNode) -> list[Expr]:
     """k rounds of arg-max (or -min), each masking out its winner; values gathered by index.
 
     Ties resolve to the lower index, as ONNX requires. Meant for the small k of
@@ -295,7 +292,7 @@ def _top_k(node: NodeContext) -> list[Expr]:
     x = node.input(0)
     shape = node.shape(0)
     rank = len(shape)
-    axis = normalize_axis(node.attr("axis", -1), rank, node)
+    axis = node.axis(node.attr("axis", -1), rank)
     k = int(node.const(1, "K").reshape(-1)[0])
     if not 0 <= k <= shape[axis]:
         raise node.error(f"K={k} is out of range for axis {axis} of size {shape[axis]}")
@@ -327,7 +324,7 @@ def _top_k(node: NodeContext) -> list[Expr]:
 
 
 @converter("GatherND", min_version=11)
-def _gather_nd(node: NodeContext) -> Expr:
+def _gather_nd(node: OnnxNode) -> Expr:
     """A take of rows of the data viewed as (batch, indexed..., rest) at computed flat offsets."""
     shape, index_shape = node.shape(0), node.shape(1)
     batch_dims = node.attr("batch_dims", 0)
@@ -359,17 +356,17 @@ def _gather_nd(node: NodeContext) -> Expr:
 
 
 @converter("Expand", min_version=8)
-def _expand(node: NodeContext) -> Expr:
+def _expand(node: OnnxNode) -> Expr:
     return node.call("broadcast_to", node.input(0), shape=tuple(int_list(node.const(1, "shape"))))
 
 
 @converter("Tile", min_version=6)
-def _tile(node: NodeContext) -> Expr:
+def _tile(node: OnnxNode) -> Expr:
     return node.call("tile", node.input(0), reps=tuple(int_list(node.const(1, "repeats"))))
 
 
 @converter("Pad", min_version=2)
-def _pad(node: NodeContext) -> Expr:
+def _pad(node: OnnxNode) -> Expr:
     x = node.input(0)
     rank = len(node.shape(0))
     mode = node.attr("mode", "constant")
@@ -388,7 +385,7 @@ def _pad(node: NodeContext) -> Expr:
         raise node.error(f"pads has {len(pads)} values, expected {2 * len(axes)}")
     before, after = [0] * rank, [0] * rank
     for i, a in enumerate(axes):
-        axis = normalize_axis(a, rank, node)
+        axis = node.axis(a, rank)
         before[axis], after[axis] = pads[i], pads[i + len(axes)]
     pad_width = tuple((max(b, 0), max(e, 0)) for b, e in zip(before, after))
     if mode == "wrap":
@@ -410,7 +407,7 @@ def _pad(node: NodeContext) -> Expr:
     return x
 
 
-def _wrap_pad(node: NodeContext, x: Expr, pad_width: tuple[tuple[int, int], ...]) -> Expr:
+def _wrap_pad(node: OnnxNode, x: Expr, pad_width: tuple[tuple[int, int], ...]) -> Expr:
     """Pad-19 ``wrap`` mode: each axis gets its own tail before it and its head after it."""
     for axis, (before, after) in enumerate(pad_width):
         if not before and not after:
@@ -430,12 +427,12 @@ def _wrap_pad(node: NodeContext, x: Expr, pad_width: tuple[tuple[int, int], ...]
     return x
 
 
-def _axis_slice(node: NodeContext, x: Expr, axis: int, begin: int, end: int) -> Expr:
+def _axis_slice(node: OnnxNode, x: Expr, axis: int, begin: int, end: int) -> Expr:
     return node.call("strided_slice", x, begin=(begin,), end=(end,), strides=(1,), axes=(axis,))
 
 
 @converter("Trilu", min_version=14)
-def _trilu(node: NodeContext) -> Expr:
+def _trilu(node: OnnxNode) -> Expr:
     x = node.input(0)
     shape = node.shape(0)
     k = int(node.const(1, "k").reshape(-1)[0]) if node.has_input(1) else 0
@@ -447,12 +444,12 @@ def _trilu(node: NodeContext) -> Expr:
 
 
 @converter("OneHot", min_version=9)
-def _one_hot(node: NodeContext) -> Expr:
+def _one_hot(node: OnnxNode) -> Expr:
     indices = node.input(0)
     depth = int(node.const(1, "depth").reshape(-1)[0])
     values = node.input(2)
     rank = len(node.shape(0)) + 1
-    axis = normalize_axis(node.attr("axis", -1), rank, node)
+    axis = node.axis(node.attr("axis", -1), rank)
     if node.dtype(0) != "int64":
         indices = node.call("cast", indices, dtype="int64")
     # Negative indices count from the end; out-of-range ones give an all-"off" row.
@@ -482,7 +479,7 @@ _COORDINATE_MODES = (
 
 
 @converter("Resize", min_version=10)
-def _resize(node: NodeContext) -> Expr:
+def _resize(node: OnnxNode) -> Expr:
     shape = node.shape(0)
     mode = node.attr("mode", "nearest")
     if node.version == 10:
@@ -499,7 +496,7 @@ def _resize(node: NodeContext) -> Expr:
         )
     node.reject_attr("antialias", 0, "antialiased resizing is not implemented")
     rank = len(shape)
-    axes = [normalize_axis(a, rank, node) for a in node.attr("axes", range(rank))]
+    axes = [node.axis(a, rank) for a in node.attr("axes", range(rank))]
     scales = [1.0] * rank
     out = list(shape)
     given_scales = scales_value is not None and scales_value.size > 0
@@ -528,7 +525,7 @@ def _resize(node: NodeContext) -> Expr:
 
 
 @converter("Upsample", min_version=7)
-def _upsample(node: NodeContext) -> Expr:
+def _upsample(node: OnnxNode) -> Expr:
     shape = node.shape(0)
     values = node.attr("scales") if node.version < 9 else node.const(1, "scales")
     scales = [float(s) for s in np.asarray(values).reshape(-1)]
@@ -538,7 +535,7 @@ def _upsample(node: NodeContext) -> Expr:
 
 
 def _resize2d(
-    node: NodeContext,
+    node: OnnxNode,
     x: Expr,
     shape: tuple[int, ...],
     out: list[int],

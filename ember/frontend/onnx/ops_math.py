@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ember.frontend.onnx_common import (
-    NodeContext,
+from ember.frontend.common import int_list, scalar
+from ember.frontend.onnx.context import (
+    OnnxNode,
     converter,
     ember_dtype,
-    int_list,
 )
 from ember.graph.ir import Constant, Expr
 
@@ -43,27 +43,22 @@ _UNARY = {
 
 
 @converter(*_UNARY)
-def _unary(node: NodeContext) -> Expr:
+def _unary(node: OnnxNode) -> Expr:
     return node.call(_UNARY[node.op_type], node.input(0))
 
 
-def _scalar(node: NodeContext, value: float, like: Expr) -> Constant:
-    """A scalar constant with the dtype of ``like``."""
-    return node.constant(value, like.type.dtype)  # type: ignore[union-attr]
-
-
 @converter("LeakyRelu", min_version=6)
-def _leaky_relu(node: NodeContext) -> Expr:
+def _leaky_relu(node: OnnxNode) -> Expr:
     return node.call("nn.leaky_relu", node.input(0), alpha=node.attr("alpha", 0.01))
 
 
 @converter("Elu", min_version=6)
-def _elu(node: NodeContext) -> Expr:
+def _elu(node: OnnxNode) -> Expr:
     return node.call("nn.elu", node.input(0), alpha=node.attr("alpha", 1.0))
 
 
 @converter("Selu", min_version=6)
-def _selu(node: NodeContext) -> Expr:
+def _selu(node: OnnxNode) -> Expr:
     return node.call(
         "nn.selu",
         node.input(0),
@@ -73,97 +68,97 @@ def _selu(node: NodeContext) -> Expr:
 
 
 @converter("HardSigmoid", min_version=6)
-def _hard_sigmoid(node: NodeContext) -> Expr:
+def _hard_sigmoid(node: OnnxNode) -> Expr:
     return node.call(
         "nn.hard_sigmoid", node.input(0), alpha=node.attr("alpha", 0.2), beta=node.attr("beta", 0.5)
     )
 
 
 @converter("Gelu")
-def _gelu(node: NodeContext) -> Expr:
+def _gelu(node: OnnxNode) -> Expr:
     return node.call("nn.gelu", node.input(0), approximate=node.attr("approximate", "none"))
 
 
 @converter("PRelu", min_version=7)
-def _prelu(node: NodeContext) -> Expr:
+def _prelu(node: OnnxNode) -> Expr:
     return node.call("nn.prelu", node.input(0), node.input(1))
 
 
 @converter("Softsign")
-def _softsign(node: NodeContext) -> Expr:
+def _softsign(node: OnnxNode) -> Expr:
     x = node.input(0)
-    one = _scalar(node, 1.0, x)
+    one = scalar(1.0, x)
     return node.call("divide", x, node.call("add", one, node.call("abs", x)))
 
 
 @converter("Mish", min_version=18)
-def _mish(node: NodeContext) -> Expr:
+def _mish(node: OnnxNode) -> Expr:
     x = node.input(0)
     return node.call("multiply", x, node.call("tanh", node.call("nn.softplus", x)))
 
 
 @converter("Swish", min_version=24)
-def _swish(node: NodeContext) -> Expr:
+def _swish(node: OnnxNode) -> Expr:
     x = node.input(0)
     alpha = node.attr("alpha", 1.0)
-    scaled = x if alpha == 1.0 else node.call("multiply", x, _scalar(node, alpha, x))
+    scaled = x if alpha == 1.0 else node.call("multiply", x, scalar(alpha, x))
     return node.call("multiply", x, node.call("sigmoid", scaled))
 
 
 @converter("Celu", min_version=12)
-def _celu(node: NodeContext) -> Expr:
+def _celu(node: OnnxNode) -> Expr:
     # max(0, x) + min(0, alpha * (exp(x / alpha) - 1))
     x = node.input(0)
-    alpha = _scalar(node, node.attr("alpha", 1.0), x)
-    zero, one = _scalar(node, 0.0, x), _scalar(node, 1.0, x)
+    alpha = scalar(node.attr("alpha", 1.0), x)
+    zero, one = scalar(0.0, x), scalar(1.0, x)
     expm1 = node.call("subtract", node.call("exp", node.call("divide", x, alpha)), one)
     negative_part = node.call("minimum", zero, node.call("multiply", alpha, expm1))
     return node.call("add", node.call("maximum", zero, x), negative_part)
 
 
 @converter("Sinh", "Cosh", min_version=9)
-def _sinh_cosh(node: NodeContext) -> Expr:
+def _sinh_cosh(node: OnnxNode) -> Expr:
     x = node.input(0)
     grow, decay = node.call("exp", x), node.call("exp", node.call("negative", x))
     combined = node.call("subtract" if node.op_type == "Sinh" else "add", grow, decay)
-    return node.call("multiply", combined, _scalar(node, 0.5, x))
+    return node.call("multiply", combined, scalar(0.5, x))
 
 
 @converter("Tan", min_version=7)
-def _tan(node: NodeContext) -> Expr:
+def _tan(node: OnnxNode) -> Expr:
     x = node.input(0)
     return node.call("divide", node.call("sin", x), node.call("cos", x))
 
 
 @converter("ThresholdedRelu", min_version=10)
-def _thresholded_relu(node: NodeContext) -> Expr:
+def _thresholded_relu(node: OnnxNode) -> Expr:
     x = node.input(0)
-    above = node.call("greater", x, _scalar(node, node.attr("alpha", 1.0), x))
-    return node.call("where", above, x, _scalar(node, 0.0, x))
+    above = node.call("greater", x, scalar(node.attr("alpha", 1.0), x))
+    return node.call("where", above, x, scalar(0.0, x))
 
 
 @converter("Shrink", min_version=9)
-def _shrink(node: NodeContext) -> Expr:
+def _shrink(node: OnnxNode) -> Expr:
     x = node.input(0)
     lambd, bias = node.attr("lambd", 0.5), node.attr("bias", 0.0)
-    zero = _scalar(node, 0, x)
-    low = node.call("less", x, _scalar(node, -lambd, x))
-    high = node.call("greater", x, _scalar(node, lambd, x))
-    shifted_up = node.call("add", x, _scalar(node, bias, x))
-    shifted_down = node.call("subtract", x, _scalar(node, bias, x))
+    zero = scalar(0, x)
+    low = node.call("less", x, scalar(-lambd, x))
+    high = node.call("greater", x, scalar(lambd, x))
+    shifted_up = node.call("add", x, scalar(bias, x))
+    shifted_down = node.call("subtract", x, scalar(bias, x))
     return node.call("where", low, shifted_up, node.call("where", high, shifted_down, zero))
 
 
 @converter("IsNaN", min_version=9)
-def _isnan(node: NodeContext) -> Expr:
+def _isnan(node: OnnxNode) -> Expr:
     x = node.input(0)
     return node.call("not_equal", x, x)
 
 
 @converter("IsInf", min_version=10)
-def _isinf(node: NodeContext) -> Expr:
+def _isinf(node: OnnxNode) -> Expr:
     x = node.input(0)
-    inf = _scalar(node, np.inf, x)
+    inf = scalar(np.inf, x)
     positive = node.call("equal", x, inf)
     negative = node.call("equal", x, node.call("negative", inf))
     detect_pos, detect_neg = node.attr("detect_positive", 1), node.attr("detect_negative", 1)
@@ -177,7 +172,7 @@ def _isinf(node: NodeContext) -> Expr:
 
 
 @converter("Clip", min_version=6)
-def _clip(node: NodeContext) -> Expr:
+def _clip(node: OnnxNode) -> Expr:
     x = node.input(0)
     if node.version < 11:
         low, high = node.attr("min"), node.attr("max")
@@ -199,7 +194,7 @@ def _clip(node: NodeContext) -> Expr:
 
 
 @converter("Cast", min_version=6)
-def _cast(node: NodeContext) -> Expr:
+def _cast(node: OnnxNode) -> Expr:
     x = node.input(0)
     dtype = ember_dtype(node.attr("to"), f"{node} target type")
     ember_dtype_source = x.type.dtype  # type: ignore[union-attr]
@@ -209,7 +204,7 @@ def _cast(node: NodeContext) -> Expr:
 
 
 @converter("CastLike", min_version=15)
-def _cast_like(node: NodeContext) -> Expr:
+def _cast_like(node: OnnxNode) -> Expr:
     x, like = node.input(0), node.input(1)
     if x.type.dtype == like.type.dtype:  # type: ignore[union-attr]
         return x
@@ -217,12 +212,12 @@ def _cast_like(node: NodeContext) -> Expr:
 
 
 @converter("Identity")
-def _identity(node: NodeContext) -> Expr:
+def _identity(node: OnnxNode) -> Expr:
     return node.input(0)
 
 
 @converter("Dropout", min_version=7)
-def _dropout(node: NodeContext) -> list[Expr | None]:
+def _dropout(node: OnnxNode) -> list[Expr | None]:
     if node.version >= 12 and node.has_input(2):
         training = node.const(2, "training_mode")
         if bool(np.asarray(training).reshape(-1)[0]):
@@ -254,12 +249,12 @@ _BINARY = {
 
 
 @converter(*_BINARY, min_version=7)
-def _binary(node: NodeContext) -> Expr:
+def _binary(node: OnnxNode) -> Expr:
     return node.call(_BINARY[node.op_type], node.input(0), node.input(1))
 
 
 @converter("Pow", min_version=7)
-def _pow(node: NodeContext) -> Expr:
+def _pow(node: OnnxNode) -> Expr:
     base, exponent = node.input(0), node.input(1)
     if exponent.type.dtype != base.type.dtype:  # type: ignore[union-attr]
         # ONNX allows a different exponent type; the result has the base's type.
@@ -268,12 +263,12 @@ def _pow(node: NodeContext) -> Expr:
 
 
 @converter("Mod", min_version=10)
-def _mod(node: NodeContext) -> Expr:
+def _mod(node: OnnxNode) -> Expr:
     return node.call("mod", node.input(0), node.input(1), fmod=bool(node.attr("fmod", 0)))
 
 
 @converter("Where", min_version=9)
-def _where(node: NodeContext) -> Expr:
+def _where(node: OnnxNode) -> Expr:
     return node.call("where", node.input(0), node.input(1), node.input(2))
 
 
@@ -281,28 +276,25 @@ _VARIADIC = {"Sum": "add", "Max": "maximum", "Min": "minimum", "Mean": "add"}
 
 
 @converter(*_VARIADIC, min_version=6)
-def _variadic(node: NodeContext) -> Expr:
+def _variadic(node: OnnxNode) -> Expr:
     inputs = node.inputs()
     result = inputs[0]
     for other in inputs[1:]:
         result = node.call(_VARIADIC[node.op_type], result, other)
     if node.op_type == "Mean":
-        result = node.call("divide", result, _scalar(node, len(inputs), result))
+        result = node.call("divide", result, scalar(len(inputs), result))
     elif len(inputs) == 1:
         result = node.call("identity", result)
     return result
 
 
 @converter("CumSum", min_version=11)
-def _cumsum(node: NodeContext) -> Expr:
+def _cumsum(node: OnnxNode) -> Expr:
     """A matmul with a triangular 0/1 matrix along ``axis`` (exact for integers)."""
     x = node.input(0)
     shape = node.shape(0)
-    axis = int(node.const(1, "axis").reshape(-1)[0])
     rank = len(shape)
-    if not -rank <= axis < rank:
-        raise node.error(f"axis {axis} is out of range for a rank-{rank} input")
-    axis %= rank
+    axis = node.axis(int(node.const(1, "axis").reshape(-1)[0]), rank)
     n = shape[axis]
     # mask[i, j]: input i contributes to output j.
     i, j = np.indices((n, n))
@@ -321,7 +313,7 @@ def _cumsum(node: NodeContext) -> Expr:
 # ----------------------------------------------------------------------------- reductions
 
 
-def _reduce_axes(node: NodeContext, axes_input_since: int) -> tuple[int, ...] | None | str:
+def _reduce_axes(node: OnnxNode, axes_input_since: int) -> tuple[int, ...] | None | str:
     """The axes of a ReduceX node: a tuple, None (all axes) or "noop" (return the input)."""
     if node.version >= axes_input_since:
         axes = int_list(node.maybe_const(1, "axes")) if node.has_input(1) else []
@@ -342,7 +334,7 @@ _EMPTY_REDUCTION = {
 }
 
 
-def _reduce(node: NodeContext, op: str, x: Expr, axes_input_since: int) -> Expr:
+def _reduce(node: OnnxNode, op: str, x: Expr, axes_input_since: int) -> Expr:
     axes = _reduce_axes(node, axes_input_since)
     if axes == "noop":
         return x
@@ -380,13 +372,13 @@ _REDUCE = {
 
 
 @converter(*_REDUCE)
-def _reduce_simple(node: NodeContext) -> Expr:
+def _reduce_simple(node: OnnxNode) -> Expr:
     op, since = _REDUCE[node.op_type]
     return _reduce(node, op, node.input(0), since)
 
 
 @converter("ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp")
-def _reduce_composite(node: NodeContext) -> Expr:
+def _reduce_composite(node: OnnxNode) -> Expr:
     x = node.input(0)
     if _reduce_axes(node, 18) == "noop":
         return x
@@ -410,7 +402,7 @@ def _reduce_composite(node: NodeContext) -> Expr:
 
 
 @converter("ArgMax", "ArgMin")
-def _arg_reduce(node: NodeContext) -> Expr:
+def _arg_reduce(node: OnnxNode) -> Expr:
     return node.call(
         node.op_type.lower(),
         node.input(0),

@@ -14,7 +14,7 @@ inputs; the runner freezes exactly those (the ones a NotStaticError names) into
 initializers, as a user would export such a model.
 
     >>> results = run_cases(["test_relu"])            # doctest: +SKIP
-    >>> results[0].status
+    >>> results[0].status                             # doctest: +SKIP
     'passed'
 """
 
@@ -27,9 +27,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+import onnx
+from onnx import numpy_helper
 
 from ember.errors import EmberError, UnsupportedOpError
-from ember.frontend.onnx_common import ONNX_DTYPES, NotStaticError, UnsupportedFeatureError
+from ember.frontend.onnx.context import ONNX_DTYPES, NotStaticError, UnsupportedFeatureError
+from ember.frontend.onnx.importer import from_onnx, load_model, unsupported_nodes
+from ember.graph.interpreter import interpret
 
 RTOL, ATOL = 1e-3, 1e-4  # onnxruntime's backend-test runner uses these
 FLOAT16_RTOL, FLOAT16_ATOL = 4e-3, 2e-3  # float16 keeps ~3 decimal digits
@@ -50,6 +54,8 @@ class CaseResult:
 @functools.cache
 def all_cases() -> dict[str, object]:
     """The onnx wheel's node test cases by name (collecting them takes a few seconds)."""
+    # imported here: the module imports every case generator (~3 s), which run_case
+    # on one given case does not need
     from onnx.backend.test.case.node import collect_testcases
 
     with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -60,9 +66,6 @@ def all_cases() -> dict[str, object]:
 
 def _as_array(value: object) -> object:
     """Case data as numpy (a few cases store TensorProtos); other kinds are returned as-is."""
-    import onnx
-    from onnx import numpy_helper
-
     if isinstance(value, onnx.TensorProto):
         return numpy_helper.to_array(value)
     if isinstance(value, np.generic):
@@ -79,8 +82,6 @@ def _plain_tensors(case: object) -> str | None:
             return f"{(kind or 'untyped').replace('_type', '')} input/output {vi.name!r}"
         elem = vi.type.tensor_type.elem_type
         if ONNX_DTYPES.get(elem) is None:
-            import onnx
-
             return f"dtype {onnx.TensorProto.DataType.Name(elem)} of {vi.name!r}"
     for inputs, outputs in case.data_sets:  # type: ignore[attr-defined]
         for value in (*inputs, *outputs):
@@ -91,8 +92,6 @@ def _plain_tensors(case: object) -> str | None:
 
 def _freeze(model: object, names: Iterable[str], values: dict[str, np.ndarray]) -> object:
     """A copy of ``model`` whose inputs ``names`` are initializers holding ``values``."""
-    from onnx import numpy_helper
-
     frozen = copy.deepcopy(model)
     graph = frozen.graph  # type: ignore[attr-defined]
     for name in names:
@@ -123,9 +122,6 @@ def _compare(name: str, index: int, ours: np.ndarray, expected: np.ndarray) -> s
 
 def run_case(case: object) -> CaseResult:
     """Classify and (if ember claims it) run one node test case."""
-    from ember.frontend.onnx import from_onnx, load_model, unsupported_nodes
-    from ember.graph.interpreter import interpret
-
     name = case.name  # type: ignore[attr-defined]
     why_not_plain = _plain_tensors(case)
     if why_not_plain is not None:

@@ -1,148 +1,32 @@
-"""Import PyTorch models into ember's graph IR: torch.export programs, nn.Modules, TorchScript.
+"""Walking torch graphs: torch.export programs (FX nodes) and TorchScript (inlined graphs).
 
-    mod, params = from_pytorch(model, shape={"x": (1, 3, 224, 224)})     # nn.Module
-    mod, params = from_pytorch(torch.export.export(model, (x,)))          # ExportedProgram
-    mod, params = from_pytorch("model.pt2")                               # torch.export.save
-    mod, params = from_pytorch("traced.pt", shape={"x": (1, 3, 224, 224)})  # TorchScript
+Both walks share :class:`GraphImporter`: values by graph node, constant tensors
+turned into weights or constants, and the dispatch of each ATen call to its
+converter (or to torch itself when every argument is known at import time)::
 
-An ``nn.Module`` is exported with ``torch.export.export`` on example inputs
-(given, or random ones built from ``shape``). The graph of an ExportedProgram
-(ATen ops on FX nodes) or of a TorchScript module (its inlined graph, weights
-read through ``prim::GetAttr``) is converted op by op with the converter table
-of :mod:`ember.frontend.pytorch_ops`. Calls whose inputs are all constants
-(``arange``, masks, ``weight.t()``) are run by torch at import time. Weights
-become Vars after the inputs in ``main``'s params. Every unsupported op is
-reported at once, with its node names. torch is imported only when a function
-here is called, so ``import ember`` never needs it.
+    mod, params = ExportImporter(torch.export.export(net, (x,)), shape=None).convert()
+    mod, params = ScriptImporter(torch.jit.trace(net, (x,)), None, "float32").convert()
 """
 
 from __future__ import annotations
 
 import operator
 import re
-import zipfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ember.errors import FrontendError
-from ember.frontend import pytorch_ops_tensor  # noqa: F401 (registers converters)
-from ember.frontend.common import ImportContext
+from ember.frontend.common import GraphBuilder
 from ember.frontend.input_spec import parse_input_spec
-from ember.frontend.pytorch_ops import CONVERTERS, AtenNode
-from ember.frontend.pytorch_ops_tensor import torch_dtype_name
-from ember.graph.ir import DTYPES, Expr, Module, const
+from ember.frontend.pytorch.context import CONVERTERS, AtenNode, import_torch, torch_dtype_name
+from ember.graph.ir import Expr, Module, const
 
 _UNKNOWN = object()  # the output of an unsupported op: consumers are skipped, not reported
 
 
-def supported_ops() -> list[str]:
-    """ATen op base names :func:`from_pytorch` converts, sorted.
-
-    >>> "conv2d" in supported_ops()
-    True
-    """
-    return sorted(CONVERTERS)
-
-
-def from_pytorch(
-    model_or_program: Any,
-    example_inputs: Sequence[Any] | None = None,
-    shape: Mapping[str, Sequence[int]] | Sequence[Sequence[int]] | str | None = None,
-    dtype: str | Mapping[str, str] = "float32",
-) -> tuple[Module, dict[str, np.ndarray]]:
-    """Convert a PyTorch model to an ember :class:`Module` and its weights.
-
-    ``model_or_program`` is a ``torch.export.ExportedProgram``, a ``.pt2`` path
-    (``torch.export.save``), an ``nn.Module``, or TorchScript (a ScriptModule or a
-    ``.pt``/``.pth`` path from ``torch.jit.save``). ``shape`` maps input names to
-    static shapes (or lists shapes in argument order); an nn.Module needs it or
-    ``example_inputs``, TorchScript needs it when the file does not record shapes.
-    ``dtype`` is the dtype of inputs built from ``shape``.
-
-        mod, params = from_pytorch(net.eval(), shape={"x": (1, 3, 32, 32)})
-        out = ember.graph.interpret(mod, params, {"x": x.numpy()})[0]
-    """
-    try:
-        import torch
-    except ImportError:
-        raise FrontendError(
-            "from_pytorch needs the torch package, which is not installed",
-            hint="pip install torch (CPU wheels are enough)",
-        ) from None
-    obj = model_or_program
-    if isinstance(obj, str | Path):
-        obj = _load_path(Path(obj))
-    if isinstance(obj, torch.export.ExportedProgram):
-        return _ExportImporter(obj, shape).convert()
-    if isinstance(obj, torch.jit.ScriptModule | torch.jit.ScriptFunction):
-        return _ScriptImporter(obj, shape, dtype).convert()
-    if isinstance(obj, torch.nn.Module):
-        return _ExportImporter(_export_module(obj, example_inputs, shape, dtype), None).convert()
-    raise FrontendError(
-        f"from_pytorch expects an nn.Module, an ExportedProgram, a ScriptModule or a path, "
-        f"got {type(obj).__name__}"
-    )
-
-
-# ----------------------------------------------------------------------------- loading
-
-
-def _load_path(path: Path) -> Any:
-    import torch
-
-    if not path.is_file():
-        raise FrontendError(f"PyTorch model file {str(path)!r} does not exist")
-    if not zipfile.is_zipfile(path):
-        raise FrontendError(
-            f"{str(path)!r} is not a saved PyTorch program: it is not a zip archive",
-            hint="save with torch.export.save (.pt2) or torch.jit.save (.pt); a plain "
-            "torch.save state dict holds no graph",
-        )
-    if is_exported_program(path):
-        try:
-            return torch.export.load(str(path))
-        except Exception as err:  # torch raises many types for a bad archive
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise FrontendError(
-                f"{str(path)!r} could not be loaded by torch.export.load: {first}"
-            ) from None
-    if is_torchscript(path):
-        try:
-            return torch.jit.load(str(path), map_location="cpu")
-        except Exception as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise FrontendError(
-                f"{str(path)!r} could not be loaded by torch.jit.load: {first}"
-            ) from None
-    raise FrontendError(
-        f"{str(path)!r} is a zip archive but neither a torch.export program nor TorchScript",
-        hint="a torch.save'd state dict or pickled module holds no graph; export the model "
-        "with torch.export.save or torch.jit.save",
-    )
-
-
-def _zip_names(path: Path) -> list[str]:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return archive.namelist()
-    except (zipfile.BadZipFile, OSError):
-        return []
-
-
-def is_exported_program(path: str | Path) -> bool:
-    """True if ``path`` is a zip written by ``torch.export.save`` (has a serialized program)."""
-    return any(re.search(r"(^|/)models/[^/]*\.json$", n) for n in _zip_names(Path(path)))
-
-
-def is_torchscript(path: str | Path) -> bool:
-    """True if ``path`` is a zip written by ``torch.jit.save`` (has TorchScript code)."""
-    return any(re.search(r"(^|/)code/", n) for n in _zip_names(Path(path)))
-
-
-def _input_shapes(shape: Any, names: Sequence[str], what: str) -> dict[str, tuple[int, ...]]:
+def input_shapes(shape: Any, names: Sequence[str], what: str) -> dict[str, tuple[int, ...]]:
     """``shape`` (spec, dict or positional list) as {input name: shape}, checked against names."""
     if shape is None:
         return {}
@@ -166,67 +50,20 @@ def _input_shapes(shape: Any, names: Sequence[str], what: str) -> dict[str, tupl
     return specs
 
 
-def _export_module(module: Any, example_inputs: Any, shape: Any, dtype: Any) -> Any:
-    import inspect
-
-    import torch
-
-    module = module.eval()
-    if example_inputs is None:
-        try:
-            names = [
-                p.name
-                for p in inspect.signature(module.forward).parameters.values()
-                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-            ]
-        except (TypeError, ValueError):
-            names = []
-        shapes = _input_shapes(shape, names, f"{type(module).__name__}.forward")
-        missing = [n for n in names if n not in shapes]
-        if not shapes or missing:
-            raise FrontendError(
-                f"converting the nn.Module {type(module).__name__} needs example inputs or the "
-                f"shape of every forward() argument; missing: {', '.join(missing) or names}",
-                hint='pass shape={"x": (1, 3, 224, 224)} or example_inputs=(tensor,)',
-            )
-        generator = torch.Generator().manual_seed(0)
-        example_inputs = []
-        for name in names:
-            chosen = dtype.get(name, "float32") if isinstance(dtype, Mapping) else dtype
-            if chosen not in DTYPES:
-                raise FrontendError(f"dtype {chosen!r} of input {name!r} is not an ember dtype")
-            torch_dtype = getattr(torch, chosen)
-            if torch_dtype.is_floating_point:
-                example_inputs.append(torch.rand(shapes[name], generator=generator).to(torch_dtype))
-            else:
-                example_inputs.append(torch.zeros(shapes[name], dtype=torch_dtype))
-    try:
-        with torch.no_grad():
-            return torch.export.export(module, tuple(example_inputs))
-    except Exception as err:  # torch.export raises many error types
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise FrontendError(
-            f"torch.export.export failed on {type(module).__name__}: {first}",
-            hint="fix the model for torch.export, or trace it (torch.jit.trace) and pass the "
-            "ScriptModule",
-        ) from None
-
-
 # ----------------------------------------------------------------------------- shared
 
 
-class _Importer:
+class GraphImporter:
     """What the export and TorchScript importers share: values, constants, op dispatch."""
 
     def __init__(self) -> None:
-        self.ctx = ImportContext("PyTorch")
+        self.builder = GraphBuilder("PyTorch")
         self.tensor_names: dict[int, str] = {}  # id(torch tensor) -> state-dict style name
         self._leaves: dict[int, tuple[Any, Expr]] = {}
 
     def to_expr(self, value: Any, name: str) -> Expr:
         """A graph expression for a converted value (constant tensors become weights)."""
-        import torch
-
+        torch = import_torch()
         if isinstance(value, Expr):
             return value
         if isinstance(value, torch.Tensor):
@@ -239,7 +76,7 @@ class _Importer:
             if array.ndim == 0 or array.dtype.kind not in "f":
                 expr = const(array, name=name)
             else:
-                expr = self.ctx.add_weight(name, array)
+                expr = self.builder.add_weight(name, array)
             self._leaves[id(value)] = (value, expr)  # keep the tensor alive so ids stay unique
             return expr
         if isinstance(value, int | float | bool):
@@ -260,7 +97,7 @@ class _Importer:
         described = f"aten::{op}" + (f".{overload}" if overload else "")
         if any(v is _UNKNOWN for v in flat):
             if op not in CONVERTERS:
-                self.ctx.unsupported(described, name)
+                self.builder.unsupported(described, name)
             return _UNKNOWN
         if flat and all(_is_number(v) for v in flat) and op in _PYTHON_OPS:
             return _PYTHON_OPS[op](*args)  # size arithmetic of traced code: x.size(0) // 2
@@ -271,10 +108,10 @@ class _Importer:
                 pass
         converter = CONVERTERS.get(op)
         if converter is None:
-            self.ctx.unsupported(described, name)
+            self.builder.unsupported(described, name)
             return _UNKNOWN
-        node = AtenNode(self.ctx, name, op, overload, args, self.to_expr, kwargs)
-        with self.ctx.node(name, f"aten::{op}"):
+        node = AtenNode(self.builder, name, op, overload, args, self.to_expr, kwargs)
+        with self.builder.converting(node):
             return converter(node)
 
     def outputs(self, values: Sequence[Any]) -> list[Expr]:
@@ -314,8 +151,7 @@ def _flatten(values: Any) -> Any:
 
 def _folded(value: Any) -> Any:
     """A torch result as a converted value (0-d tensors become Python numbers)."""
-    import torch
-
+    torch = import_torch()
     if isinstance(value, torch.Tensor):
         return value.item() if value.dim() == 0 and value.numel() == 1 else value.detach()
     if isinstance(value, list | tuple):
@@ -342,7 +178,7 @@ def _op_name(qualified: str) -> tuple[str, str]:
 # ----------------------------------------------------------------------------- torch.export
 
 
-class _ExportImporter(_Importer):
+class ExportImporter(GraphImporter):
     def __init__(self, program: Any, shape: Any) -> None:
         super().__init__()
         self.program = program
@@ -357,7 +193,7 @@ class _ExportImporter(_Importer):
             for n in program.graph.nodes
             if n.op == "placeholder" and _kind(kinds.get(n.name)) == "USER_INPUT"
         ]
-        shapes = _input_shapes(self.shape, user_names, "the exported program")
+        shapes = input_shapes(self.shape, user_names, "the exported program")
         env: dict[Any, Any] = {}
         outputs: list[Any] = []
         for node in program.graph.nodes:
@@ -377,9 +213,9 @@ class _ExportImporter(_Importer):
                     r for r, spec in zip(results, specs) if _kind(spec) == "USER_OUTPUT"
                 ] or list(results)
             else:
-                self.ctx.unsupported(f"fx {node.op}", node.name)
-        self.ctx.raise_unsupported()
-        return self.ctx.finish(self.outputs(outputs))
+                self.builder.unsupported(f"fx {node.op}", node.name)
+        self.builder.raise_unsupported()
+        return self.builder.finish(self.outputs(outputs))
 
     def _placeholder(self, node: Any, spec: Any, shapes: dict[str, tuple[int, ...]]) -> Any:
         kind = _kind(spec)
@@ -395,7 +231,7 @@ class _ExportImporter(_Importer):
             tensor = tensor.detach()
             self.tensor_names[id(tensor)] = str(target)
             return _folded(tensor) if tensor.dim() == 0 else tensor
-        self.ctx.unsupported(f"exported input kind {kind}", node.name)
+        self.builder.unsupported(f"exported input kind {kind}", node.name)
         return _UNKNOWN
 
     def _user_input(self, node: Any, shapes: dict[str, tuple[int, ...]]) -> Expr:
@@ -411,18 +247,17 @@ class _ExportImporter(_Importer):
                     f"the spec gives {given}",
                     hint="pass the nn.Module with the new shape, or export with dynamic_shapes",
                 )
-            return self.ctx.add_input(node.name, given, dtype)
+            return self.builder.add_input(node.name, given, dtype)
         if not static or val is None:
             raise FrontendError(
                 f"input {node.name!r} of the exported program has a dynamic shape "
                 f"{tuple(str(d) for d in declared)}",
                 hint=f'give it a static shape: shape={{"{node.name}": [1, ...]}}',
             )
-        return self.ctx.add_input(node.name, tuple(int(d) for d in declared), dtype)
+        return self.builder.add_input(node.name, tuple(int(d) for d in declared), dtype)
 
     def _call(self, node: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
-        import torch
-
+        torch = import_torch()
         target = node.target
         if target is operator.getitem:
             container, index = args
@@ -436,7 +271,7 @@ class _ExportImporter(_Importer):
             return _UNKNOWN
         if any(isinstance(v, Expr) for v in _flatten(args)):
             name = getattr(target, "__name__", str(target))
-            self.ctx.unsupported(f"python call {name}", node.name)
+            self.builder.unsupported(f"python call {name}", node.name)
             return _UNKNOWN
         return target(*args, **kwargs)  # int arithmetic on sizes (operator.mul, sym_*)
 
@@ -452,8 +287,7 @@ def _get_attr(module: Any, target: str) -> Any:
 
 
 def _map_args(value: Any, env: dict[Any, Any]) -> Any:
-    import torch
-
+    torch = import_torch()
     if isinstance(value, torch.fx.Node):
         return env[value]
     if isinstance(value, list | tuple):
@@ -494,7 +328,7 @@ _SCRIPT_SCALAR_TYPES = {
 _PASS_THROUGH = {"prim::NumToTensor", "aten::Int", "aten::Float", "aten::ScalarImplicit"}
 
 
-class _ScriptImporter(_Importer):
+class ScriptImporter(GraphImporter):
     def __init__(self, module: Any, shape: Any, dtype: Any) -> None:
         super().__init__()
         self.module = module
@@ -502,8 +336,7 @@ class _ScriptImporter(_Importer):
         self.dtype = dtype
 
     def convert(self) -> tuple[Module, dict[str, np.ndarray]]:
-        import torch
-
+        torch = import_torch()
         is_module = isinstance(self.module, torch.jit.ScriptModule)
         graph = self.module.inlined_graph if is_module else self.module.graph
         graph_inputs = list(graph.inputs())
@@ -512,18 +345,17 @@ class _ScriptImporter(_Importer):
             env[graph_inputs[0]] = self.module
             graph_inputs = graph_inputs[1:]
         names = [re.sub(r"\.\d+$", "", v.debugName()) for v in graph_inputs]
-        shapes = _input_shapes(self.shape, names, "the TorchScript module")
+        shapes = input_shapes(self.shape, names, "the TorchScript module")
         for value, name in zip(graph_inputs, names):
             env[value] = self._input(value, name, shapes)
         for node in graph.nodes():
             self._node(node, env)
-        self.ctx.raise_unsupported()
+        self.builder.raise_unsupported()
         results = [env[v] for v in graph.return_node().inputs()]
-        return self.ctx.finish(self.outputs(results))
+        return self.builder.finish(self.outputs(results))
 
     def _input(self, value: Any, name: str, shapes: dict[str, tuple[int, ...]]) -> Expr:
-        import torch
-
+        torch = import_torch()
         ty = value.type()
         sizes = ty.sizes() if isinstance(ty, torch._C.TensorType) else None
         scalar = ty.scalarType() if isinstance(ty, torch._C.TensorType) else None
@@ -531,17 +363,16 @@ class _ScriptImporter(_Importer):
         chosen = self.dtype.get(name) if isinstance(self.dtype, Mapping) else self.dtype
         dtype = _SCRIPT_SCALAR_TYPES.get(str(scalar)) or chosen or "float32"
         if name in shapes:
-            return self.ctx.add_input(name, shapes[name], dtype)
+            return self.builder.add_input(name, shapes[name], dtype)
         if sizes is None or any(d is None for d in sizes):
             raise FrontendError(
                 f"the TorchScript module does not record the shape of input {name!r}",
                 hint=f'give it: shape={{"{name}": [1, 3, 224, 224]}}',
             )
-        return self.ctx.add_input(name, tuple(sizes), dtype)
+        return self.builder.add_input(name, tuple(sizes), dtype)
 
     def _node(self, node: Any, env: dict[Any, Any]) -> None:
-        import torch
-
+        torch = import_torch()
         kind = node.kind()
         inputs = [env.get(v, _UNKNOWN) for v in node.inputs()]
         outputs = list(node.outputs())
@@ -594,15 +425,14 @@ class _ScriptImporter(_Importer):
                 first = next(iter(node.inputs()))
                 env[first] = env[outputs[0]]
         else:
-            self.ctx.unsupported(kind, name)
+            self.builder.unsupported(kind, name)
             for out in outputs:
                 env[out] = _UNKNOWN
 
 
 def _script_fold(kind: str, overload: str, schema: str, inputs: list[Any]) -> Any:
     """A thunk running a TorchScript ATen node with torch (kwarg-only inputs passed by name)."""
-    import torch
-
+    torch = import_torch()
     packet = getattr(torch.ops.aten, kind.split("::", 1)[1], None)
     if packet is None:
         return None
@@ -614,6 +444,3 @@ def _script_fold(kind: str, overload: str, schema: str, inputs: list[Any]) -> An
     args = [v for a, v in zip(arguments, inputs) if not a.kwarg_only]
     kwargs = {a.name: v for a, v in zip(arguments, inputs) if a.kwarg_only}
     return lambda: target(*args, **kwargs)
-
-
-__all__ = ["from_pytorch", "is_exported_program", "is_torchscript", "supported_ops"]

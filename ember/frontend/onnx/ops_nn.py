@@ -12,13 +12,13 @@ import math
 
 import numpy as np
 
-from ember.frontend.onnx_common import NodeContext, converter, normalize_axis
+from ember.frontend.onnx.context import OnnxNode, converter
 from ember.graph.ir import Expr
 
 # ----------------------------------------------------------------------------- helpers
 
 
-def _spatial_rank(node: NodeContext, rank: int) -> int:
+def _spatial_rank(node: OnnxNode, rank: int) -> int:
     """Number of spatial dims; only 1 and 2 are supported."""
     spatial = rank - 2
     if spatial not in (1, 2):
@@ -45,7 +45,7 @@ def _same_padding(
 
 
 def _window_padding(
-    node: NodeContext,
+    node: OnnxNode,
     in_sizes: tuple[int, ...],
     kernel: tuple[int, ...],
     strides: tuple[int, ...],
@@ -80,12 +80,12 @@ def _pads_to_2d(pads: tuple[int, ...], spatial: int) -> tuple[int, int, int, int
     return (0, pads[0], 0, pads[1])
 
 
-def _lift_1d(node: NodeContext, x: Expr, spatial: int) -> Expr:
+def _lift_1d(node: OnnxNode, x: Expr, spatial: int) -> Expr:
     """Insert a height axis of size 1 so a 1-D op runs as 2-D."""
     return x if spatial == 2 else node.call("expand_dims", x, axes=(2,))
 
 
-def _lower_1d(node: NodeContext, y: Expr, spatial: int) -> Expr:
+def _lower_1d(node: OnnxNode, y: Expr, spatial: int) -> Expr:
     return y if spatial == 2 else node.call("squeeze", y, axes=(2,))
 
 
@@ -93,7 +93,7 @@ def _lower_1d(node: NodeContext, y: Expr, spatial: int) -> Expr:
 
 
 @converter("Conv")
-def _conv(node: NodeContext) -> Expr:
+def _conv(node: OnnxNode) -> Expr:
     x, weight = node.input(0), node.input(1)
     spatial = _spatial_rank(node, len(node.shape(0)))
     kernel = tuple(node.attr("kernel_shape", node.shape(1)[2:]))
@@ -115,7 +115,7 @@ def _conv(node: NodeContext) -> Expr:
 
 
 @converter("ConvTranspose")
-def _conv_transpose(node: NodeContext) -> Expr:
+def _conv_transpose(node: OnnxNode) -> Expr:
     x, weight = node.input(0), node.input(1)
     spatial = _spatial_rank(node, len(node.shape(0)))
     in_sizes = node.shape(0)[2:]
@@ -167,8 +167,8 @@ def _conv_transpose(node: NodeContext) -> Expr:
 # ----------------------------------------------------------------------------- pooling
 
 
-def _pool(
-    node: NodeContext, op: str, x: Expr | None = None, count_include_pad: bool | None = None
+def window_pool(
+    node: OnnxNode, op: str, x: Expr | None = None, count_include_pad: bool | None = None
 ) -> Expr:
     """A 1-D or 2-D pool of ``x`` (default: the node's input) with the node's window attrs."""
     x = node.input(0) if x is None else x
@@ -195,20 +195,20 @@ def _pool(
 
 
 @converter("MaxPool", min_version=8)
-def _max_pool(node: NodeContext) -> Expr:
+def _max_pool(node: OnnxNode) -> Expr:
     node.reject_attr("storage_order", 0, "ember's MaxPool has no Indices output")
     if node.num_outputs > 1:
         raise node.unsupported("the Indices output of MaxPool is not supported")
-    return _pool(node, "nn.max_pool2d")
+    return window_pool(node, "nn.max_pool2d")
 
 
 @converter("AveragePool", min_version=7)
-def _avg_pool(node: NodeContext) -> Expr:
-    return _pool(node, "nn.avg_pool2d")
+def _avg_pool(node: OnnxNode) -> Expr:
+    return window_pool(node, "nn.avg_pool2d")
 
 
 @converter("GlobalAveragePool", "GlobalMaxPool")
-def _global_pool(node: NodeContext) -> Expr:
+def _global_pool(node: OnnxNode) -> Expr:
     x = node.input(0)
     rank = len(node.shape(0))
     if rank == 4:
@@ -223,7 +223,7 @@ def _global_pool(node: NodeContext) -> Expr:
 
 
 @converter("LRN")
-def _lrn(node: NodeContext) -> Expr:
+def _lrn(node: OnnxNode) -> Expr:
     return node.call(
         "nn.lrn",
         node.input(0),
@@ -239,12 +239,12 @@ def _lrn(node: NodeContext) -> Expr:
 
 
 @converter("MatMul")
-def _matmul(node: NodeContext) -> Expr:
+def _matmul(node: OnnxNode) -> Expr:
     return node.call("nn.matmul", node.input(0), node.input(1))
 
 
 @converter("Gemm", min_version=7)
-def _gemm(node: NodeContext) -> Expr:
+def _gemm(node: OnnxNode) -> Expr:
     a, b = node.input(0), node.input(1)
     alpha, beta = node.attr("alpha", 1.0), node.attr("beta", 1.0)
     if node.attr("transA", 0):
@@ -271,7 +271,7 @@ def _gemm(node: NodeContext) -> Expr:
 
 
 @converter("BatchNormalization", min_version=7)
-def _batch_norm(node: NodeContext) -> Expr:
+def _batch_norm(node: OnnxNode) -> Expr:
     node.reject_attr("spatial", 1, "per-activation batch norm is not supported")
     if node.attr("training_mode", 0):
         raise node.unsupported("training_mode=1 is not supported (ember runs inference)")
@@ -286,7 +286,7 @@ def _batch_norm(node: NodeContext) -> Expr:
 
 
 def _normalize(
-    node: NodeContext, x: Expr, axes: tuple[int, ...], epsilon: float
+    node: OnnxNode, x: Expr, axes: tuple[int, ...], epsilon: float
 ) -> tuple[Expr, Expr, Expr]:
     """((x - mean) / sqrt(var + epsilon), mean, 1 / sqrt(var + epsilon)) over ``axes``."""
     mean = node.call("reduce_mean", x, axes=axes, keepdims=True)
@@ -300,7 +300,7 @@ def _normalize(
 
 
 @converter("InstanceNormalization", min_version=6)
-def _instance_norm(node: NodeContext) -> Expr:
+def _instance_norm(node: OnnxNode) -> Expr:
     x = node.input(0)
     rank = len(node.shape(0))
     y, _, _ = _normalize(node, x, tuple(range(2, rank)), node.attr("epsilon", 1e-5))
@@ -312,10 +312,10 @@ def _instance_norm(node: NodeContext) -> Expr:
 
 
 @converter("LayerNormalization", min_version=17)
-def _layer_norm(node: NodeContext) -> list[Expr]:
+def _layer_norm(node: OnnxNode) -> list[Expr]:
     x = node.input(0)
     rank = len(node.shape(0))
-    axis = normalize_axis(node.attr("axis", -1), rank, node)
+    axis = node.axis(node.attr("axis", -1), rank)
     y, mean, inv_std = _normalize(node, x, tuple(range(axis, rank)), node.attr("epsilon", 1e-5))
     y = node.call("multiply", y, node.input(1))
     if node.has_input(2):
@@ -324,16 +324,16 @@ def _layer_norm(node: NodeContext) -> list[Expr]:
 
 
 @converter("MeanVarianceNormalization", min_version=9)
-def _mvn(node: NodeContext) -> Expr:
+def _mvn(node: OnnxNode) -> Expr:
     axes = tuple(node.attr("axes", (0, 2, 3)))
     return _normalize(node, node.input(0), axes, 1e-9)[0]
 
 
 @converter("RMSNormalization", min_version=23)
-def _rms_norm(node: NodeContext) -> Expr:
+def _rms_norm(node: OnnxNode) -> Expr:
     x = node.input(0)
     rank = len(node.shape(0))
-    axis = normalize_axis(node.attr("axis", -1), rank, node)
+    axis = node.axis(node.attr("axis", -1), rank)
     mean_square = node.call(
         "reduce_mean", node.call("multiply", x, x), axes=tuple(range(axis, rank)), keepdims=True
     )
@@ -343,7 +343,7 @@ def _rms_norm(node: NodeContext) -> Expr:
 
 
 @converter("LpNormalization")
-def _lp_norm(node: NodeContext) -> Expr:
+def _lp_norm(node: OnnxNode) -> Expr:
     x = node.input(0)
     p = node.attr("p", 2)
     if p not in (1, 2):
@@ -361,7 +361,7 @@ def _lp_norm(node: NodeContext) -> Expr:
 
 
 @converter("GroupNormalization", min_version=18)
-def _group_norm(node: NodeContext) -> Expr:
+def _group_norm(node: OnnxNode) -> Expr:
     x = node.input(0)
     shape = node.shape(0)
     n, c = shape[0], shape[1]
@@ -384,14 +384,14 @@ def _group_norm(node: NodeContext) -> Expr:
 
 
 @converter("Hardmax")
-def _hardmax(node: NodeContext) -> Expr:
+def _hardmax(node: OnnxNode) -> Expr:
     x = node.input(0)
     shape = node.shape(0)
     if node.version >= 13:
-        axis = normalize_axis(node.attr("axis", -1), len(shape), node)
+        axis = node.axis(node.attr("axis", -1), len(shape))
         flat, flat_shape = x, shape
     else:  # coerced to 2-D at axis, like Softmax before opset 13
-        axis_2d = normalize_axis(node.attr("axis", 1), max(len(shape), 1), node)
+        axis_2d = node.axis(node.attr("axis", 1), max(len(shape), 1))
         rows = int(np.prod(shape[:axis_2d], dtype=np.int64))
         flat_shape = (rows, int(np.prod(shape[axis_2d:], dtype=np.int64)))
         flat, axis = node.call("reshape", x, newshape=flat_shape), 1
@@ -409,7 +409,7 @@ def _hardmax(node: NodeContext) -> Expr:
 
 
 @converter("Softmax", "LogSoftmax")
-def _softmax(node: NodeContext) -> Expr:
+def _softmax(node: OnnxNode) -> Expr:
     op = "nn.softmax" if node.op_type == "Softmax" else "nn.log_softmax"
     x = node.input(0)
     shape = node.shape(0)
@@ -417,7 +417,7 @@ def _softmax(node: NodeContext) -> Expr:
         return node.call(op, x, axis=node.attr("axis", -1))
     # Before opset 13 the input is coerced to 2-D at `axis` (default 1) and
     # normalized over everything from `axis` on.
-    axis = normalize_axis(node.attr("axis", 1), max(len(shape), 1), node)
+    axis = node.axis(node.attr("axis", 1), max(len(shape), 1))
     if axis == len(shape) - 1:
         return node.call(op, x, axis=-1)
     rows = int(np.prod(shape[:axis], dtype=np.int64))

@@ -1,105 +1,27 @@
-"""MXNet op converters: one function per MXNet op family, registered by op name.
-
-A converter gets a :class:`NodeContext` (parsed attrs, input expressions, the
-import context) and returns an ember expression, or a list for ops with several
-outputs::
-
-    @converter("relu")
-    def _relu(node: NodeContext) -> Expr:
-        return node.call("nn.relu", node.input(0))
+"""MXNet converters: convolutions, dense layers, batch norm, activations, softmax, pooling.
 
 Defaults follow MXNet 1.x (note ``BatchNorm.fix_gamma=True``, ``eps=1e-3`` and
-``Deconvolution.no_bias=True``).
+``Deconvolution.no_bias=True``)::
+
+    Convolution(kernel="(3, 3)", pad="(1, 1)")  ->  nn.conv2d(x, w, b, padding=(1, 1, 1, 1))
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ember.errors import FrontendError
-from ember.frontend.common import ImportContext, scalar, shape_of
+from ember.frontend.common import scalar, shape_of
+from ember.frontend.mxnet.context import ConverterFn, MXNetNode, converter
 from ember.graph.ir import Expr, const
 
-Converter = Callable[["NodeContext"], "Expr | list[Expr]"]
-CONVERTERS: dict[str, Converter] = {}
 
-# Loss heads whose inputs after the first are labels (unused at inference).
-LABEL_CONSUMERS = frozenset(
-    {
-        "SoftmaxOutput",
-        "LinearRegressionOutput",
-        "LogisticRegressionOutput",
-        "MAERegressionOutput",
-        "SVMOutput",
-    }
-)
-
-
-def converter(*ops: str) -> Callable[[Converter], Converter]:
-    def register(fn: Converter) -> Converter:
-        for op in ops:
-            CONVERTERS[op] = fn
-        return fn
-
-    return register
-
-
-@dataclass
-class NodeContext:
-    """One MXNet node being converted."""
-
-    ctx: ImportContext
-    name: str
-    op: str
-    attrs: dict[str, Any]
-    inputs: list[Expr | None]
-
-    def input(self, index: int) -> Expr:
-        if index >= len(self.inputs) or self.inputs[index] is None:
-            raise FrontendError(
-                f"MXNet node {self.name!r} ({self.op}) needs input {index}, "
-                f"it has {len(self.inputs)}"
-            )
-        return self.inputs[index]  # type: ignore[return-value]
-
-    def call(self, op: str, *args: Expr, suffix: str = "", **attrs: Any) -> Expr:
-        return self.ctx.call(op, *args, name=self.name + suffix, **attrs)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        value = self.attrs.get(key, default)
-        return default if value is None else value
-
-    def required(self, key: str) -> Any:
-        if key not in self.attrs:
-            raise FrontendError(f"MXNet node {self.name!r} ({self.op}) has no attribute {key!r}")
-        return self.attrs[key]
-
-    def ints(self, key: str, default: Any = ()) -> tuple[int, ...]:
-        value = self.get(key, default)
-        if isinstance(value, int | float):
-            return (int(value),)
-        return tuple(int(v) for v in value)
-
-    def flag(self, key: str, default: bool) -> bool:
-        value = self.get(key, default)
-        return bool(int(value)) if isinstance(value, int | float) else bool(value)
-
-    def number(self, key: str, default: float) -> float:
-        return float(self.get(key, default))
-
-    def fail(self, what: str, hint: str | None = None) -> FrontendError:
-        return FrontendError(f"MXNet node {self.name!r} ({self.op}): {what}", hint=hint)
-
-
-def _spatial(node: NodeContext, key: str, default: int, rank: int) -> tuple[int, int]:
+def _spatial(node: MXNetNode, key: str, default: int, rank: int) -> tuple[int, int]:
     value = node.ints(key) or (default,) * rank
     if len(value) != 2:
-        raise node.fail(
+        raise node.error(
             f"attribute {key}={value} is not 2-D; ember supports 2-D convolution and pooling only"
         )
     return value[0], value[1]
@@ -109,12 +31,12 @@ def _spatial(node: NodeContext, key: str, default: int, rank: int) -> tuple[int,
 
 
 @converter("Convolution")
-def _convolution(node: NodeContext) -> Expr:
+def _convolution(node: MXNetNode) -> Expr:
     kernel = node.ints("kernel")
     if len(kernel) != 2:
-        raise node.fail(f"kernel {kernel} is not 2-D; ember supports 2-D convolution only")
+        raise node.error(f"kernel {kernel} is not 2-D; ember supports 2-D convolution only")
     if node.get("layout", "NCHW") not in ("NCHW", None):
-        raise node.fail(f"layout {node.get('layout')} is not supported (only NCHW)")
+        raise node.error(f"layout {node.get('layout')} is not supported (only NCHW)")
     pad = _spatial(node, "pad", 0, 2)
     args = [node.input(0), node.input(1)]
     if not node.flag("no_bias", False):
@@ -130,12 +52,12 @@ def _convolution(node: NodeContext) -> Expr:
 
 
 @converter("Deconvolution")
-def _deconvolution(node: NodeContext) -> Expr:
+def _deconvolution(node: MXNetNode) -> Expr:
     kernel = node.ints("kernel")
     if len(kernel) != 2:
-        raise node.fail(f"kernel {kernel} is not 2-D; ember supports 2-D deconvolution only")
+        raise node.error(f"kernel {kernel} is not 2-D; ember supports 2-D deconvolution only")
     if node.ints("target_shape"):
-        raise node.fail(
+        raise node.error(
             "target_shape is not supported", hint="export the model with explicit pad and adj"
         )
     pad = _spatial(node, "pad", 0, 2)
@@ -154,7 +76,7 @@ def _deconvolution(node: NodeContext) -> Expr:
 
 
 @converter("FullyConnected")
-def _fully_connected(node: NodeContext) -> Expr:
+def _fully_connected(node: MXNetNode) -> Expr:
     data = node.input(0)
     if node.flag("flatten", True) and len(shape_of(data)) != 2:
         data = node.call("flatten", data, suffix="/flatten", axis=1)
@@ -165,7 +87,7 @@ def _fully_connected(node: NodeContext) -> Expr:
 
 
 @converter("BatchNorm", "BatchNorm_v1")
-def _batch_norm(node: NodeContext) -> Expr | list[Expr]:
+def _batch_norm(node: MXNetNode) -> Expr | list[Expr]:
     data, gamma, beta, mean, var = (node.input(i) for i in range(5))
     if node.flag("fix_gamma", True):
         # fix_gamma ignores the stored gamma (it may hold anything) and uses 1
@@ -188,13 +110,13 @@ def _batch_norm(node: NodeContext) -> Expr | list[Expr]:
 # ----------------------------------------------------------------------------- activations
 
 
-def _softsign(node: NodeContext, x: Expr) -> Expr:
+def _softsign(node: MXNetNode, x: Expr) -> Expr:
     denom = node.call("add", node.call("abs", x, suffix="/abs"), scalar(1, x), suffix="/denom")
     return node.call("divide", x, denom)
 
 
 @converter("Activation")
-def _activation(node: NodeContext) -> Expr:
+def _activation(node: MXNetNode) -> Expr:
     act = node.required("act_type")
     x = node.input(0)
     ops = {"relu": "nn.relu", "sigmoid": "sigmoid", "tanh": "tanh", "softrelu": "nn.softplus"}
@@ -202,11 +124,11 @@ def _activation(node: NodeContext) -> Expr:
         return node.call(ops[act], x)
     if act == "softsign":
         return _softsign(node, x)
-    raise node.fail(f"act_type {act!r} is not supported (supported: {', '.join(ops)}, softsign)")
+    raise node.error(f"act_type {act!r} is not supported (supported: {', '.join(ops)}, softsign)")
 
 
 @converter("LeakyReLU")
-def _leaky_relu(node: NodeContext) -> Expr:
+def _leaky_relu(node: MXNetNode) -> Expr:
     act = node.get("act_type", "leaky")
     x = node.input(0)
     if act == "leaky":
@@ -229,7 +151,7 @@ def _leaky_relu(node: NodeContext) -> Expr:
                 "reshape", slope, suffix="/slope", newshape=(slope_shape[0],) + (1,) * (rank - 2)
             )
         return node.call("nn.prelu", x, slope)
-    raise node.fail(
+    raise node.error(
         f"act_type {act!r} is not supported (supported: leaky, prelu, rrelu, elu, selu, gelu)"
     )
 
@@ -254,26 +176,26 @@ _UNARY = {
 }
 
 
-def _unary(op: str) -> Converter:
+def _unary(op: str) -> ConverterFn:
     return lambda node: node.call(op, node.input(0))
 
 
 for _mx_name, _ember_name in _UNARY.items():
-    CONVERTERS[_mx_name] = _unary(_ember_name)
+    converter(_mx_name)(_unary(_ember_name))
 
 
 @converter("square")
-def _square(node: NodeContext) -> Expr:
+def _square(node: MXNetNode) -> Expr:
     return node.call("multiply", node.input(0), node.input(0))
 
 
 @converter("softsign")
-def _softsign_op(node: NodeContext) -> Expr:
+def _softsign_op(node: MXNetNode) -> Expr:
     return _softsign(node, node.input(0))
 
 
 @converter("clip")
-def _clip(node: NodeContext) -> Expr:
+def _clip(node: MXNetNode) -> Expr:
     return node.call(
         "clip",
         node.input(0),
@@ -283,7 +205,7 @@ def _clip(node: NodeContext) -> Expr:
 
 
 @converter("Dropout", "_copy", "identity", "BlockGrad", "stop_gradient", "make_loss", "MakeLoss")
-def _passthrough(node: NodeContext) -> Expr:
+def _passthrough(node: MXNetNode) -> Expr:
     return node.input(0)  # inference: these are the identity
 
 
@@ -291,7 +213,7 @@ def _passthrough(node: NodeContext) -> Expr:
 
 
 @converter("softmax", "log_softmax")
-def _softmax(node: NodeContext) -> Expr:
+def _softmax(node: MXNetNode) -> Expr:
     x = node.input(0)
     temperature = node.get("temperature")
     if temperature is not None and float(temperature) != 1.0:
@@ -300,7 +222,7 @@ def _softmax(node: NodeContext) -> Expr:
     return node.call(op, x, axis=int(node.get("axis", -1)))
 
 
-def _softmax_flat(node: NodeContext, x: Expr) -> Expr:
+def _softmax_flat(node: MXNetNode, x: Expr) -> Expr:
     """Softmax over all axes but the batch axis (MXNet's 'instance' mode)."""
     shape = shape_of(x)
     flat = node.call("reshape", x, suffix="/flatten", newshape=(shape[0], -1))
@@ -309,7 +231,7 @@ def _softmax_flat(node: NodeContext, x: Expr) -> Expr:
 
 
 @converter("SoftmaxOutput", "Softmax")
-def _softmax_output(node: NodeContext) -> Expr:
+def _softmax_output(node: MXNetNode) -> Expr:
     x = node.input(0)
     shape = shape_of(x)
     if node.flag("preserve_shape", False):
@@ -321,7 +243,7 @@ def _softmax_output(node: NodeContext) -> Expr:
 
 
 @converter("SoftmaxActivation")
-def _softmax_activation(node: NodeContext) -> Expr:
+def _softmax_activation(node: MXNetNode) -> Expr:
     x = node.input(0)
     shape = shape_of(x)
     if node.get("mode", "instance") == "channel" or len(shape) <= 2:
@@ -330,12 +252,12 @@ def _softmax_activation(node: NodeContext) -> Expr:
 
 
 @converter("LinearRegressionOutput", "MAERegressionOutput")
-def _regression_output(node: NodeContext) -> Expr:
+def _regression_output(node: MXNetNode) -> Expr:
     return node.input(0)
 
 
 @converter("LogisticRegressionOutput")
-def _logistic_output(node: NodeContext) -> Expr:
+def _logistic_output(node: MXNetNode) -> Expr:
     return node.call("sigmoid", node.input(0))
 
 
@@ -348,13 +270,13 @@ def _pool_out(size: int, kernel: int, stride: int, pad: int, full: bool) -> int:
 
 
 @converter("Pooling", "Pooling_v1")
-def _pooling(node: NodeContext) -> Expr:
+def _pooling(node: MXNetNode) -> Expr:
     x = node.input(0)
     pool_type = node.get("pool_type", "max")
     if pool_type not in ("max", "avg", "sum"):
-        raise node.fail(f"pool_type {pool_type!r} is not supported (max, avg, sum)")
+        raise node.error(f"pool_type {pool_type!r} is not supported (max, avg, sum)")
     if len(shape_of(x)) != 4:
-        raise node.fail(f"input has shape {shape_of(x)}; ember supports 2-D (NCHW) pooling only")
+        raise node.error(f"input has shape {shape_of(x)}; ember supports 2-D (NCHW) pooling only")
     if node.flag("global_pool", False):
         if pool_type == "sum":
             return node.call("reduce_sum", x, axes=(2, 3), keepdims=True)
@@ -363,12 +285,12 @@ def _pooling(node: NodeContext) -> Expr:
         )
     kernel = node.ints("kernel")
     if len(kernel) != 2:
-        raise node.fail(f"kernel {kernel} is not 2-D; ember supports 2-D pooling only")
+        raise node.error(f"kernel {kernel} is not 2-D; ember supports 2-D pooling only")
     stride = _spatial(node, "stride", 1, 2)
     pad = _spatial(node, "pad", 0, 2)
     convention = node.get("pooling_convention", "valid")
     if convention not in ("valid", "full"):
-        raise node.fail(f"pooling_convention {convention!r} is not supported (valid, full)")
+        raise node.error(f"pooling_convention {convention!r} is not supported (valid, full)")
     full = convention == "full"
     height, width = shape_of(x)[2:]
     expected = (
@@ -388,7 +310,7 @@ def _pooling(node: NodeContext) -> Expr:
             attrs["count_include_pad"] = node.flag("count_include_pad", True)
         out = node.call("nn.max_pool2d" if pool_type == "max" else "nn.avg_pool2d", x, **attrs)
     if shape_of(out)[2:] != expected:
-        raise node.fail(
+        raise node.error(
             f"MXNet's output size {expected} differs from ember's {shape_of(out)[2:]} for this "
             "pooling (a 'full' window that starts past the padded input)",
             hint="use pooling_convention='valid' or change the padding",
@@ -396,7 +318,7 @@ def _pooling(node: NodeContext) -> Expr:
     return out
 
 
-def _sum_pool(node: NodeContext, x: Expr, kernel, stride, pad, expected) -> Expr:
+def _sum_pool(node: MXNetNode, x: Expr, kernel, stride, pad, expected) -> Expr:
     """Sum pooling: a depthwise convolution with an all-ones kernel."""
     channels, height, width = shape_of(x)[1:]
     # padding past the input on the bottom/right makes room for 'full' windows
@@ -416,7 +338,7 @@ def _sum_pool(node: NodeContext, x: Expr, kernel, stride, pad, expected) -> Expr
 
 
 @converter("LRN")
-def _lrn(node: NodeContext) -> Expr:
+def _lrn(node: MXNetNode) -> Expr:
     return node.call(
         "nn.lrn",
         node.input(0),
@@ -428,11 +350,11 @@ def _lrn(node: NodeContext) -> Expr:
 
 
 @converter("UpSampling")
-def _upsampling(node: NodeContext) -> Expr:
+def _upsampling(node: MXNetNode) -> Expr:
     if node.get("sample_type", "nearest") != "nearest":
-        raise node.fail("only sample_type='nearest' is supported")
+        raise node.error("only sample_type='nearest' is supported")
     if int(node.get("num_args", 1)) != 1:
-        raise node.fail("UpSampling of several inputs is not supported")
+        raise node.error("UpSampling of several inputs is not supported")
     x = node.input(0)
     scale = int(node.required("scale"))
     height, width = shape_of(x)[2:]

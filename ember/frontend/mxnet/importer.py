@@ -7,7 +7,7 @@ The files are the pair ``HybridBlock.export`` (or ``Module.save_checkpoint``)
 writes. The symbol JSON is read directly: ``nodes`` (each with ``op``, ``name``,
 ``attrs`` as strings such as ``"(3, 3)"`` and ``inputs`` as ``[node, output,
 version]``), ``arg_nodes`` and ``heads``; the ``.params`` file is read by
-:mod:`ember.frontend.mxnet_params`. Variables found in the params become weights
+:mod:`ember.frontend.mxnet.params`. Variables found in the params become weights
 (``arg:`` and ``aux:`` prefixes dropped); the others are model inputs and need a
 shape (the SageMaker Neo input spec ``{"data": [1, 3, 227, 227]}``), except label
 variables consumed only by ``SoftmaxOutput``-style loss heads, which are dropped.
@@ -25,12 +25,11 @@ from typing import Any
 import numpy as np
 
 from ember.errors import FrontendError
-from ember.frontend import mxnet_ops_tensor  # noqa: F401 (registers converters)
-from ember.frontend.common import ImportContext, parse_attr
+from ember.frontend.common import GraphBuilder, input_dtype
 from ember.frontend.input_spec import InputSpec, parse_input_spec
-from ember.frontend.mxnet_ops import CONVERTERS, LABEL_CONSUMERS, NodeContext
-from ember.frontend.mxnet_params import read_params
-from ember.graph.ir import DTYPES, Expr, Module
+from ember.frontend.mxnet.context import CONVERTERS, LABEL_CONSUMERS, MXNetNode, parse_attr
+from ember.frontend.mxnet.params import read_params
+from ember.graph.ir import Expr, Module
 
 # Variable attrs that only weights carry (so their __shape__ is no input declaration).
 _WEIGHT_MARKS = ("__init__", "__lr_mult__", "__wd_mult__")
@@ -44,7 +43,7 @@ def supported_ops() -> list[str]:
     >>> "Convolution" in supported_ops()
     True
     """
-    return sorted(CONVERTERS)
+    return CONVERTERS.ops()
 
 
 def from_mxnet(
@@ -77,7 +76,7 @@ def from_mxnet(
     graph = _load_symbol(symbol)
     weights = _load_weights(params)
     specs = _parse_shapes(shape)
-    return _Converter(graph, weights, specs, dtype).convert()
+    return MXNetImporter(graph, weights, specs, dtype).convert()
 
 
 # ----------------------------------------------------------------------------- loading
@@ -184,7 +183,9 @@ def glob_escape(text: str) -> str:
 # ----------------------------------------------------------------------------- conversion
 
 
-class _Converter:
+class MXNetImporter:
+    """Converts one MXNet symbol graph: values by (node, output) over a GraphBuilder."""
+
     def __init__(
         self,
         graph: dict[str, Any],
@@ -197,7 +198,7 @@ class _Converter:
         self.weights = weights
         self.specs = specs
         self.dtype = dtype
-        self.ctx = ImportContext("MXNet")
+        self.builder = GraphBuilder("MXNet")
         self.values: dict[tuple[int, int], Expr | None] = {}
 
     def _inputs_of(self, node: dict[str, Any], index: int) -> list[tuple[int, int]]:
@@ -229,8 +230,9 @@ class _Converter:
                     )
                 inputs.append(self.values[src])
             attrs = {k: parse_attr(v) for k, v in _node_attrs(node).items()}
-            with self.ctx.node(name, op):
-                result = CONVERTERS[op](NodeContext(self.ctx, name, op, attrs, inputs))
+            node_context = MXNetNode(self.builder, name, op, attrs, inputs)
+            with self.builder.converting(node_context):
+                result = CONVERTERS[op](node_context)
             outputs = result if isinstance(result, list) else [result]
             for i, out in enumerate(outputs):
                 self.values[(index, i)] = out
@@ -241,7 +243,7 @@ class _Converter:
             if value is None:
                 raise FrontendError(f"MXNet symbol is corrupt: output {head!r} names no value")
             outputs.append(value)
-        return self.ctx.finish(outputs)
+        return self.builder.finish(outputs)
 
     def _scan(self) -> set[int]:
         """Check every op is supported (all at once); return the label variables' indices."""
@@ -252,13 +254,13 @@ class _Converter:
             op = node["op"]
             name = str(node.get("name", f"node{index}"))
             if op != "null" and op not in CONVERTERS:
-                self.ctx.unsupported(op, name)
+                self.builder.unsupported(op, name)
             for position, (src, _) in enumerate(self._inputs_of(node, index)):
                 if self.nodes[src]["op"] != "null":
                     continue
                 is_label = op in LABEL_CONSUMERS and position >= 1
                 label_uses[src] = label_uses.get(src, True) and is_label
-        self.ctx.raise_unsupported()
+        self.builder.raise_unsupported()
         return {
             src
             for src, only_label in label_uses.items()
@@ -302,13 +304,13 @@ class _Converter:
         self, index: int, name: str, node: dict[str, Any], labels: set[int]
     ) -> Expr | None:
         if name in self.weights:
-            return self.ctx.add_weight(name, self.weights[name])
+            return self.builder.add_weight(name, self.weights[name])
         if index in labels:
             return None  # a label of a loss head: not needed for inference
         spec = self.specs.get(name)
         shape = spec.shape if spec is not None else _declared_shape(node)
-        dtype = spec.dtype if spec is not None and spec.dtype else _input_dtype(self.dtype, name)
-        return self.ctx.add_input(name, shape or (), dtype)
+        dtype = spec.dtype if spec is not None and spec.dtype else input_dtype(self.dtype, name)
+        return self.builder.add_input(name, shape or (), dtype)
 
 
 def _node_attrs(node: dict[str, Any]) -> dict[str, Any]:
@@ -328,16 +330,6 @@ def _declared_shape(node: dict[str, Any]) -> tuple[int, ...] | None:
     if isinstance(shape, tuple) and shape and all(isinstance(d, int) and d > 0 for d in shape):
         return shape
     return None
-
-
-def _input_dtype(dtype: str | Mapping[str, str], name: str) -> str:
-    chosen = dtype.get(name, "float32") if isinstance(dtype, Mapping) else dtype
-    if chosen not in DTYPES:
-        raise FrontendError(
-            f"dtype {chosen!r} of MXNet input {name!r} is not an ember dtype",
-            hint=f"use one of {', '.join(DTYPES)}",
-        )
-    return chosen
 
 
 __all__ = ["from_mxnet", "mxnet_files", "supported_ops"]

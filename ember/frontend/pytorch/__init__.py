@@ -1,0 +1,22 @@
+"""The PyTorch frontend: torch.export programs, nn.Modules and TorchScript -> graph IR.
+
+    mod, params = from_pytorch(net.eval(), shape={"x": (1, 3, 224, 224)})
+    "conv2d" in supported_ops()                   # True
+
+Modules: ``importer`` (loading files and modules), ``graphs`` (the walks over
+torch.export and TorchScript graphs), ``context`` (the converter registry and
+what a converter gets), ``ops_nn`` and ``ops_tensor`` (the converters).
+Importing this package registers every converter; torch itself is imported
+only when a model is converted.
+"""
+
+from ember.frontend.pytorch import ops_nn, ops_tensor  # noqa: F401 (registers the converters)
+from ember.frontend.pytorch.context import CONVERTERS
+from ember.frontend.pytorch.importer import (
+    from_pytorch,
+    is_exported_program,
+    is_torchscript,
+    supported_ops,
+)
+
+__all__ = ["CONVERTERS", "from_pytorch", "is_exported_program", "is_torchscript", "supported_ops"]

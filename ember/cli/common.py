@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 
 from ember.errors import EmberError
-from ember.frontend import load
-from ember.frontend.load import FRAMEWORKS
+from ember.frontend import FRAMEWORKS, load
 from ember.graph.ir import Module
 from ember.target import Target
 

@@ -69,6 +69,13 @@ def load(
         dtype = {**{k: dtype for k in shapes or {}}, **dtypes}
     importer = getattr(framework_package(name), f"from_{name}")
     if name in _DTYPES_IN_FILE:
+        if dtypes:
+            given = ", ".join(f"{n}:{d}" for n, d in dtypes.items())
+            raise FrontendError(
+                f"the {name} frontend takes input dtypes from the model file; the input spec "
+                f"gives {given}",
+                hint="leave the dtypes out of the input spec (shapes only)",
+            )
         return importer(path, shape=shapes)
     # an MXNet path alone (symbol, params or their folder) finds the other file itself
     return importer(path, shape=shapes, dtype=dtype)

@@ -139,3 +139,35 @@ def test_describe_is_one_line() -> None:
     line = Target.parse("ml_c5").describe()
     assert line.startswith("x86_64 skylake-avx512, 512-bit vectors (16 x float32)")
     assert "\n" not in Target.parse("host").describe()
+
+
+def test_only_entry_points_parse_target_strings() -> None:
+    """A target string is parsed where it enters (the CLI, compile, build, the tuner's
+    entry points); everything below takes the Target object."""
+    import ast
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / "ember"
+    sites = []
+    for path in sorted(package.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for func in ast.walk(tree):
+            if not isinstance(func, ast.FunctionDef):
+                continue
+            for node in ast.walk(func):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "parse"
+                    and isinstance(node.func.value, ast.Name)
+                    and node.func.value.id == "Target"
+                ):
+                    sites.append(f"{path.relative_to(package.parent)}:{func.name}")
+    assert sorted(sites) == [
+        "ember/autotune/extract.py:extract_tasks",
+        "ember/autotune/graph_tuner.py:tune_graph",
+        "ember/cli/common.py:parse_target",
+        "ember/dispatch/task.py:create_task",
+        "ember/driver/compiler.py:compile",
+        "ember/driver/native.py:build",
+    ]

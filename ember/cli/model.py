@@ -31,7 +31,7 @@ from ember.errors import EmberRuntimeError
 from ember.graph.analysis import format_summary, summarize
 from ember.graph.interpreter import interpret
 from ember.runtime import load
-from ember.target import Target, list_targets
+from ember.target import list_targets
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -114,12 +114,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_targets(args: argparse.Namespace) -> int:
-    rows = [("host", Target.parse("host").describe(), "this machine")]
+    rows = [("host", parse_target("host").describe(), "this machine")]
     for named in list_targets():
         if named.name == "host":
             continue
         aliases = f" (also: {', '.join(named.aliases)})" if named.aliases else ""
-        rows.append((named.name, Target.parse(named.name).describe(), named.description + aliases))
+        rows.append((named.name, parse_target(named.name).describe(), named.description + aliases))
     width = max(len(r[0]) for r in rows)
     for name, what, description in rows:
         print(f"{name:<{width}}  {what}\n{'':<{width}}  {description}")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import textwrap
 from pathlib import Path
 
@@ -250,3 +253,32 @@ def test_dump_ir_writes_every_graph_pass(tmp_path):
         "fuse_ops.txt",
     ]
     assert "nn.conv2d_nchwc" in (tmp_path / "2_kernels" / "01_alter_layout.txt").read_text()
+
+
+def _rewrite_target(path: Path, record: dict) -> Path:
+    """A copy of the artifact at ``path`` whose metadata has ``record`` as its target."""
+    out = path.with_name(f"{path.stem}_rewritten.ember")
+    with tarfile.open(path) as src, tarfile.open(out, "w") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read()
+            if member.name == "metadata.json":
+                meta = json.loads(data)
+                meta["target"] = record
+                data = json.dumps(meta).encode()
+                member.size = len(data)
+            dst.addfile(member, io.BytesIO(data))
+    return out
+
+
+def test_artifacts_with_the_older_target_record_still_load(compiled):
+    mod, params, _, path = compiled
+    # What ember wrote before targets were parsed once (no kind, key, mcpu or triple).
+    old = {"name": "host", "arch": os.uname().machine, "cpu_features": [], "cflags": []}
+    m = ember.load(_rewrite_target(path, old))
+    x = _rand(1, 3, 16, 16)
+    np.testing.assert_allclose(
+        m.run({"data": x})[0], interpret(mod, params, {"data": x})[0], rtol=1e-4, atol=1e-5
+    )
+    lacking = dict(old, name="a future CPU", cpu_features=["ember_test_feature"])
+    with pytest.raises(ember.errors.EmberRuntimeError, match="lacks: ember_test_feature"):
+        ember.load(_rewrite_target(path, lacking))

@@ -19,7 +19,7 @@ Outside any context (or for a workload without records) templates get their
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ class DispatchContext:
     ``records`` holding graph plans).
     """
 
-    records: list[Record] = []
+    records: Sequence[Record] = ()  # tuning records (graph plans are read from them)
 
     def __init__(self) -> None:
         self.tuned: list[str] = []
@@ -130,7 +130,7 @@ class ApplyHistoryBest(DispatchContext):
 
     def __init__(self, records: Iterable[Record]) -> None:
         super().__init__()
-        self.records = list(records)  # all of them: graph plans are read from here too
+        self.records = list(records)
         self.best = best_per_workload(self.records)
 
     def query(self, task: Task) -> Record | None:
@@ -144,7 +144,7 @@ def apply_history_best(logs: str | Path | Iterable[Any]) -> ApplyHistoryBest:
     """
     if isinstance(logs, str | Path):
         logs = [logs]
-    records: list[Record] = []
+    records: Sequence[Record] = ()  # tuning records (graph plans are read from them)
     for item in logs:
         if isinstance(item, Record):
             records.append(item)

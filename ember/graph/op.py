@@ -11,22 +11,8 @@ compute, in ``op.extensions``.
 
 The op table lives here, with the IR, as in TVM (``tvm.ir.Op.get``): ops are
 one object per name, which is what lets a pickled graph (for tuning workers)
-come back with the very op objects of the process that unpickles it::
-
-    @dataclass(frozen=True)
-    class LeakyReluAttrs:
-        alpha: float = 0.01
-
-    leaky_relu = register_op("nn.leaky_relu", LeakyReluAttrs, OpPattern.ELEMWISE)
-
-    @leaky_relu.type_rule
-    def _(types, attrs):
-        return types[0]
-
-    @leaky_relu.reference
-    def _(inputs, attrs):
-        x = inputs[0]
-        return np.where(x >= 0, x, x * attrs.alpha).astype(x.dtype)
+come back with the very op objects of the process that unpickles it. How to
+define an op: :mod:`ember.ops.registry`.
 """
 
 from __future__ import annotations

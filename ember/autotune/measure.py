@@ -14,9 +14,13 @@ runs on this machine).
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.spawn
 import os
+import pickle
 import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -184,6 +188,79 @@ def _signal_name(code: int) -> str:
         return f"signal {-code}"
 
 
+MAIN_PROBE_TIMEOUT = 120.0
+"""Seconds to wait for a re-import of the main script (it may load a model first)."""
+
+# What a starting worker does before it runs anything of ember's: take the parent's
+# sys.path, argv and folder, then import the main script or module as ``__mp_main__``
+# while flagged as starting (``spawn._main`` sets the same flag).
+_MAIN_PROBE = """\
+import pickle, sys
+from multiprocessing import process, spawn
+data = pickle.load(sys.stdin.buffer)
+process.current_process()._inheriting = True
+spawn.prepare(data)
+"""
+
+# CPython's error when a starting worker tries to start a process of its own.
+_STARTS_PROCESSES = "finished its bootstrapping phase"
+
+
+def main_reimport_error(
+    what: str, method: str = "spawn", timeout: float = MAIN_PROBE_TIMEOUT
+) -> str | None:
+    """Why ``what`` (worker processes started by ``method`` that died while starting) died,
+    when the cause is the main script: the 'spawn' and 'forkserver' start methods run the
+    parent's main script again in every worker before anything else, so its top-level
+    code runs there too, and a script that tunes at top level starts tuning again in each.
+
+    Re-imports the main script (or ``python -m`` module) the way a starting worker does,
+    in a fresh interpreter, and returns what went wrong, or None when it imports cleanly
+    (the workers died of something else), when there is no main script to re-import (an
+    interactive session, ``python -c``, a package's ``__main__``) or when the import
+    outlasts ``timeout`` seconds.
+    """
+    data = multiprocessing.spawn.get_preparation_data("ember-main-probe")
+    path, name = data.get("init_main_from_path"), data.get("init_main_from_name")
+    if name is not None and (name == "__main__" or name.endswith(".__main__")):
+        return None  # spawn never re-imports these
+    if path is None and name is None:
+        return None
+    data.pop("authkey", None)  # the probe joins no process tree
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", _MAIN_PROBE],
+            input=pickle.dumps(data),
+            capture_output=True,
+            timeout=timeout,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if probe.returncode == 0:
+        return None
+    main = f"script {path}" if path is not None else f"module {name}"
+    again = (
+        f"{what} died while starting: each one runs the main {main} again (Python's "
+        f"'{method}' start method imports it in every worker)"
+    )
+    stderr = probe.stderr.decode(errors="replace")
+    if _STARTS_PROCESSES in stderr:
+        return (
+            f"{again}, which starts tuning when it is imported, so each worker tried to "
+            f"start workers of its own"
+        )
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return f"{again}, and importing it there failed: " + (
+        lines[-1] if lines else f"exit status {probe.returncode}"
+    )
+
+
+MAIN_GUARD_HINT = (
+    'put the code that tunes under `if __name__ == "__main__":` in the script '
+    "(workers import the script, and skip that block); see docs/tuning.md"
+)
+
+
 class LocalRunner(Runner):
     """Runs each candidate in its own process on this machine (forked from a server that has
     numpy loaded), with a timeout; checks answers against the default schedule once.
@@ -261,6 +338,10 @@ class LocalRunner(Runner):
         }
 
     def prepare(self, task: Task, reference: BuildResult) -> None:
+        if reference.error is not None and reference.error[0] == "build_crash":
+            why = main_reimport_error("the build worker processes", "spawn")
+            if why is not None:
+                raise BuildError(f"tuning {task.name}{task.args}: {why}", hint=MAIN_GUARD_HINT)
         if reference.error is not None:
             raise BuildError(
                 f"tuning {task.name}{task.args}: the default schedule does not build "
@@ -269,6 +350,12 @@ class LocalRunner(Runner):
             )
         self.reference = None
         out = self._spawn("reference", self._job(reference))
+        if out["error"] is not None and out["error"][0] == "runtime_crash":
+            why = main_reimport_error("the measuring processes", "forkserver")
+            if why is not None:
+                raise EmberRuntimeError(
+                    f"tuning {task.name}{task.args}: {why}", hint=MAIN_GUARD_HINT
+                )
         if out["error"] is not None:
             raise EmberRuntimeError(
                 f"tuning {task.name}{task.args}: the default schedule failed to run "

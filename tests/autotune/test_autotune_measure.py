@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import broken_templates  # noqa: F401  (registers test_broken_matmul)
 import pytest
@@ -105,6 +110,100 @@ def test_default_schedule_must_work() -> None:
     with pytest.raises(BuildError, match="the default schedule does not build"):
         runner.prepare(task, BuildResult(None, error=("compile_error", "boom")))
     runner.close()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A tuning script as a user writes it; {guard} calls main() at import, or under the guard.
+TUNE_SCRIPT = """\
+from ember import autotune
+from ember.autotune.measure import LocalBuilder, build_config
+
+class InProcessBuilder(LocalBuilder):  # builds here: only the measuring processes start
+    def build(self, task, indices):
+        return [build_config(task, i) for i in indices]
+
+def main():
+    task = autotune.create_task("matmul", (8, 8, 8), target="host")
+    builder = {builder}
+    with autotune.LocalMeasure(task, builder=builder) as measure:
+        best = autotune.RandomTuner(task, seed=0).tune(n_trial=2, measure=measure, batch_size=2)
+    print("tuned", best.gflops > 0)
+
+{guard}
+"""
+
+
+def _run_tuning_script(tmp_path: Path, builder: str, guarded: bool) -> subprocess.CompletedProcess:
+    guard = 'if __name__ == "__main__":\n    main()' if guarded else "main()"
+    script = tmp_path / "tune_matmul.py"
+    script.write_text(TUNE_SCRIPT.format(builder=builder, guard=guard))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("builder", "error", "workers", "method"),
+    [
+        ("LocalBuilder(2)", "BuildError", "the build worker processes", "spawn"),
+        ("InProcessBuilder()", "EmberRuntimeError", "the measuring processes", "forkserver"),
+    ],
+)
+def test_a_script_that_tunes_at_import_is_told_to_guard_it(
+    tmp_path: Path, builder: str, error: str, workers: str, method: str
+) -> None:
+    # Workers start with the 'spawn' (builders) and 'forkserver' (runners) methods, which
+    # import the main script again in each: unguarded, it starts tuning there too.
+    proc = _run_tuning_script(tmp_path, builder, guarded=False)
+    assert proc.returncode == 1, proc.stderr
+    message = proc.stderr[proc.stderr.rindex(f"ember.errors.{error}") :]
+    script = tmp_path / "tune_matmul.py"
+    assert message.startswith(
+        f"ember.errors.{error}: tuning matmul(8, 8, 8): {workers} died while starting: each "
+        f"one runs the main script {script} again (Python's '{method}' start method imports "
+        f"it in every worker), which starts tuning when it is imported"
+    ), message
+    assert 'hint: put the code that tunes under `if __name__ == "__main__":`' in message
+    assert "the default schedule" not in message
+
+
+def test_a_guarded_tuning_script_tunes(tmp_path: Path) -> None:
+    proc = _run_tuning_script(tmp_path, "LocalBuilder(2)", guarded=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "tuned True"
+
+
+def test_a_script_that_fails_in_its_workers_gets_the_import_error(tmp_path: Path) -> None:
+    # Not tuning but other top-level code that fails in a worker (as ``__mp_main__``).
+    script = tmp_path / "fails_in_workers.py"
+    script.write_text(
+        textwrap.dedent(
+            """\
+            if __name__ != "__main__":
+                raise SystemExit("no workers here")
+            from ember.autotune.measure import main_reimport_error
+            print(main_reimport_error("the workers"))
+            """
+        )
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == (
+        f"the workers died while starting: each one runs the main script {script} again "
+        "(Python's 'spawn' start method imports it in every worker), and importing it there "
+        "failed: no workers here"
+    )
 
 
 @pytest.mark.parametrize("shape", [(), (0,), (3,), (7, 5), (1, 4, 9, 9, 16)])

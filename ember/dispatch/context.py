@@ -144,7 +144,7 @@ def apply_history_best(logs: str | Path | Iterable[Any]) -> ApplyHistoryBest:
     """
     if isinstance(logs, str | Path):
         logs = [logs]
-    records: Sequence[Record] = ()  # tuning records (graph plans are read from them)
+    records: list[Record] = []
     for item in logs:
         if isinstance(item, Record):
             records.append(item)

@@ -225,6 +225,10 @@ class Function:
     def is_primitive(self) -> bool:
         return bool(self.attrs.get("primitive", False))
 
+    def __repr__(self) -> str:
+        # Short: a function may sit in a control-flow op's attrs, whose repr is in messages.
+        return f"Function({self.name}, {len(self.params)} params) -> {self.ret_type}"
+
     def infer_type(self, args: tuple[Expr, ...], attrs: Any, node_name: str = "") -> Type:
         """Type of calling this function on ``args`` (used when a Call's op is a Function)."""
         if len(args) != len(self.params):
@@ -260,6 +264,42 @@ class Module:
 
     def __str__(self) -> str:
         return print_module(self)
+
+
+# ----------------------------------------------------------------------------- functions in attrs
+
+# Control-flow ops (``cf.if``, ``cf.loop`` in :mod:`ember.ops.control_flow`) hold their
+# branches and loop bodies as Functions in attribute fields. Such functions are closed:
+# every value a body reads from outside arrives as an explicit argument of the call, so
+# the body is verified, printed, compared and rewritten like any other function, and a
+# walk of the outer graph treats the call as one opaque node (as it does fused kernels).
+
+
+def subfunctions(attrs: Any) -> tuple[tuple[str, Function], ...]:
+    """``(field name, function)`` for each attribute field of ``attrs`` holding a Function.
+
+    >>> [name for name, _ in subfunctions(if_call.attrs)]  # doctest: +SKIP
+    ['then_branch', 'else_branch']
+    """
+    if attrs is None or not dataclasses.is_dataclass(attrs):
+        return ()
+    found = []
+    for f in dataclasses.fields(attrs):
+        value = getattr(attrs, f.name)
+        if isinstance(value, Function):
+            found.append((f.name, value))
+    return tuple(found)
+
+
+def replace_subfunctions(call: Call, new: dict[str, Function]) -> Call:
+    """``call`` with the attribute functions named in ``new`` replaced (same object if equal).
+
+    The type is re-derived, so a replaced body must keep its parameter and result types.
+    """
+    old = dict(subfunctions(call.attrs))
+    if all(old.get(k) is v for k, v in new.items()):
+        return call
+    return Call(call.op, call.args, dataclasses.replace(call.attrs, **new), call.name)
 
 
 # ----------------------------------------------------------------------------- building
@@ -352,7 +392,8 @@ def post_order(*roots: Expr | Function) -> list[Expr]:
 # (``0.5f``); other constants print as ``meta[Constant][k]`` with their shape and
 # dtype in a comment (the same constant object gets the same ``k``). A call of a
 # fused (primitive) function prints the function once, as a local ``fn``, before
-# its first use. Printing never recurses over the graph, so very deep graphs print.
+# its first use; so do the branches and bodies of control-flow calls, which the
+# call then names in its attributes (``cf.if(%c, %x, then_branch=%1, else_branch=%2)``). Printing never recurses over the graph, so very deep graphs print.
 # The text lives here, with the nodes, because ``Module.__str__`` is the printer.
 
 INDENT = "  "
@@ -384,13 +425,19 @@ def format_attr_value(value: Any) -> str:
     return repr(value)
 
 
-def format_attrs(attrs: Any) -> list[str]:
-    """``name=value`` for each attribute of a dataclass that differs from its default."""
+def format_attrs(attrs: Any, functions: dict[Function, str] | None = None) -> list[str]:
+    """``name=value`` for each attribute of a dataclass that differs from its default.
+
+    A Function-valued attribute prints as its name in ``functions`` (``then_branch=%3``).
+    """
     if attrs is None or not dataclasses.is_dataclass(attrs):
         return [] if attrs is None else [repr(attrs)]
     items = []
     for f in dataclasses.fields(attrs):
         value = getattr(attrs, f.name)
+        if isinstance(value, Function) and functions is not None and value in functions:
+            items.append(f"{f.name}={functions[value]}")
+            continue
         default = f.default
         if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
             default = f.default_factory()  # type: ignore[misc]
@@ -457,16 +504,16 @@ class Printer:
             if isinstance(node, Var | Constant):
                 continue
             if isinstance(node, Call):
-                if isinstance(node.op, Function):
-                    if node.op not in functions:
+                inner = [node.op] if isinstance(node.op, Function) else []
+                inner += [f for _, f in subfunctions(node.attrs)]
+                for func in inner:
+                    if func not in functions:
                         fn_name = f"%{counter}"
                         counter += 1
-                        functions[node.op] = fn_name
-                        lines.extend(self.function_lines(node.op, f"{fn_name} = fn", indent))
-                    head = functions[node.op]
-                else:
-                    head = node.op.name
-                operands = [ref(a) for a in node.args] + format_attrs(node.attrs)
+                        functions[func] = fn_name
+                        lines.extend(self.function_lines(func, f"{fn_name} = fn", indent))
+                head = functions[node.op] if isinstance(node.op, Function) else node.op.name
+                operands = [ref(a) for a in node.args] + format_attrs(node.attrs, functions)
                 text = f"{head}({', '.join(operands)})"
             elif isinstance(node, Tuple):
                 inner = ", ".join(ref(f) for f in node.fields)

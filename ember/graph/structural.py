@@ -8,7 +8,8 @@ the same sharing (DAG isomorphism, not just equal trees). Details:
 - free variables (in a bare expression) match when name and type agree;
 - constants match by dtype, shape and value (NaN equals NaN);
 - node names (``name=``, provenance only) are ignored;
-- fused functions called by Calls are compared structurally, recursively.
+- fused functions called by Calls, and the functions control-flow calls hold in
+  their attributes (branches, loop bodies), are compared structurally, recursively.
 
 ``structural_equal(a, b)`` implies ``structural_hash(a) == structural_hash(b)``::
 
@@ -27,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ember.graph.ir import Call, Constant, Expr, Function, Module, Tuple, Var
+from ember.graph.ir import Call, Constant, Expr, Function, Module, Tuple, Var, subfunctions
 from ember.graph.op import Op
 from ember.graph.visitor import children, post_order
 
@@ -41,6 +42,15 @@ def _attrs_equal(a: Any, b: Any) -> bool:
         return bool(a == b)
     except (TypeError, ValueError):  # attrs holding arrays compare elementwise
         return repr(a) == repr(b)
+
+
+def _plain_fields(attrs: Any) -> list[tuple[str, Any]]:
+    """The fields of a dataclass that do not hold functions (control-flow op attributes)."""
+    return [
+        (f.name, getattr(attrs, f.name))
+        for f in dataclasses.fields(attrs)
+        if not isinstance(getattr(attrs, f.name), Function)
+    ]
 
 
 def _constants_equal(a: Constant, b: Constant) -> bool:
@@ -78,7 +88,7 @@ class _Equal:
             return _constants_equal(a, b)  # type: ignore[arg-type]
         if isinstance(a, Call):
             assert isinstance(b, Call)
-            if len(a.args) != len(b.args) or not _attrs_equal(a.attrs, b.attrs):
+            if len(a.args) != len(b.args) or not self.attrs(a.attrs, b.attrs):
                 return False
             if isinstance(a.op, Op) or isinstance(b.op, Op):
                 return a.op is b.op
@@ -86,6 +96,17 @@ class _Equal:
         if isinstance(a, Tuple):
             return len(a.fields) == len(b.fields)  # type: ignore[attr-defined]
         return a.index == b.index  # type: ignore[attr-defined]
+
+    def attrs(self, a: Any, b: Any) -> bool:
+        """Equal attributes; Function-valued fields (control-flow bodies) structurally."""
+        funcs_a, funcs_b = subfunctions(a), subfunctions(b)
+        if not funcs_a and not funcs_b:
+            return _attrs_equal(a, b)
+        if type(a) is not type(b) or [n for n, _ in funcs_a] != [n for n, _ in funcs_b]:
+            return False
+        if _plain_fields(a) != _plain_fields(b):
+            return False
+        return all(self.functions(fa, fb) for (_, fa), (_, fb) in zip(funcs_a, funcs_b))
 
     def functions(self, a: Function, b: Function) -> bool:
         if a in self.a_to_b or b in self.b_to_a:
@@ -134,7 +155,11 @@ def structural_equal(a: Node, b: Node) -> bool:
     return eq.exprs(a, b)
 
 
-def _hash_value(value: Any) -> str:
+def _hash_value(value: Any, memo: dict[Any, int]) -> str:
+    funcs = subfunctions(value)
+    if funcs:  # control-flow bodies hash by structure, like fused functions
+        plain = type(value).__name__ + repr(_plain_fields(value))
+        return plain + repr([_hash_function(f, memo) for _, f in funcs])
     if dataclasses.is_dataclass(value):
         return type(value).__name__ + repr(value)
     return repr(value)
@@ -169,7 +194,7 @@ def _hash_expr(expr: Expr, bound: dict[Var, int], memo: dict[Any, int]) -> int:
             h = hash(("const", node.type, _constant_digest(node)))
         elif isinstance(node, Call):
             op = node.op.name if isinstance(node.op, Op) else _hash_function(node.op, memo)
-            h = hash(("call", op, _hash_value(node.attrs), kids))
+            h = hash(("call", op, _hash_value(node.attrs, memo), kids))
         elif isinstance(node, Tuple):
             h = hash(("tuple", kids))
         else:

@@ -8,7 +8,9 @@
 - every node's stored type equals the type its op's rule derives from its
   operands now (catches graphs edited behind the constructors' back);
 - TupleGetItem indices are in range and read tuple-typed values;
-- Calls call an Op or a Function, with attributes of the op's attribute class.
+- Calls call an Op or a Function, with attributes of the op's attribute class;
+- the functions control-flow calls hold in their attributes (branches, loop
+  bodies) are checked the same way, as closed functions of their own.
 
 ::
 
@@ -29,6 +31,7 @@ from ember.graph.ir import (
     TupleGetItem,
     TupleType,
     Var,
+    subfunctions,
 )
 from ember.graph.op import Op
 from ember.graph.visitor import post_order
@@ -131,6 +134,9 @@ def verify_function(func: Function, where: str = "@main") -> None:
             _check_node(node, at)
             if isinstance(node, Call) and isinstance(node.op, Function):
                 pending.append((node.op, f"{at} -> fn {node.op.name}"))
+            if isinstance(node, Call):
+                for field_name, sub in subfunctions(node.attrs):
+                    pending.append((sub, f"{at} -> {_describe(node)} {field_name}"))
 
 
 def verify(mod: Module) -> None:

@@ -18,10 +18,16 @@ node identity::
 
 A Call whose ``op`` is a :class:`Function` (a fused kernel) is a leaf-like
 operator here: walks do not enter the function's body; use
-:func:`post_order` on ``call.op.body`` for that.
+:func:`post_order` on ``call.op.body`` for that. The same holds for the
+branches and bodies control-flow calls keep in their attributes; a pass that
+rewrites inside them too uses :func:`map_subfunctions`::
+
+    main = map_subfunctions(mod.main, lambda body: my_pass(Module.from_function(body)).main)
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from ember.errors import InternalError
 from ember.graph.ir import (
@@ -34,6 +40,8 @@ from ember.graph.ir import (
     Var,
     children,
     post_order,
+    replace_subfunctions,
+    subfunctions,
 )
 
 
@@ -189,3 +197,29 @@ class ExprMutator:
 
     def visit_constant(self, const: Constant) -> Expr:
         return const
+
+
+class _MapSubfunctions(ExprMutator):
+    def __init__(self, transform: Callable[[Function], Function]) -> None:
+        super().__init__()
+        self.transform = transform
+
+    def visit_call(self, call: Call, args: tuple[Expr, ...]) -> Expr:
+        call = rebuild_call(call, args)
+        subs = subfunctions(call.attrs)
+        if not subs:
+            return call
+        return replace_subfunctions(call, {name: self.transform(f) for name, f in subs})
+
+
+def map_subfunctions(func: Function, transform: Callable[[Function], Function]) -> Function:
+    """``func`` with ``transform`` applied to every function held in a call's attributes
+    (the branches and loop bodies of control-flow calls; not fused kernels). The same
+    object when nothing changed. ``transform`` sees one level: to reach nested control
+    flow it calls ``map_subfunctions`` itself (a pass applied to a body does that).
+
+    >>> main = map_subfunctions(mod.main, lambda f: fold_constants(Module.from_function(f)).main)  # doctest: +SKIP
+    """
+    if not any(isinstance(n, Call) and subfunctions(n.attrs) for n in post_order(func)):
+        return func
+    return _MapSubfunctions(transform).visit_function(func)

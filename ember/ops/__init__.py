@@ -7,6 +7,7 @@
 """
 
 from ember.ops import (
+    control_flow,  # cf.if, cf.loop: ops whose attributes hold their bodies
     image,
     layout,  # blocked layouts (NCHWc) made by alter_layout; x86 helper
     math,
@@ -24,6 +25,7 @@ __all__ = [
     "Op",
     "OpPattern",
     "call",
+    "control_flow",
     "get_op",
     "image",
     "layout",

@@ -3,18 +3,23 @@
     mod, params = from_onnx("resnet18.onnx", shape={"data": (1, 3, 224, 224)})
     "Conv" in supported_ops()                     # True
 
-Modules: ``importer`` (loading, checking, the graph walk), ``context`` (the
+Modules: ``importer`` (loading, checking, the graph walk), ``scope`` (where value
+names resolve in subgraphs and function bodies; converts one node), ``functions``
+(model-local and schema functions, expanded at import), ``context`` (the
 converter registry and what a converter gets), ``ops_*`` (the converters, by
-op family) and ``conformance`` (runs the onnx wheel's node test cases).
+op family; ``ops_control``: If/Loop/Scan, ``ops_sequence``: Sequence*) and
+``conformance`` (runs the onnx wheel's node test cases).
 Importing this package registers every converter.
 """
 
 from ember.frontend.onnx import (  # noqa: F401 (importing registers the converters)
     ops_attention,
+    ops_control,
     ops_math,
     ops_misc,
     ops_nn,
     ops_rnn,
+    ops_sequence,
     ops_tensor,
 )
 from ember.frontend.onnx.context import CONVERTERS, NotStaticError, UnsupportedFeatureError

@@ -25,7 +25,7 @@ from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
 from ember.errors import FrontendError
-from ember.frontend.common import GraphBuilder, evaluate, free_vars, input_dtype
+from ember.frontend.common import GraphBuilder, input_dtype
 from ember.frontend.onnx.context import (
     CONVERTERS,
     NotStaticError,
@@ -33,9 +33,19 @@ from ember.frontend.onnx.context import (
     UnsupportedFeatureError,
     ember_dtype,
 )
+from ember.frontend.onnx.functions import (
+    DEFAULT_DOMAINS,
+    all_nodes,
+    has_schema_function,
+    is_default_domain,
+    local_functions,
+    node_name,
+    op_version,
+    opset_map,
+    schema_function,
+)
+from ember.frontend.onnx.scope import Scope, convert_node
 from ember.graph.ir import Constant, Expr, Module, Var
-
-_DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
 def supported_ops() -> list[str]:
@@ -131,7 +141,7 @@ def model_opset(model: onnx.ModelProto) -> int:
     """The model's opset of the default ONNX domain (0 if it imports only other domains)."""
     opset = 0
     for entry in model.opset_import:
-        if entry.domain in _DEFAULT_DOMAINS:
+        if entry.domain in DEFAULT_DOMAINS:
             opset = int(entry.version)
     newest = onnx.defs.onnx_opset_version()
     if opset > newest:
@@ -146,59 +156,60 @@ def model_opset(model: onnx.ModelProto) -> int:
 # ----------------------------------------------------------------------------- scan
 
 
-def _node_name(node: onnx.NodeProto, index: int) -> str:
-    return node.name or f"{node.op_type}_{index}"
-
-
-def _all_nodes(graph: onnx.GraphProto) -> Iterator[tuple[onnx.NodeProto, str]]:
-    """Every node of ``graph`` and of its subgraphs (If/Loop/Scan bodies), with a name."""
-    for index, node in enumerate(graph.node):
-        yield node, _node_name(node, index)
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _all_nodes(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for sub in attr.graphs:
-                    yield from _all_nodes(sub)
-
-
-def op_version(op_type: str, opset: int) -> int | None:
-    """The schema version (``since_version``) of ``op_type`` at ``opset``; None if undefined."""
-    if opset < 1:
-        return None
-    try:
-        return int(onnx.defs.get_schema(op_type, opset, "").since_version)
-    except onnx.defs.SchemaError:
-        return None
-
-
 def unsupported_nodes(model: onnx.ModelProto) -> list[tuple[str, str]]:
-    """(op description, node name) for every node ember cannot convert, in model order."""
-    opset = model_opset(model)
-    found = []
-    for node, name in _all_nodes(model.graph):
-        if node.domain not in _DEFAULT_DOMAINS:
-            found.append((f"{node.domain}.{node.op_type}", name))
-            continue
-        conv = CONVERTERS.get(node.op_type)
-        if conv is None:
-            found.append((node.op_type, name))
-            continue
-        version = op_version(node.op_type, opset)
-        if version is None:
-            found.append((f"{node.op_type} (not defined at opset {opset})", name))
-        elif version < conv.min_version:
-            found.append(
-                (f"{node.op_type}-{version} (ember supports version {conv.min_version}+)", name)
-            )
+    """(op description, node name) for every node ember cannot convert, in model order.
+
+    Looks into subgraphs (If/Loop/Scan bodies) and into the bodies of the functions
+    ember expands (model-local functions, and schema functions of ops it has no
+    converter for); a context-dependent schema function is checked when it is built.
+    """
+    opsets = opset_map(model.opset_import)
+    model_opset(model)  # raises on an opset newer than the onnx package knows
+    functions = local_functions(model)
+    found: list[tuple[str, str]] = []
+    scanned: set[tuple[str, str]] = set()
+
+    def scan(nodes: Sequence[onnx.NodeProto], opsets: dict[str, int], prefix: str) -> None:
+        opset = opsets.get("", 0)
+        for node, name in all_nodes(nodes):
+            name = prefix + name
+            key = (node.domain, node.op_type)
+            if key in functions:
+                if key not in scanned:
+                    scanned.add(key)
+                    scan(functions[key].proto.node, dict(functions[key].opsets), f"{name}/")
+                continue
+            domain = "" if is_default_domain(node.domain) else node.domain
+            conv = CONVERTERS.get(node.op_type) if domain == "" else None
+            version = op_version(node.op_type, opsets.get(domain, 0), domain)
+            if conv is not None and version is not None and version >= conv.min_version:
+                continue
+            if has_schema_function(node.op_type, domain, opsets.get(domain, 0)):
+                body = schema_function(node.op_type, domain, opsets.get(domain, 0))
+                if body is not None and (domain, node.op_type) not in scanned:
+                    scanned.add((domain, node.op_type))
+                    scan(body.proto.node, dict(body.opsets), f"{name}/")
+                continue  # a context-dependent body is checked when it is built
+            if domain != "":
+                found.append((f"{node.domain}.{node.op_type}", name))
+            elif conv is None:
+                found.append((node.op_type, name))
+            elif version is None:
+                found.append((f"{node.op_type} (not defined at opset {opset})", name))
+            else:
+                found.append(
+                    (f"{node.op_type}-{version} (ember supports version {conv.min_version}+)", name)
+                )
+
+    scan(model.graph.node, opsets, "")
     return found
 
 
 # ----------------------------------------------------------------------------- build
 
 
-class OnnxImporter:
-    """Converts one ONNX graph: the name -> expression environment over a GraphBuilder."""
+class OnnxImporter(Scope):
+    """Converts one ONNX model: the root scope (graph inputs, initializers as weights)."""
 
     def __init__(
         self,
@@ -207,20 +218,25 @@ class OnnxImporter:
         dtype: str | Mapping[str, str],
         freeze_params: bool,
     ) -> None:
+        super().__init__(None, opset_map(model.opset_import))
+        self.opsets[""] = model_opset(model)
         self.model = model
         self.graph = model.graph
-        self.opset = model_opset(model)
+        self.functions = local_functions(model)
         self.shape = dict(shape)
         self.dtype = dtype
         self.freeze_params = freeze_params
-        self.builder = GraphBuilder("ONNX")
-        self.values: dict[str, Expr] = {}
+        self._builder = GraphBuilder("ONNX")
         self.init_arrays: dict[str, np.ndarray] = {}
         self.init_vars: dict[str, Var] = {}  # initializers used so far, as weights
 
     # -- environment
-    def value(self, name: str, node: OnnxNode | None = None) -> Expr:
-        """The expression bound to ONNX value ``name`` (initializers become weights on use)."""
+    @property
+    def builder(self) -> GraphBuilder:
+        return self._builder
+
+    def lookup(self, name: str) -> Expr | None:
+        """The expression of ONNX value ``name`` (initializers become weights on first use)."""
         if name in self.values:
             return self.values[name]
         if name in self.init_arrays:
@@ -231,31 +247,19 @@ class OnnxImporter:
                 expr = self.init_vars[name] = self.builder.add_weight(name, array)
             self.values[name] = expr
             return expr
-        where = f"{node}" if node is not None else "a graph output"
-        raise FrontendError(
-            f"{where} uses the value {name!r}, which no input, initializer or earlier node "
-            "produces",
-            hint="the model's nodes must be in topological order (run onnx.checker)",
-        )
+        return None
 
     def const_value(self, name: str, node: OnnxNode, what: str) -> np.ndarray:
         """The value of ``name``, computed at import time; NotStaticError if it needs inputs."""
         if name not in self.values and name in self.init_arrays:
             return self.init_arrays[name]
-        expr = self.value(name, node)
-        if isinstance(expr, Constant):
-            return expr.value
-        env = {var: self.init_arrays[n] for n, var in self.init_vars.items()}
-        inputs = [v.name for v in free_vars(expr) if v not in env]
-        if inputs:
-            raise NotStaticError(
-                f"{node}: {what} ({name!r}) must be known at import time, but it is computed "
-                f"from the model input(s) {', '.join(map(repr, inputs))}",
-                input_names=inputs,
-                hint="ember compiles static shapes: make this value a constant or initializer "
-                "in the model (e.g. export with fixed input sizes)",
-            )
-        return np.asarray(evaluate(expr, env))
+        return super().const_value(name, node, what)
+
+    def var_value(self, var: Var) -> np.ndarray:
+        for name, weight in self.init_vars.items():
+            if weight is var:
+                return self.init_arrays[name]
+        raise NotStaticError(f"model input {var.name!r}", input_names=[var.name])
 
     # -- inputs
     def _input_dtype(self, name: str, elem_type: int) -> str:
@@ -358,28 +362,10 @@ class OnnxImporter:
         self._load_initializers()
         self._make_inputs()
         for index, node in enumerate(self.graph.node):
-            self._convert(node, index)
+            convert_node(self, node, node_name(node, index))
         outputs = [self.value(o.name) for o in self.graph.output]
         names = tuple(o.name for o in self.graph.output)
         return self.builder.finish(outputs, attrs={"output_names": names})
-
-    def _convert(self, proto: onnx.NodeProto, index: int) -> None:
-        name = _node_name(proto, index)
-        version = op_version(proto.op_type, self.opset)
-        assert version is not None  # checked by unsupported_nodes
-        node = OnnxNode(self, proto, name, version, self.opset)
-        with self.builder.converting(node):
-            result = CONVERTERS[proto.op_type](node)
-        outputs = [result] if isinstance(result, Expr) else list(result)
-        for i, out_name in enumerate(proto.output):
-            if not out_name:
-                continue
-            if i >= len(outputs) or outputs[i] is None:
-                raise UnsupportedFeatureError(
-                    f"{node} (opset {self.opset}): output {i} ({out_name!r}) is not supported; "
-                    f"ember computes only its first {sum(o is not None for o in outputs)} output(s)"
-                )
-            self.values[out_name] = outputs[i]
 
 
 def _format_dims(dims: Sequence[int | str | None]) -> str:

@@ -80,6 +80,11 @@ def _size(node: OnnxNode) -> Expr:
 @converter("Range", min_version=11)
 def _range(node: OnnxNode) -> Expr:
     start, limit, delta = (node.const(i, w) for i, w in enumerate(("start", "limit", "delta")))
+    for value, what in ((start, "start"), (limit, "limit"), (delta, "delta")):
+        if value.size != 1:
+            raise node.error(f"{what} must be a scalar, got shape {value.shape}")
+    # one-element tensors count as scalars (AffineGrid's function body passes shape (1,))
+    start, limit, delta = (v.reshape(()) for v in (start, limit, delta))
     if float(delta) == 0:
         raise node.error("delta is 0")
     count = max(int(math.ceil((float(limit) - float(start)) / float(delta))), 0)

@@ -48,8 +48,8 @@ from ember.driver.memory_plan import MemoryPlan, plan_memory
 from ember.driver.native import check_buildable
 from ember.driver.toolchain import compile_object, link_shared
 from ember.errors import EmberError, LoweringError
-from ember.graph.analysis import function_flops, output_names, summarize
-from ember.graph.ir import Function, Module
+from ember.graph.analysis import call_flops, function_flops, output_names, summarize
+from ember.graph.ir import Call, Function, Module
 from ember.graph.passes import optimize, run_passes
 from ember.graph.passes.alter_layout import alter_layout
 from ember.graph.passes.fuse_ops import fuse_ops, kernels
@@ -218,10 +218,11 @@ def compile(
     say(f"{len(calls)} kernel calls after fusion; {plan.summary()}")
 
     # One C file per distinct workload; names carry the workload hash so identical
-    # kernels in other models hit the object cache.
+    # kernels in other models hit the object cache. Kernels inside control-flow bodies
+    # are listed (by ``kernels``) where their control-flow call runs.
     names: dict[str, str] = {}
     funcs: dict[str, Function] = {}
-    kernel_names = []
+    symbols: dict[Call, str] = {}
     for call in calls:
         func = call.op
         assert isinstance(func, Function)
@@ -229,7 +230,7 @@ def compile(
         if key not in names:
             names[key] = c_symbol(f"{func.name[:48]}_{key}")
             funcs[key] = func
-        kernel_names.append(names[key])
+        symbols[call] = names[key]
     say(f"{len(funcs)} distinct kernels")
 
     sources: dict[str, str] = {}
@@ -242,9 +243,7 @@ def compile(
     param_names = [c.name or f"param{i}" for i, c in enumerate(plan.params)]
     param_arrays = [np.ascontiguousarray(c.value) for c in plan.params]
     _, offsets = pack_params(param_arrays)
-    sources["ember_aot"] = aot_source(
-        plan, kernel_names, input_names, out_names, param_names, offsets
-    )
+    sources["ember_aot"] = aot_source(plan, symbols, input_names, out_names, param_names, offsets)
 
     if schedules is not None:
         say(schedules.summary())  # how many kernels used tuned configs
@@ -292,12 +291,16 @@ def compile(
         },
         "compile_seconds": round(seconds, 2),
         # One entry per AOT step, for Model.profile (ember_run_profiled times each step).
-        "steps": [
-            {"name": call.name, "kernel": kname, "flops": function_flops(call.op)}  # type: ignore[arg-type]
-            for call, kname in zip(calls, kernel_names)
-        ],
+        "steps": [_step_record(step.call, symbols) for step in plan.steps],
     }
     return CompiledModel(lib_bytes, param_arrays, metadata, plan, sources)
+
+
+def _step_record(call: Call, symbols: Mapping[Call, str]) -> dict[str, Any]:
+    """One AOT step for ``Model.profile``: a kernel, or a control-flow call as a whole."""
+    if call in symbols:
+        return {"name": call.name, "kernel": symbols[call], "flops": function_flops(call.op)}  # type: ignore[arg-type]
+    return {"name": call.name, "kernel": call.op.name, "flops": call_flops(call)}
 
 
 __all__ = ["CompiledModel", "compile", "kernel_graph", "layout_kernels", "lower_kernel"]

@@ -393,7 +393,8 @@ def post_order(*roots: Expr | Function) -> list[Expr]:
 # dtype in a comment (the same constant object gets the same ``k``). A call of a
 # fused (primitive) function prints the function once, as a local ``fn``, before
 # its first use; so do the branches and bodies of control-flow calls, which the
-# call then names in its attributes (``cf.if(%c, %x, then_branch=%1, else_branch=%2)``). Printing never recurses over the graph, so very deep graphs print.
+# call then names in its attributes (``cf.if(%c, %x, then_branch=%1, else_branch=%2)``).
+# Printing never recurses over the graph, so very deep graphs print.
 # The text lives here, with the nodes, because ``Module.__str__`` is the printer.
 
 INDENT = "  "

@@ -20,9 +20,12 @@ A Call whose ``op`` is a :class:`Function` (a fused kernel) is a leaf-like
 operator here: walks do not enter the function's body; use
 :func:`post_order` on ``call.op.body`` for that. The same holds for the
 branches and bodies control-flow calls keep in their attributes; a pass that
-rewrites inside them too uses :func:`map_subfunctions`::
+rewrites inside them too applies itself to each body as a module of its own
+(:func:`with_bodies`, built on :func:`map_subfunctions`)::
 
-    main = map_subfunctions(mod.main, lambda body: my_pass(Module.from_function(body)).main)
+    def my_pass(mod: Module) -> Module:
+        mod = with_bodies(mod, my_pass)      # branches and loop bodies first, recursively
+        ...
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from ember.graph.ir import (
     Constant,
     Expr,
     Function,
+    Module,
     Tuple,
     TupleGetItem,
     Var,
@@ -218,8 +222,34 @@ def map_subfunctions(func: Function, transform: Callable[[Function], Function]) 
     object when nothing changed. ``transform`` sees one level: to reach nested control
     flow it calls ``map_subfunctions`` itself (a pass applied to a body does that).
 
-    >>> main = map_subfunctions(mod.main, lambda f: fold_constants(Module.from_function(f)).main)  # doctest: +SKIP
+    >>> fold = lambda f: fold_constants(Module.from_function(f)).main  # doctest: +SKIP
+    >>> main = map_subfunctions(mod.main, fold)  # doctest: +SKIP
     """
     if not any(isinstance(n, Call) and subfunctions(n.attrs) for n in post_order(func)):
         return func
     return _MapSubfunctions(transform).visit_function(func)
+
+
+def with_bodies(mod: Module, pass_fn: Callable[[Module], Module]) -> Module:
+    """``mod`` with ``pass_fn`` applied to every control-flow body of ``main``, each as a
+    one-function module (``pass_fn`` must keep a body's parameter and result types).
+
+    >>> mod = with_bodies(mod, fold_constants)  # doctest: +SKIP
+    """
+    main = map_subfunctions(mod.main, lambda f: pass_fn(Module.from_function(f)).main)
+    return mod if main is mod.main else mod.with_main(main)
+
+
+def inline_function(func: Function, args: tuple[Expr, ...]) -> Expr:
+    """``func``'s body with its parameters replaced by ``args`` (a call, inlined).
+
+    >>> inline_function(Function((a,), call("nn.relu", a)), (x,))  # doctest: +SKIP
+    Call(nn.relu) -> ...
+    """
+    if len(args) != len(func.params):
+        raise InternalError(
+            f"inlining {func.name}: {len(args)} argument(s) for {len(func.params)} parameter(s)"
+        )
+    mutator = ExprMutator()
+    mutator.memo.update(zip(func.params, args))
+    return mutator.visit(func.body)

@@ -71,7 +71,9 @@ def _check_captured(types: list[Type], func: Function, first: int, what: str) ->
         )
     for i, (t, p) in enumerate(zip(types, params)):
         if t != p.type:
-            raise ShapeError(f"{what}: captured value {i} (%{p.name}) is {t}, the body takes {p.type}")
+            raise ShapeError(
+                f"{what}: captured value {i} (%{p.name}) is {t}, the body takes {p.type}"
+            )
 
 
 # ----------------------------------------------------------------------------- cf.if
@@ -167,7 +169,9 @@ def num_scan_outputs(attrs: LoopAttrs) -> int:
 def _loop_type(types: list[Type], attrs: LoopAttrs) -> Type:
     n = attrs.num_carried
     if len(types) < 2 + n:
-        raise ShapeError(f"expected trip count, condition and {n} carried value(s), got {len(types)}")
+        raise ShapeError(
+            f"expected trip count, condition and {n} carried value(s), got {len(types)}"
+        )
     if not _is_flag(types[0], "int64"):
         raise ShapeError(f"the trip count must be a one-element int64 tensor, got {types[0]}")
     if not _is_flag(types[1], "bool"):

@@ -69,7 +69,11 @@ def op_version(op_type: str, opset: int, domain: str = "") -> int | None:
     if opset < 1:
         return None
     try:
-        return int(onnx.defs.get_schema(op_type, opset, "" if is_default_domain(domain) else domain).since_version)
+        return int(
+            onnx.defs.get_schema(
+                op_type, opset, "" if is_default_domain(domain) else domain
+            ).since_version
+        )
     except onnx.defs.SchemaError:
         return None
 
@@ -203,9 +207,7 @@ def bind_call(call: onnx.NodeProto, body: FunctionBody) -> Bindings:
     attributes.update({a.name: a for a in call.attribute})
     given = len(call.input)
     absent = {
-        formal
-        for i, formal in enumerate(body.proto.input)
-        if i >= given or not call.input[i]
+        formal for i, formal in enumerate(body.proto.input) if i >= given or not call.input[i]
     }
     return Bindings(attributes, frozenset(absent))
 

@@ -15,7 +15,7 @@ ConstantOfShape chains fold away and Reshape gets a static ``newshape``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 

@@ -68,7 +68,9 @@ def _stack(node: OnnxNode, slices: list[Expr], axis: int, what: str) -> Expr:
     rank = len(slices[0].type.shape) + 1  # type: ignore[union-attr]
     axis = node.axis(axis, rank, what)
     rows = [node.call("expand_dims", s, axes=(axis,), suffix=f"/{what}") for s in slices]
-    return rows[0] if len(rows) == 1 else node.call("concatenate", *rows, axis=axis, suffix=f"/{what}")
+    return (
+        rows[0] if len(rows) == 1 else node.call("concatenate", *rows, axis=axis, suffix=f"/{what}")
+    )
 
 
 def _tensor_results(node: OnnxNode, outs: list[Expr], names: list[str], what: str) -> None:
@@ -86,7 +88,10 @@ def _tensor_results(node: OnnxNode, outs: list[Expr], names: list[str], what: st
 @converter("If", min_version=1)
 def _if(node: OnnxNode) -> list[Expr]:
     scope = node.importer
-    branches = (("then_branch", node.attr("then_branch")), ("else_branch", node.attr("else_branch")))
+    branches = (
+        ("then_branch", node.attr("then_branch")),
+        ("else_branch", node.attr("else_branch")),
+    )
     static = scope.static_value(node.proto.input[0], node)
     if static is not None:
         label, graph = branches[0] if bool(scalar_of(static)) else branches[1]
@@ -310,7 +315,9 @@ def _scan(node: OnnxNode) -> list[Expr]:
         in_axes[j] = node.axis(in_axes[j], len(x.type.shape), "scan_input_axes")  # type: ignore[union-attr]
         lengths.add(x.type.shape[in_axes[j]])  # type: ignore[union-attr]
     if len(lengths) != 1:
-        raise node.error(f"the scan inputs have different lengths along their axes: {sorted(lengths)}")
+        raise node.error(
+            f"the scan inputs have different lengths along their axes: {sorted(lengths)}"
+        )
     length = lengths.pop()
     formal = [vi.name for vi in body.input]
     out_names = list(node.proto.output)
@@ -381,7 +388,9 @@ def _rolled_scan(
                 f"returns it as {after.type}; a scan that runs as a loop must keep its shapes",
                 hint=f"a scan of up to {MAX_UNROLLED_NODES} body nodes in all is unrolled",
             )
-    _tensor_results(node, outs[num_state:], [vi.name for vi in body.output][num_state:], "scan output")
+    _tensor_results(
+        node, outs[num_state:], [vi.name for vi in body.output][num_state:], "scan output"
+    )
     fn = Function(
         (iteration, cond_var, *state_vars, *inner.captured_params()),
         Tuple((Constant(np.asarray(True)), *outs)),

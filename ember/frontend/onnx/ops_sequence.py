@@ -89,7 +89,9 @@ def _concat_from_sequence(node: OnnxNode) -> Expr:
     rank = len(items[0].type.shape)  # type: ignore[union-attr]
     if node.attr("new_axis", 0):
         axis = node.axis(node.attr("axis"), rank + 1)
-        items = [node.call("expand_dims", x, axes=(axis,), suffix=f"/{i}") for i, x in enumerate(items)]
+        items = [
+            node.call("expand_dims", x, axes=(axis,), suffix=f"/{i}") for i, x in enumerate(items)
+        ]
     else:
         axis = node.axis(node.attr("axis"), rank)
     return items[0] if len(items) == 1 else node.call("concatenate", *items, axis=axis)

@@ -244,7 +244,9 @@ class BodyScope(Scope):
             if mine is var:
                 outer = self.captures.outer[index]
                 assert self.parent is not None
-                return self.parent.const_of(outer, _Described(self.owner), "a captured value", self.captures.names[index])
+                return self.parent.const_of(
+                    outer, _Described(self.owner), "a captured value", self.captures.names[index]
+                )
         what = self.own.get(var, f"the value %{var.name}")
         raise UnsupportedFeatureError(
             f"{self.owner}: a value its body needs at import time (a shape, axes, ...) "
@@ -311,8 +313,7 @@ def find_function(scope: Scope, proto: onnx.NodeProto) -> FunctionBody | None:
     if not has_schema_function(proto.op_type, domain, opset):
         return None
     types = [
-        _tensor_type_proto(scope.value(name)) if name else onnx.TypeProto()
-        for name in proto.input
+        _tensor_type_proto(scope.value(name)) if name else onnx.TypeProto() for name in proto.input
     ]
     return schema_function(proto.op_type, domain, opset, proto, types)
 
@@ -346,7 +347,9 @@ def expand_function(
             inner.values[formal] = scope.value(actual)
     for index, node in enumerate(body.proto.node):
         convert_node(inner, node, inner.prefix + node_name(node, index))
-    wanted = [i < len(proto.output) and bool(proto.output[i]) for i in range(len(body.proto.output))]
+    wanted = [
+        i < len(proto.output) and bool(proto.output[i]) for i in range(len(body.proto.output))
+    ]
     # an output the call does not ask for may be left undefined by the body (optional outputs)
     return [inner.value(out) if want else None for out, want in zip(body.proto.output, wanted)]
 

@@ -39,6 +39,7 @@ instead of through an NCHW copy; without a plan the output is exactly the rule's
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 
 import numpy as np
@@ -46,7 +47,7 @@ import numpy as np
 from ember.errors import AttrError
 from ember.graph.ir import Call, Constant, Expr, Function, Module, TensorType, Tuple, TupleGetItem
 from ember.graph.passes.fold_constants import fold_constants
-from ember.graph.visitor import post_order
+from ember.graph.visitor import post_order, with_bodies
 from ember.ops.layout import LayoutTransformAttrs
 from ember.ops.registry import Op, OpPattern, get_op
 from ember.ops.transform import StridedSliceAttrs
@@ -453,6 +454,8 @@ def alter_layout(
             f"alter_layout: lanes={lanes} is not a multiple of {CHANNEL_BLOCK}",
             hint="use 8 (AVX2) or 16 (AVX-512)",
         )
+    # control-flow bodies: the rule's blocks (a block plan names the convs of main only)
+    mod = with_bodies(mod, functools.partial(alter_layout, target=target, lanes=lanes))
     main = mod.main
     ids = conv_ids(mod) if blocks else {}
     if blocks:

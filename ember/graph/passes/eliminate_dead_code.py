@@ -22,7 +22,7 @@ The result computes the same values.
 from __future__ import annotations
 
 from ember.graph.ir import Call, Expr, Function, Module, Tuple, TupleGetItem
-from ember.graph.visitor import ExprMutator, post_order
+from ember.graph.visitor import ExprMutator, post_order, with_bodies
 
 
 class _ForwardTupleFields(ExprMutator):
@@ -46,6 +46,7 @@ def _called_functions(func: Function) -> set[Function]:
 
 def eliminate_dead_code(mod: Module, *, remove_unused_params: bool = False) -> Module:
     """``mod`` without dead tuple fields and unreachable functions (see module doc)."""
+    mod = with_bodies(mod, eliminate_dead_code)  # control-flow branches and bodies too
     main = _ForwardTupleFields().visit_function(mod.main)
     if remove_unused_params:
         used = set(post_order(main.body))

@@ -12,16 +12,36 @@ with a tuple result (``split``) becomes a Tuple of constants, and reading a
 field of a literal Tuple becomes that field. Calls of fused functions are not
 folded. The result computes the same values.
 
+Control flow: bodies are folded first (recursively). A ``cf.if`` whose condition is
+a constant becomes the branch it takes, inlined. A constant argument of a ``cf.if``
+or ``cf.loop`` moves into the bodies (the parameter goes away), so what a body
+computes from weights alone folds there too. A control-flow call whose arguments
+are all constants is evaluated like any op (within the growth limits).
+
     mod = fold_constants(mod)
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ember.graph.interpreter import evaluate_call
-from ember.graph.ir import Call, Constant, Expr, Module, TensorType, Tuple, TupleGetItem, TupleType
-from ember.graph.visitor import ExprMutator, rebuild_call
+from ember.graph.ir import (
+    Call,
+    Constant,
+    Expr,
+    Function,
+    Module,
+    TensorType,
+    Tuple,
+    TupleGetItem,
+    TupleType,
+    subfunctions,
+)
+from ember.graph.visitor import ExprMutator, inline_function, rebuild_call, with_bodies
+from ember.ops.control_flow import first_captured, if_
 from ember.ops.registry import Op
 
 GROWTH_LIMIT = 2.0
@@ -72,8 +92,36 @@ def _to_expr(value: object, t: TensorType | TupleType, name: str) -> Expr:
     return Constant(array.reshape(t.shape), name)
 
 
+def _sink_constants(call: Call) -> Call:
+    """``call`` (control flow) with its constant captured arguments moved into its bodies."""
+    first = first_captured(call)
+    args = call.args
+    constant = {k for k in range(first, len(args)) if isinstance(args[k], Constant)}
+    if not constant:
+        return call
+    keep = [k for k in range(first, len(args)) if k not in constant]
+    bodies = {}
+    for field_name, func in subfunctions(call.attrs):
+        offset = len(func.params) - (len(args) - first)  # captured params are the trailing ones
+        own, captured = func.params[:offset], func.params[offset:]
+        given = (args[k] if k in constant else captured[k - first] for k in range(first, len(args)))
+        body = inline_function(func, (*own, *given))
+        params = (*own, *(captured[k - first] for k in keep))
+        folded = fold_constants(Module.from_function(Function(params, body, dict(func.attrs))))
+        bodies[field_name] = folded.main
+    new_args = (*args[:first], *(args[k] for k in keep))
+    return Call(call.op, new_args, dataclasses.replace(call.attrs, **bodies), call.name)
+
+
 class _Folder(ExprMutator):
     def visit_call(self, call: Call, args: tuple[Expr, ...]) -> Expr:
+        if subfunctions(call.attrs) and isinstance(call.op, Op):
+            call = _sink_constants(rebuild_call(call, args))
+            args = call.args
+            if call.op is if_ and isinstance(args[0], Constant):
+                attrs = call.attrs
+                taken = attrs.then_branch if args[0].value.reshape(-1)[0] else attrs.else_branch
+                return inline_function(taken, args[1:])
         if not isinstance(call.op, Op) or not all(_is_constant_value(a) for a in args):
             return rebuild_call(call, args)
         out_bytes = _result_nbytes(call.type)
@@ -91,6 +139,7 @@ class _Folder(ExprMutator):
 
 def fold_constants(mod: Module) -> Module:
     """``mod`` with constant subgraphs evaluated (see module doc)."""
+    mod = with_bodies(mod, fold_constants)
     main = mod.main
     folded = _Folder().visit_function(main)
     return mod if folded is main else mod.with_main(folded)

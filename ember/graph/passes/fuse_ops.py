@@ -22,6 +22,10 @@ The rules, by op pattern (``OpPattern``):
 
 Weights and other non-scalar constants become parameters of the primitive
 function, so two layers of the same shape share one kernel.
+
+Control flow (``cf.if``, ``cf.loop``) is not a kernel: the call stays in ``main``
+(the AOT executor runs it as C control flow), its branches and bodies are fused
+the same way, recursively, and nothing fuses across it.
 """
 
 from __future__ import annotations
@@ -29,8 +33,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ember.graph.ir import Call, Constant, Expr, Function, Module, Tuple, TupleGetItem, Var
-from ember.graph.visitor import post_order
+from ember.graph.ir import (
+    Call,
+    Constant,
+    Expr,
+    Function,
+    Module,
+    Tuple,
+    TupleGetItem,
+    Var,
+    subfunctions,
+)
+from ember.graph.visitor import post_order, with_bodies
 from ember.ops.registry import Op, OpPattern
 
 MAX_GROUP_SIZE = 64
@@ -89,15 +103,15 @@ def _use_counts(nodes: list[Expr], body: Expr) -> dict[Expr, int]:
 def _partition(nodes: list[Expr], uses: dict[Expr, int]) -> dict[Call, _Group]:
     group_of: dict[Call, _Group] = {}
     for node in nodes:
-        if not isinstance(node, Call):
-            continue
+        if not isinstance(node, Call) or subfunctions(node.attrs):
+            continue  # control flow is no kernel: it stays a call of its own
         pattern = _pattern(node)
         chosen: _Group | None = None
         if pattern not in (OpPattern.OPAQUE, OpPattern.TUPLE):
             candidates = [
                 group_of[arg]
                 for arg in node.args
-                if isinstance(arg, Call) and uses[arg] == 1 and group_of[arg].output is arg
+                if arg in group_of and uses[arg] == 1 and group_of[arg].output is arg
             ]
             # Prefer joining a conv/dense anchor: that is where an epilogue saves the most.
             candidates.sort(key=lambda g: -int(g.kind))
@@ -153,6 +167,7 @@ def _build_function(group: _Group, outer: dict[Expr, Expr]) -> tuple[Function, l
 
 def fuse_ops(mod: Module) -> Module:
     """Group the ops of ``main`` into primitive functions (kernels); see the module docstring."""
+    mod = with_bodies(mod, fuse_ops)
     main = mod.main
     nodes = post_order(main.body)
     uses = _use_counts(nodes, main.body)
@@ -166,6 +181,8 @@ def fuse_ops(mod: Module) -> Module:
             outer[node] = Tuple(tuple(outer[f] for f in node.fields), node.name)
         elif isinstance(node, TupleGetItem):
             outer[node] = TupleGetItem(outer[node.tuple_value], node.index, node.name)
+        elif isinstance(node, Call) and node not in group_of:  # control flow
+            outer[node] = Call(node.op, tuple(outer[a] for a in node.args), node.attrs, node.name)
         elif isinstance(node, Call):
             group = group_of[node]
             if node is group.output:
@@ -175,9 +192,13 @@ def fuse_ops(mod: Module) -> Module:
 
 
 def kernels(mod: Module) -> list[Call]:
-    """The calls of primitive functions in ``main``, in execution order."""
-    return [
-        n
-        for n in post_order(mod.main.body)
-        if isinstance(n, Call) and isinstance(n.op, Function) and n.op.is_primitive
-    ]
+    """The calls of primitive functions in ``main``, in execution order; a control-flow
+    call stands for the kernels of its branches or body, listed where it runs."""
+    found: list[Call] = []
+    for n in post_order(mod.main.body):
+        if isinstance(n, Call) and isinstance(n.op, Function) and n.op.is_primitive:
+            found.append(n)
+        elif isinstance(n, Call):
+            for _, body in subfunctions(n.attrs):
+                found.extend(kernels(Module.from_function(body)))
+    return found

@@ -7,7 +7,9 @@ named ``main`` parameters get the new shapes (and, if given, dtypes) first, and
 a shape the graph cannot take raises :class:`ShapeError` at the first node
 that rejects it. Without ``shapes`` the result is structurally equal to the
 input. Fused (primitive) functions keep their own parameter types: re-fuse
-after changing shapes.
+after changing shapes. Control-flow bodies are re-typed inside, with their own
+parameter types (a new input shape that would change them is a ShapeError at
+the control-flow call: re-import the model for it).
 
     mod = infer_types(mod, {"data": (8, 3, 224, 224)})           # new batch size
     mod = infer_types(mod, {"data": ((1, 3, 299, 299), "float32")})
@@ -20,7 +22,7 @@ from typing import Any
 
 from ember.errors import ShapeError
 from ember.graph.ir import Call, Expr, Function, Module, TensorType, Tuple, TupleGetItem, Var
-from ember.graph.visitor import ExprMutator
+from ember.graph.visitor import ExprMutator, with_bodies
 
 
 class _Retype(ExprMutator):
@@ -65,6 +67,7 @@ def _new_type(name: str, spec: Any, old: TensorType) -> TensorType:
 
 def infer_types(mod: Module, shapes: Mapping[str, Any] | None = None) -> Module:
     """``mod`` with all types re-derived, optionally with new input shapes (see module doc)."""
+    mod = with_bodies(mod, infer_types)  # control-flow bodies keep their parameter types
     main = mod.main
     shapes = dict(shapes or {})
     names = {p.name for p in main.params}

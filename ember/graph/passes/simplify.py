@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from ember.graph.ir import Call, Constant, Expr, Module, TensorType
-from ember.graph.visitor import ExprMutator, rebuild_call, use_counts
+from ember.graph.visitor import ExprMutator, rebuild_call, use_counts, with_bodies
 from ember.ops import call as call_op
 from ember.ops.registry import Op
 
@@ -194,6 +194,7 @@ class _FoldAffine(ExprMutator):
 
 def simplify(mod: Module) -> Module:
     """``mod`` with no-ops removed and affine ops folded into weights (see module doc)."""
+    mod = with_bodies(mod, simplify)  # control-flow branches and bodies too
     main = _DropIdentities().visit_function(mod.main)
     main_folded = _FoldAffine(use_counts(main.body)).visit_function(main)
     return mod if main_folded is mod.main else mod.with_main(main_folded)

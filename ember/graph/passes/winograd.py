@@ -20,6 +20,7 @@ the same values (up to float32 rounding: rel. error ~1e-6 for F(4x4)).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -27,7 +28,7 @@ import numpy as np
 
 from ember.errors import AttrError
 from ember.graph.ir import Call, Constant, Expr, Function, Module, TensorType
-from ember.graph.visitor import ExprMutator
+from ember.graph.visitor import ExprMutator, with_bodies
 from ember.ops.layout import Layout, to_primal
 from ember.ops.registry import NoAttrs, Op, get_op
 from ember.ops.winograd import (
@@ -154,6 +155,7 @@ def winograd_conv2d(mod: Module, *, tile_size: int | None = None) -> Module:
             f"winograd_conv2d: tile_size={tile_size!r} is not supported",
             hint=f"use one of {TILE_SIZES}, or None for the measured rule",
         )
+    mod = with_bodies(mod, functools.partial(winograd_conv2d, tile_size=tile_size))
     main = mod.main
     body = _Rewriter(tile_size).visit(main.body)
     if body is main.body:

@@ -3,8 +3,10 @@
 Each case is a one-node model with input and expected output arrays. A case is
 
 - ``skipped`` when ember does not claim it: non-tensor (sequence/optional)
-  inputs or outputs, a dtype ember lacks, an unsupported op, or a use of a
+  inputs, optional outputs, a dtype ember lacks, an unsupported op, or a use of a
   supported op that ember reports as a limitation (UnsupportedFeatureError);
+  a sequence output (a tuple of static length in ember) is compared element by
+  element;
 - otherwise run with :func:`ember.frontend.from_onnx` + :func:`ember.graph.interpret`
   and ``passed`` or ``failed`` against the expected outputs.
 
@@ -73,21 +75,42 @@ def _as_array(value: object) -> object:
     return value
 
 
+def _elem_type(type_proto: onnx.TypeProto, output: bool) -> int | None:
+    """The element type of a tensor, or (for outputs) of a sequence of tensors; else None.
+
+    A sequence output of static length is a tuple of tensors in ember, compared element
+    by element (a sequence *input* has a length only known at run time)."""
+    kind = type_proto.WhichOneof("value")
+    if kind == "tensor_type":
+        return type_proto.tensor_type.elem_type
+    if output and kind == "sequence_type":
+        return _elem_type(type_proto.sequence_type.elem_type, False)
+    return None
+
+
 def _plain_tensors(case: object) -> str | None:
-    """Why the case is not plain tensors in and out, or None if it is."""
+    """Why the case is not plain tensors in (tensors or sequences out), or None if it is."""
     graph = case.model.graph  # type: ignore[attr-defined]
-    for vi in (*graph.input, *graph.output):
-        kind = vi.type.WhichOneof("value")
-        if kind != "tensor_type":
+    for vi, output in [*((vi, False) for vi in graph.input), *((vi, True) for vi in graph.output)]:
+        elem = _elem_type(vi.type, output)
+        if elem is None:
+            kind = vi.type.WhichOneof("value")
             return f"{(kind or 'untyped').replace('_type', '')} input/output {vi.name!r}"
-        elem = vi.type.tensor_type.elem_type
         if ONNX_DTYPES.get(elem) is None:
             return f"dtype {onnx.TensorProto.DataType.Name(elem)} of {vi.name!r}"
     for inputs, outputs in case.data_sets:  # type: ignore[attr-defined]
-        for value in (*inputs, *outputs):
+        for value in (*inputs, *_flat(outputs)):
             if not isinstance(_as_array(value), np.ndarray):
                 return f"non-tensor data ({type(value).__name__})"
     return None
+
+
+def _flat(values: Iterable[object]) -> list[object]:
+    """Expected outputs with each sequence (a list of arrays) spread into its elements."""
+    flat: list[object] = []
+    for value in values:
+        flat.extend(value if isinstance(value, list) else [value])
+    return flat
 
 
 def _freeze(model: object, names: Iterable[str], values: dict[str, np.ndarray]) -> object:
@@ -139,7 +162,7 @@ def run_case(case: object) -> CaseResult:
     frozen: list[str] = []
     for inputs, outputs in case.data_sets:  # type: ignore[attr-defined]
         values = {n: _as_array(v) for n, v in zip(graph_inputs, inputs)}
-        outputs = [_as_array(v) for v in outputs]
+        outputs = [_as_array(v) for v in _flat(outputs)]
         frozen = []
         current = model
         for _ in range(MAX_FREEZE_ROUNDS):

@@ -14,10 +14,11 @@ What happens to each, decided at import:
   Otherwise a ``cf.loop``: the carried values must keep their types, and a loop with
   scan outputs must have a static trip count and a condition that cannot stop it
   early (its scan outputs then have that many rows).
-- **Scan** (opset 9+) runs over a static length (the scan inputs' axis): unrolled the
+- **Scan** runs over a static length (the scan inputs' axis): unrolled the
   same way, or a ``cf.loop`` over that length whose body takes one slice of each scan
   input (``take`` at the iteration) and whose stacked outputs are moved to
-  ``scan_output_axes`` and reversed where ``scan_output_directions`` asks.
+  ``scan_output_axes`` and reversed where ``scan_output_directions`` asks. Scan-8's
+  batch axis is a loop at import: one scan per batch entry, stacked.
 
 Anything that would need a shape only known at run time is a clear error naming the
 node and the value.
@@ -297,20 +298,77 @@ def _scan_attrs(node: OnnxNode, name: str, count: int) -> list[int]:
     return values
 
 
-@converter("Scan", min_version=9)
+@converter("Scan", min_version=8)
 def _scan(node: OnnxNode) -> list[Expr]:
-    scope, body = node.importer, node.attr("body")
+    if node.version < 9:
+        return _scan8(node)
+    body = node.attr("body")
     num_scan_in = int(node.attr("num_scan_inputs"))
     inputs = node.inputs()
-    num_state = len(inputs) - num_scan_in
-    states, scan_ins = inputs[:num_state], inputs[num_state:]
-    num_scan_out = len(body.output) - num_state
-    in_axes = _scan_attrs(node, "scan_input_axes", num_scan_in)
-    in_dirs = _scan_attrs(node, "scan_input_directions", num_scan_in)
-    out_axes = _scan_attrs(node, "scan_output_axes", num_scan_out)
-    out_dirs = _scan_attrs(node, "scan_output_directions", num_scan_out)
     _tensor_results(node, inputs, list(node.proto.input), "input")
+    num_state = len(inputs) - num_scan_in
+    num_scan_out = len(body.output) - num_state
+    axes_dirs = (
+        _scan_attrs(node, "scan_input_axes", num_scan_in),
+        _scan_attrs(node, "scan_input_directions", num_scan_in),
+        _scan_attrs(node, "scan_output_axes", num_scan_out),
+        _scan_attrs(node, "scan_output_directions", num_scan_out),
+    )
+    return _scan_over(node, inputs[:num_state], inputs[num_state:], axes_dirs, f"{node.name}/")
+
+
+def _scan8(node: OnnxNode) -> list[Expr]:
+    """Scan-8: every input has a leading batch axis, and the scan runs once per batch
+    entry (on axis 0 of each scan input once the batch axis is taken off)."""
+    if node.has_input(0):
+        lengths = node.const(0, "sequence_lens")
+        raise node.unsupported(
+            f"sequence_lens ({np.asarray(lengths).tolist()}) is not supported: every batch "
+            "entry must scan the whole sequence (leave the input empty)"
+        )
+    body = node.attr("body")
+    num_scan_in = int(node.attr("num_scan_inputs"))
+    inputs = [node.input(i) for i in range(1, node.num_inputs)]
+    _tensor_results(node, inputs, list(node.proto.input)[1:], "input")
+    num_state = len(inputs) - num_scan_in
+    num_scan_out = len(body.output) - num_state
+    directions = _scan_attrs(node, "directions", num_scan_in)
+    batches = {x.type.shape[0] for x in inputs if x.type.shape}  # type: ignore[union-attr]
+    if len(batches) != 1:
+        raise node.error(f"the inputs have different batch sizes: {sorted(batches)}")
+    axes_dirs = ([0] * num_scan_in, directions, [0] * num_scan_out, [0] * num_scan_out)
+    per_batch = []
+    for b in range(batches.pop()):
+        at = Constant(np.asarray(b, "int64"))
+        sliced = [
+            node.call("take", x, at, axis=0, suffix=f"/batch{b}/in{i}")
+            for i, x in enumerate(inputs)
+        ]
+        per_batch.append(
+            _scan_over(
+                node, sliced[:num_state], sliced[num_state:], axes_dirs, f"{node.name}/batch{b}/"
+            )
+        )
+    out_names = list(node.proto.output)
+    return [
+        _stack(node, list(rows), 0, f"batch_{out_names[k]}")
+        for k, rows in enumerate(zip(*per_batch))
+    ]
+
+
+def _scan_over(
+    node: OnnxNode,
+    states: list[Expr],
+    scan_ins: list[Expr],
+    axes_dirs: tuple[list[int], list[int], list[int], list[int]],
+    prefix: str,
+) -> list[Expr]:
+    """The outputs of a scan of ``scan_ins`` from ``states``: unrolled, or a cf.loop."""
+    scope, body = node.importer, node.attr("body")
+    in_axes, in_dirs, out_axes, out_dirs = axes_dirs
+    num_state, num_scan_out = len(states), len(body.output) - len(states)
     lengths = set()
+    in_axes = list(in_axes)
     for j, x in enumerate(scan_ins):
         in_axes[j] = node.axis(in_axes[j], len(x.type.shape), "scan_input_axes")  # type: ignore[union-attr]
         lengths.add(x.type.shape[in_axes[j]])  # type: ignore[union-attr]
@@ -320,31 +378,28 @@ def _scan(node: OnnxNode) -> list[Expr]:
         )
     length = lengths.pop()
     formal = [vi.name for vi in body.input]
-    out_names = list(node.proto.output)
-
-    def index(t: int, j: int) -> int:
-        return length - 1 - t if in_dirs[j] else t
-
-    if 0 < length and length * _body_size(body) <= MAX_UNROLLED_NODES:
-        scans: list[list[Expr]] = [[] for _ in range(num_scan_out)]
-        for t in range(length):
-            inner = InlineScope(scope, scope.opsets, f"{node.name}/iter{t}/", scope.bindings)
-            inner.values.update(zip(formal[:num_state], states))
-            for j, x in enumerate(scan_ins):
-                at = Constant(np.asarray(index(t, j), "int64"))
-                inner.values[formal[num_state + j]] = node.call(
-                    "take", x, at, axis=in_axes[j], suffix=f"/iter{t}/slice{j}"
-                )
-            outs = convert_graph(inner, body)
-            states = outs[:num_state]
-            for rows, row in zip(scans, outs[num_state:]):
-                rows.append(row)
-        stacked = []
-        for k, rows in enumerate(scans):
-            rows = rows[::-1] if out_dirs[k] else rows
-            stacked.append(_stack(node, rows, out_axes[k], f"scan_{out_names[num_state + k]}"))
-        return [*states, *stacked]
-    return _rolled_scan(node, states, scan_ins, length, (in_axes, in_dirs, out_axes, out_dirs))
+    out_names = list(node.proto.output)[-num_scan_out:] if num_scan_out else []
+    if not 0 < length or length * _body_size(body) > MAX_UNROLLED_NODES:
+        axes_dirs = (in_axes, in_dirs, out_axes, out_dirs)
+        return _rolled_scan(node, states, scan_ins, length, axes_dirs, prefix)
+    scans: list[list[Expr]] = [[] for _ in range(num_scan_out)]
+    for t in range(length):
+        inner = InlineScope(scope, scope.opsets, f"{prefix}iter{t}/", scope.bindings)
+        inner.values.update(zip(formal[:num_state], states))
+        for j, x in enumerate(scan_ins):
+            at = Constant(np.asarray(length - 1 - t if in_dirs[j] else t, "int64"))
+            inner.values[formal[num_state + j]] = node.call(
+                "take", x, at, axis=in_axes[j], suffix=f"/{prefix}iter{t}/slice{j}"
+            )
+        outs = convert_graph(inner, body)
+        states = outs[:num_state]
+        for rows, row in zip(scans, outs[num_state:]):
+            rows.append(row)
+    stacked = []
+    for k, rows in enumerate(scans):
+        rows = rows[::-1] if out_dirs[k] else rows
+        stacked.append(_stack(node, rows, out_axes[k], f"scan_{out_names[k]}"))
+    return [*states, *stacked]
 
 
 def _rolled_scan(
@@ -353,6 +408,7 @@ def _rolled_scan(
     scan_ins: list[Expr],
     length: int,
     axes_dirs: tuple[list[int], list[int], list[int], list[int]],
+    prefix: str,
 ) -> list[Expr]:
     in_axes, in_dirs, out_axes, out_dirs = axes_dirs
     scope, body = node.importer, node.attr("body")
@@ -366,7 +422,7 @@ def _rolled_scan(
         *[(n, v, f"the state {n!r} of {node}") for n, v in zip(formal, state_vars)],
     ]
     captures = CaptureSet()
-    inner = BodyScope(scope, captures, str(node), f"{node.name}/body/", inputs)
+    inner = BodyScope(scope, captures, str(node), f"{prefix}body/", inputs)
     last = Constant(np.asarray(length - 1, "int64"))
     reverse_index = None
     for j, x in enumerate(scan_ins):

@@ -12,6 +12,7 @@ from ember.graph.ir import TensorType, Var
 from ember.ops import (
     OpPattern,
     call,
+    control_flow,
     get_op,
     image,
     layout,
@@ -36,6 +37,7 @@ reshape flatten transpose squeeze expand_dims concatenate split strided_slice ta
 tile image.resize2d reduce_sum reduce_mean reduce_max reduce_min reduce_prod argmax argmin
 layout_transform nn.conv2d_nchwc nn.max_pool2d_nchwc nn.avg_pool2d_nchwc
 nn.winograd_input_transform nn.winograd_batch_matmul nn.winograd_output_transform
+cf.if cf.loop
 """.split()
 
 
@@ -58,9 +60,14 @@ def test_op_is_complete_and_a_module_attribute(name):
     modules = {
         "nn": [nn, layout, winograd],
         "image": [image],
+        "cf": [control_flow],
         "": [math, transform, reduce, layout],
     }[prefix]
-    assert any(getattr(mod, short, None) is op for mod in modules), f"{name} not a module attr"
+    # a name that is a Python keyword gets a trailing underscore (control_flow.if_)
+    attrs = (short, f"{short}_")
+    assert any(getattr(mod, a, None) is op for mod in modules for a in attrs), (
+        f"{name} not a module attr"
+    )
 
 
 def test_package_exports():

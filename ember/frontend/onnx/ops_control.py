@@ -35,6 +35,7 @@ from ember.frontend.onnx.scope import (
     CaptureSet,
     InlineScope,
     convert_graph,
+    item_exprs,
     scalar_of,
 )
 from ember.graph.ir import Constant, Expr, Function, TensorType, Tuple, Var
@@ -106,26 +107,41 @@ def _if(node: OnnxNode) -> list[Expr]:
         converted.append((label, body, convert_graph(body, graph)))
     out_names = list(node.proto.output)
     (_, _, then_outs), (_, _, else_outs) = converted
+    # a sequence output (a tuple of static length) travels as its tensors, flattened
+    sizes = []
     for k, (a, b) in enumerate(zip(then_outs, else_outs)):
-        _tensor_results(node, [a, b], [out_names[k]] * 2, "output")
         if a.type != b.type:
             raise node.unsupported(
                 f"output {k} ({out_names[k]!r}) is {a.type} in then_branch but {b.type} in "
                 "else_branch; an If whose condition is only known at run time must give the "
-                "same shapes in both branches",
+                "same shapes (and sequence lengths) in both branches",
                 hint="make the condition static (a constant or an initializer): then the "
                 "branch is chosen at import",
             )
+        sizes.append(None if isinstance(a.type, TensorType) else len(a.type.fields))  # type: ignore[union-attr]
     functions = {}
     for label, body, outs in converted:
-        result = outs[0] if len(outs) == 1 else Tuple(tuple(outs))
+        flat = [
+            x
+            for out in outs
+            for x in ([out] if isinstance(out.type, TensorType) else item_exprs(out))
+        ]
+        _tensor_results(node, flat, [label] * len(flat), "a field of a sequence output of")
+        result = flat[0] if len(flat) == 1 else Tuple(tuple(flat))
         functions[label] = Function(
             tuple(body.captured_params()), result, {"name": f"{node.name}/{label}"}
         )
     call = node.call("cf.if", cond, *captures.outer, **functions)
-    if len(then_outs) == 1:
-        return [call]
-    return [node.item(call, k) for k in range(len(then_outs))]
+    total = sum(1 if n is None else n for n in sizes)
+    fields = [call] if total == 1 else [node.item(call, k) for k in range(total)]
+    results: list[Expr] = []
+    for n in sizes:
+        if n is None:
+            results.append(fields.pop(0))
+        else:
+            results.append(Tuple(tuple(fields[:n])))
+            del fields[:n]
+    return results
 
 
 # ----------------------------------------------------------------------------- Loop

@@ -2,12 +2,16 @@
 
     mod, params = from_onnx("resnet18.onnx", shape={"data": (1, 3, 224, 224)})
 
-Steps: load and check the file; scan every node (subgraphs too) and report all
-unsupported ops at once; give each graph input a static type (the model's
-declaration, completed or overridden by ``shape=``); turn initializers into
-weights; convert node by node with the converters of ``ops_*.py`` (registered
-in :data:`~ember.frontend.onnx.context.CONVERTERS` when ``ember.frontend.onnx``
-is imported) through the shared :class:`~ember.frontend.common.GraphBuilder`.
+Steps: load and check the file; scan every node (subgraphs and the bodies of the
+functions it will expand too) and report all unsupported ops at once; give each
+graph input a static type (the model's declaration, completed or overridden by
+``shape=``); turn initializers into weights; convert node by node
+(:func:`~ember.frontend.onnx.scope.convert_node`: a model-local or schema function
+is expanded in place, anything else goes to its converter in ``ops_*.py``,
+registered in :data:`~ember.frontend.onnx.context.CONVERTERS` when
+``ember.frontend.onnx`` is imported) through the shared
+:class:`~ember.frontend.common.GraphBuilder`. The importer is the root
+:class:`~ember.frontend.onnx.scope.Scope`; subgraphs convert in scopes over it.
 Anything whose inputs are all constants is evaluated at import time, so the
 graph that comes out has static shapes everywhere (Shape/Size/Range/
 ConstantOfShape chains fold away and Reshape gets a static ``newshape``).

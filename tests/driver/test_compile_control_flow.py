@@ -11,8 +11,10 @@ at 0 (``cf.loop``).
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
+import onnx
 import pytest
 from onnx import helper, numpy_helper
 
@@ -193,3 +195,47 @@ def test_nested_control_flow_and_a_conv_in_a_loop_body(rolled):
     _, fused = ember.driver.compiler.kernel_graph(mod, params, ember.target.Target.parse("host"))
     names = [k.op.name for k in kernels(fused)]
     assert any("conv2d_nchwc" in n and "relu" in n for n in names), names
+
+
+@pytest.mark.frameworks
+def test_pytorch_scripted_loop_and_branch(tmp_path):
+    # a real producer: torch.jit.script + torch.onnx.export(dynamo=False) writes a Loop whose
+    # trip count is a model input and an If on a computed condition
+    torch = pytest.importorskip("torch")
+
+    @torch.jit.script
+    def loop_and_branch(x: torch.Tensor, n: int) -> torch.Tensor:
+        for i in range(n):
+            x = torch.tanh(x @ x.t() @ x * 0.5 + i)
+        if bool(x.sum() > 0):
+            x = torch.relu(x) * 2
+        else:
+            x = x - 1
+        return x
+
+    class Net(torch.nn.Module):
+        def forward(self, x, n):
+            return loop_and_branch(x, n)
+
+    path = tmp_path / "cf.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            torch.jit.script(Net()),
+            (torch.randn(4, 3), torch.tensor(3)),
+            str(path),
+            input_names=["x", "n"],
+            dynamo=False,
+            opset_version=17,
+        )
+    model = onnx.load(str(path))
+    feeds = [
+        {"x": np.abs(rand(4, 3)) * sign, "n": np.array(n, np.int64)}
+        for n in (0, 1, 5)
+        for sign in (1.0, -1.0)
+    ]
+    lib = compile_and_check(model, feeds, rtol=1e-4, atol=1e-5)
+    assert sorted(control_steps(lib)) == ["cf.if", "cf.loop"]
+    for feed in feeds:  # and the source framework
+        want = loop_and_branch(torch.from_numpy(feed["x"]), int(feed["n"])).numpy()
+        np.testing.assert_allclose(lib.load().run(feed)[0], want, rtol=1e-4, atol=1e-5)

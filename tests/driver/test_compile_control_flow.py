@@ -19,7 +19,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 import ember
-from ember.frontend.onnx import from_onnx, ops_control
+from ember.frontend.onnx import from_onnx, ops_control, sequence_item_name
 from ember.graph import interpret
 from ember.graph.passes.fuse_ops import kernels
 from ember.ops.control_flow import CONTROL_FLOW_OPS
@@ -30,6 +30,7 @@ from tests.frontend.test_onnx_control_flow import (
     F,
     _if_model,
     _loop_model,
+    _sequence_map_model,
     const_node,
     model_of,
     rand,
@@ -239,3 +240,18 @@ def test_pytorch_scripted_loop_and_branch(tmp_path):
     for feed in feeds:  # and the source framework
         want = loop_and_branch(torch.from_numpy(feed["x"]), int(feed["n"])).numpy()
         np.testing.assert_allclose(lib.load().run(feed)[0], want, rtol=1e-4, atol=1e-5)
+
+
+def test_a_model_with_a_sequence_input():
+    # the sequence's length is given at import; its elements are the artifact's inputs
+    model = _sequence_map_model()
+    seq = [rand(r, 3) for r in (1, 3, 2)]
+    w, t = rand(3), rand(2, 3)
+    mod, params = from_onnx(model, shape={"seq": [s.shape for s in seq], "t": t.shape})
+    feeds = {**{sequence_item_name("seq", i): s for i, s in enumerate(seq)}, "w": w, "t": t}
+    got = ember.compile(mod, params, target="host").load().run(feeds)
+    want = interpret(mod, params, feeds)
+    theirs = run_onnxruntime(model, {"seq": seq, "w": w, "t": t})
+    for g, r, o in zip(got, want, theirs):
+        np.testing.assert_allclose(g, r, rtol=1e-6)
+        np.testing.assert_allclose(g, o, rtol=1e-6)

@@ -15,7 +15,14 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from ember.frontend.onnx import NotStaticError, UnsupportedFeatureError, from_onnx, ops_control
+from ember.errors import FrontendError
+from ember.frontend.onnx import (
+    NotStaticError,
+    UnsupportedFeatureError,
+    from_onnx,
+    ops_control,
+    sequence_item_name,
+)
 from ember.graph import interpret, post_order
 from ember.graph.ir import Call
 from tests.frontend.onnx_testlib import run_onnxruntime
@@ -473,3 +480,82 @@ def test_pytorch_scripted_control_flow(tmp_path):
             want = loop_and_branch(torch.from_numpy(x), n).numpy()
             np.testing.assert_allclose(ours, want, rtol=1e-5, atol=1e-6)
             np.testing.assert_allclose(ours, run_onnxruntime(model, feeds)[0], rtol=1e-5, atol=1e-6)
+
+
+def _sequence_map_model():
+    # seq -> SequenceMap(x * w) -> insert t at the front -> concatenate along axis 0
+    body = helper.make_graph(
+        [helper.make_node("Mul", ["x", "w"], ["xw"])],
+        "map_body",
+        [vi("x", F, ["n", 3]), vi("w", F, [3])],
+        [vi("xw", F, ["n", 3])],
+    )
+    nodes = [
+        helper.make_node("SequenceMap", ["seq", "w"], ["mapped"], body=body, name="map"),
+        const_node("front", np.int64(0)),
+        helper.make_node("SequenceInsert", ["mapped", "t", "front"], ["more"]),
+        helper.make_node("SequenceLength", ["more"], ["count"]),
+        helper.make_node("ConcatFromSequence", ["more"], ["y"], axis=0),
+    ]
+    return model_of(
+        nodes,
+        [
+            helper.make_tensor_sequence_value_info("seq", F, ["n", 3]),
+            vi("w", F, [3]),
+            vi("t", F, [2, 3]),
+        ],
+        [vi("y", F, ["rows", 3]), vi("count", I64, [])],
+    )
+
+
+@pytest.mark.parametrize("rows", [[4], [1, 3, 2]])
+def test_a_sequence_input_gets_its_length_from_shape(rows):
+    model = _sequence_map_model()
+    seq = [rand(r, 3) for r in rows]
+    w, t = rand(3), rand(2, 3)
+    mod, params = from_onnx(model, shape={"seq": [s.shape for s in seq], "t": (2, 3)})
+    assert [p.name for p in mod.main.params] == [*(f"seq[{i}]" for i in range(len(rows))), "w", "t"]
+    feeds = {sequence_item_name("seq", i): s for i, s in enumerate(seq)}
+    ours = interpret(mod, params, {**feeds, "w": w, "t": t})
+    theirs = run_onnxruntime(model, {"seq": seq, "w": w, "t": t})
+    assert int(ours[1]) == int(theirs[1]) == len(rows) + 1
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-6)
+
+
+def test_a_sequence_input_needs_its_length():
+    with pytest.raises(FrontendError, match=r"input 'seq' is a sequence") as info:
+        from_onnx(_sequence_map_model())
+    assert "shape={'seq': [(2, 3), (4, 3)]}" in info.value.hint
+    with pytest.raises(FrontendError, match=r"element 1 is 3, not a shape"):
+        from_onnx(_sequence_map_model(), shape={"seq": [(2, 3), 3]})
+
+
+def test_a_function_body_for_an_empty_sequence_is_a_clear_error():
+    # SequenceMap's body is built by onnx for its input types; an empty sequence has none
+    model = _sequence_map_model()
+    with pytest.raises(UnsupportedFeatureError, match=r"SequenceMap node 'map': input 0 \('seq'\)"):
+        from_onnx(model, shape={"seq": []})
+
+
+def test_a_loop_carrying_a_sequence_needs_a_static_trip_count():
+    body = helper.make_graph(
+        [
+            helper.make_node("SequenceInsert", ["seq", "x"], ["seq_out"]),
+            helper.make_node("Identity", ["cond"], ["cond_out"]),
+        ],
+        "body",
+        [
+            vi("i", I64, []),
+            vi("cond", B, []),
+            helper.make_tensor_sequence_value_info("seq", F, None),
+        ],
+        [vi("cond_out", B, []), helper.make_tensor_sequence_value_info("seq_out", F, None)],
+    )
+    nodes = [
+        helper.make_node("SequenceEmpty", [], ["empty"], dtype=F),
+        helper.make_node("Loop", ["M", "", "empty"], ["seq"], body=body, name="loop"),
+        helper.make_node("ConcatFromSequence", ["seq"], ["y"], axis=0, new_axis=1),
+    ]
+    model = model_of(nodes, [vi("x", F, [3]), vi("M", I64, [])], [vi("y", F, ["m", 3])])
+    with pytest.raises(NotStaticError, match=r"Loop node 'loop'.*trip count.*sequence.*'M'"):
+        from_onnx(model)

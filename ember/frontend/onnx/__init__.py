@@ -28,6 +28,7 @@ from ember.frontend.onnx.importer import (
     load_model,
     model_opset,
     op_version,
+    sequence_item_name,
     supported_ops,
     unsupported_nodes,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "load_model",
     "model_opset",
     "op_version",
+    "sequence_item_name",
     "supported_ops",
     "unsupported_nodes",
 ]

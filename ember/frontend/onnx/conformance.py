@@ -2,10 +2,11 @@
 
 Each case is a one-node model with input and expected output arrays. A case is
 
-- ``skipped`` when ember does not claim it: non-tensor (sequence/optional)
-  inputs, optional outputs, a dtype ember lacks, an unsupported op, or a use of a
-  supported op that ember reports as a limitation (UnsupportedFeatureError);
-  a sequence output (a tuple of static length in ember) is compared element by
+- ``skipped`` when ember does not claim it: optional inputs or outputs, a dtype
+  ember lacks, an unsupported op, or a use of a supported op that ember reports as
+  a limitation (UnsupportedFeatureError); a sequence input is imported with the
+  length of its data (``shape={name: [shape, ...]}``) and fed element by element, a
+  sequence output (a tuple of static length in ember) is compared element by
   element;
 - otherwise run with :func:`ember.frontend.from_onnx` + :func:`ember.graph.interpret`
   and ``passed`` or ``failed`` against the expected outputs.
@@ -34,7 +35,12 @@ from onnx import numpy_helper
 
 from ember.errors import EmberError, UnsupportedOpError
 from ember.frontend.onnx.context import ONNX_DTYPES, NotStaticError, UnsupportedFeatureError
-from ember.frontend.onnx.importer import from_onnx, load_model, unsupported_nodes
+from ember.frontend.onnx.importer import (
+    from_onnx,
+    load_model,
+    sequence_item_name,
+    unsupported_nodes,
+)
 from ember.graph.interpreter import interpret
 
 RTOL, ATOL = 1e-3, 1e-4  # onnxruntime's backend-test runner uses these
@@ -75,15 +81,15 @@ def _as_array(value: object) -> object:
     return value
 
 
-def _elem_type(type_proto: onnx.TypeProto, output: bool) -> int | None:
-    """The element type of a tensor, or (for outputs) of a sequence of tensors; else None.
+def _elem_type(type_proto: onnx.TypeProto, outer: bool = True) -> int | None:
+    """The element type of a tensor or of a sequence of tensors; else None.
 
-    A sequence output of static length is a tuple of tensors in ember, compared element
-    by element (a sequence *input* has a length only known at run time)."""
+    A sequence of static length is a tuple of tensors in ember: an input gets the
+    length of its data, an output is compared element by element."""
     kind = type_proto.WhichOneof("value")
     if kind == "tensor_type":
         return type_proto.tensor_type.elem_type
-    if output and kind == "sequence_type":
+    if outer and kind == "sequence_type":
         return _elem_type(type_proto.sequence_type.elem_type, False)
     return None
 
@@ -91,26 +97,51 @@ def _elem_type(type_proto: onnx.TypeProto, output: bool) -> int | None:
 def _plain_tensors(case: object) -> str | None:
     """Why the case is not plain tensors in (tensors or sequences out), or None if it is."""
     graph = case.model.graph  # type: ignore[attr-defined]
-    for vi, output in [*((vi, False) for vi in graph.input), *((vi, True) for vi in graph.output)]:
-        elem = _elem_type(vi.type, output)
+    for vi in [*graph.input, *graph.output]:
+        elem = _elem_type(vi.type)
         if elem is None:
             kind = vi.type.WhichOneof("value")
             return f"{(kind or 'untyped').replace('_type', '')} input/output {vi.name!r}"
         if ONNX_DTYPES.get(elem) is None:
             return f"dtype {onnx.TensorProto.DataType.Name(elem)} of {vi.name!r}"
     for inputs, outputs in case.data_sets:  # type: ignore[attr-defined]
-        for value in (*inputs, *_flat(outputs)):
+        for value in (*_flat(inputs), *_flat(outputs)):
             if not isinstance(_as_array(value), np.ndarray):
                 return f"non-tensor data ({type(value).__name__})"
     return None
 
 
 def _flat(values: Iterable[object]) -> list[object]:
-    """Expected outputs with each sequence (a list of arrays) spread into its elements."""
+    """Case data with each sequence (a list of arrays) spread into its elements."""
     flat: list[object] = []
     for value in values:
         flat.extend(value if isinstance(value, list) else [value])
     return flat
+
+
+def _as_data(value: object) -> object:
+    """An input's data as numpy: an array, or a list of arrays (a sequence)."""
+    if isinstance(value, list):
+        return [_as_array(v) for v in value]
+    return _as_array(value)
+
+
+def _shape_of(value: object) -> object:
+    """The ``shape=`` entry for an input's data: a list of shapes for a sequence."""
+    if isinstance(value, list):
+        return [np.shape(v) for v in value]
+    return np.shape(value)
+
+
+def _spread(values: dict[str, object]) -> dict[str, object]:
+    """Feeds with each sequence's elements fed as the inputs ember made for them."""
+    feeds: dict[str, object] = {}
+    for name, value in values.items():
+        if isinstance(value, list):
+            feeds.update({sequence_item_name(name, i): v for i, v in enumerate(value)})
+        else:
+            feeds[name] = value
+    return feeds
 
 
 def _freeze(model: object, names: Iterable[str], values: dict[str, np.ndarray]) -> object:
@@ -161,18 +192,23 @@ def run_case(case: object) -> CaseResult:
     graph_inputs = [vi.name for vi in model.graph.input]
     frozen: list[str] = []
     for inputs, outputs in case.data_sets:  # type: ignore[attr-defined]
-        values = {n: _as_array(v) for n, v in zip(graph_inputs, inputs)}
+        values = {n: _as_data(v) for n, v in zip(graph_inputs, inputs)}
         outputs = [_as_array(v) for v in _flat(outputs)]
         frozen = []
         current = model
         for _ in range(MAX_FREEZE_ROUNDS):
             try:
-                feeds = {n: v for n, v in values.items() if n not in frozen}
-                shapes = {n: v.shape for n, v in feeds.items()}
+                given = {n: v for n, v in values.items() if n not in frozen}
+                shapes = {n: _shape_of(v) for n, v in given.items()}
+                feeds = _spread(given)
                 mod, params = from_onnx(current, shape=shapes)
                 break
             except NotStaticError as err:
-                new = [n for n in err.input_names if n in values and n not in frozen]
+                new = [
+                    n
+                    for n in err.input_names
+                    if isinstance(values.get(n), np.ndarray) and n not in frozen
+                ]
                 if not new:
                     return CaseResult(name, "failed", f"import: {err}")
                 frozen.extend(new)

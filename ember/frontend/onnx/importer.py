@@ -49,7 +49,7 @@ from ember.frontend.onnx.functions import (
     schema_function,
 )
 from ember.frontend.onnx.scope import Scope, convert_node
-from ember.graph.ir import Constant, Expr, Module, Var
+from ember.graph.ir import Constant, Expr, Module, Tuple, Var
 
 
 def supported_ops() -> list[str]:
@@ -72,7 +72,9 @@ def from_onnx(
 
     ``model_or_path`` is a ``ModelProto``, a path (external data next to the
     file is loaded too) or the serialized bytes. ``shape`` maps input names to
-    static shapes; it fills in dynamic dimensions and overrides declared ones.
+    static shapes; it fills in dynamic dimensions and overrides declared ones. A
+    sequence input takes a list of shapes, one per element: its length is then
+    static, and element ``i`` is fed as input :func:`sequence_item_name` (``"seq[i]"``).
     ``dtype`` (one name, or a dict per input) is used for inputs whose element
     type the model leaves undeclared. Initializers become weights: Vars after the
     real inputs in ``main``'s params, with their values in the returned dict;
@@ -80,6 +82,7 @@ def from_onnx(
 
         mod, params = from_onnx("model.onnx", shape={"data": (1, 3, 224, 224)})
         out = ember.graph.interpret(mod, params, {"data": x})[0]
+        mod, params = from_onnx(m, shape={"seq": [(2, 3), (4, 3)]})  # feed "seq[0]", "seq[1]"
     """
     model = load_model(model_or_path)
     return OnnxImporter(model, shape or {}, dtype, freeze_params).build()
@@ -340,14 +343,55 @@ class OnnxImporter(Scope):
                 hint="use the model's input names in shape= / --input",
             )
         for vi in real_inputs:
-            if vi.type.WhichOneof("value") != "tensor_type":
-                kind = vi.type.WhichOneof("value") or "an undefined type"
+            kind = vi.type.WhichOneof("value")
+            if kind == "sequence_type" and _is_tensor(vi.type.sequence_type.elem_type):
+                self.values[vi.name] = self._sequence_input(vi)
+                continue
+            if kind != "tensor_type":
+                what = (kind or "an undefined type").replace("_type", "")
                 raise UnsupportedFeatureError(
-                    f"graph input {vi.name!r} is a {kind.replace('_type', '')}, not a tensor; "
-                    "ember supports tensor inputs only"
+                    f"graph input {vi.name!r} is a {what}, not a tensor; ember supports tensor "
+                    "inputs and sequences of tensors only"
                 )
             dtype = self._input_dtype(vi.name, vi.type.tensor_type.elem_type)
             self.values[vi.name] = self.builder.add_input(vi.name, self._input_shape(vi), dtype)
+
+    def _sequence_input(self, value_info: onnx.ValueInfoProto) -> Tuple:
+        """A sequence input of the length ``shape=`` gives: one tensor input per element.
+
+        The element inputs are named :func:`sequence_item_name` (``seq[0]``, ``seq[1]``, ...).
+        """
+        name = value_info.name
+        elem = value_info.type.sequence_type.elem_type.tensor_type
+        example = "[(2, 3), (4, 3)]"
+        hint = (
+            f"pass the length and element shapes: from_onnx(..., shape={{{name!r}: {example}}}) "
+            "(an empty list for an empty sequence)"
+        )
+        if name not in self.shape:
+            raise FrontendError(
+                f"input {name!r} is a sequence, whose length ember must know at import", hint=hint
+            )
+        given = self.shape[name]
+        if isinstance(given, str | bytes) or not isinstance(given, Sequence):
+            raise FrontendError(
+                f"shape given for sequence input {name!r} is {given!r}, not a list of shapes",
+                hint=hint,
+            )
+        dtype = self._input_dtype(name, elem.elem_type)
+        items: list[Expr] = []
+        for i, item_shape in enumerate(given):
+            item = onnx.ValueInfoProto(name=sequence_item_name(name, i))
+            item.type.tensor_type.CopyFrom(elem)
+            if isinstance(item_shape, int) or not isinstance(item_shape, Sequence):
+                raise FrontendError(
+                    f"shape given for sequence input {name!r} is {given!r}: element {i} is "
+                    f"{item_shape!r}, not a shape",
+                    hint=hint,
+                )
+            self.shape[item.name] = item_shape
+            items.append(self.builder.add_input(item.name, self._input_shape(item), dtype))
+        return Tuple(tuple(items), name)
 
     def _load_initializers(self) -> None:
         for init in self.graph.initializer:
@@ -370,6 +414,19 @@ class OnnxImporter(Scope):
         outputs = [self.value(o.name) for o in self.graph.output]
         names = tuple(o.name for o in self.graph.output)
         return self.builder.finish(outputs, attrs={"output_names": names})
+
+
+def sequence_item_name(name: str, index: int) -> str:
+    """The name of the model input that feeds element ``index`` of sequence input ``name``.
+
+    >>> sequence_item_name("seq", 1)
+    'seq[1]'
+    """
+    return f"{name}[{index}]"
+
+
+def _is_tensor(type_proto: onnx.TypeProto) -> bool:
+    return type_proto.WhichOneof("value") == "tensor_type"
 
 
 def _format_dims(dims: Sequence[int | str | None]) -> str:

@@ -296,6 +296,14 @@ def _loop(node: OnnxNode) -> list[Expr]:
             node.const(0, "the trip count (the loop has scan outputs)")
         if node.has_input(1):
             node.const(1, "the condition (the loop has scan outputs)")
+    if any(not isinstance(c.type, TensorType) for c in carried):
+        # a carried sequence has a static length only if the loop unrolls: name the model
+        # inputs its trip count and condition come from, as for scan outputs
+        why = "(a loop-carried value is a sequence, which needs the loop unrolled)"
+        if node.has_input(0):
+            node.const(0, f"the trip count {why}")
+        if node.has_input(1):
+            node.const(1, f"the condition {why}")
     if node.has_input(0) and trip is None:
         return _rolled_loop(node, trip, cond, carried, num_scan)
     unrolled = _unroll_loop(node, trip, cond, carried, num_scan)

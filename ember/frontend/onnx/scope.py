@@ -290,11 +290,20 @@ def convert_graph(scope: Scope, graph: onnx.GraphProto) -> list[Expr]:
     return [scope.value(out.name) for out in graph.output]
 
 
-def _tensor_type_proto(expr: Expr) -> onnx.TypeProto:
+def _type_proto(expr: Expr) -> onnx.TypeProto | None:
+    """The ONNX type of a value: a tensor, or a sequence (a tuple of tensors of one dtype,
+    with their shape if they share it); None for what ONNX cannot type (an empty tuple)."""
     t = expr.type
-    if not isinstance(t, TensorType):
-        return onnx.TypeProto()
-    return helper.make_tensor_type_proto(_ONNX_ELEM[t.dtype], t.shape)
+    if isinstance(t, TensorType):
+        return helper.make_tensor_type_proto(_ONNX_ELEM[t.dtype], t.shape)
+    if isinstance(t, TupleType) and t.fields:
+        fields = t.fields
+        if all(isinstance(f, TensorType) and f.dtype == fields[0].dtype for f in fields):
+            shapes = {f.shape for f in fields}  # type: ignore[union-attr]
+            shape = fields[0].shape if len(shapes) == 1 else None  # type: ignore[union-attr]
+            elem = helper.make_tensor_type_proto(_ONNX_ELEM[fields[0].dtype], shape)  # type: ignore[union-attr]
+            return helper.make_sequence_type_proto(elem)
+    return None
 
 
 def find_function(scope: Scope, proto: onnx.NodeProto) -> FunctionBody | None:
@@ -312,9 +321,18 @@ def find_function(scope: Scope, proto: onnx.NodeProto) -> FunctionBody | None:
             return None
     if not has_schema_function(proto.op_type, domain, opset):
         return None
-    types = [
-        _tensor_type_proto(scope.value(name)) if name else onnx.TypeProto() for name in proto.input
-    ]
+    types = []
+    for index, name in enumerate(proto.input):
+        type_proto = _type_proto(scope.value(name)) if name else onnx.TypeProto()
+        if type_proto is None:
+            # onnx's C++ body builders dereference the input types they expect: never
+            # hand them an untyped value (an empty sequence would crash the process)
+            raise UnsupportedFeatureError(
+                f"ONNX {proto.op_type} node {proto.name!r}: input {index} ({name!r}) is an "
+                f"empty sequence or a tuple of mixed types; the function body of "
+                f"{proto.op_type} is built for its input types, which this one has none of"
+            )
+        types.append(type_proto)
     return schema_function(proto.op_type, domain, opset, proto, types)
 
 

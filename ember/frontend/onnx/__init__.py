@@ -7,7 +7,8 @@ Modules: ``importer`` (loading, checking, the graph walk), ``scope`` (where valu
 names resolve in subgraphs and function bodies; converts one node), ``functions``
 (model-local and schema functions, expanded at import), ``context`` (the
 converter registry and what a converter gets), ``ops_*`` (the converters, by
-op family; ``ops_control``: If/Loop/Scan, ``ops_sequence``: Sequence*) and
+op family; ``ops_control``: If/Loop/Scan, ``ops_sequence``: Sequence*,
+``ops_optional``: Optional*) and
 ``conformance`` (runs the onnx wheel's node test cases).
 Importing this package registers every converter.
 """
@@ -18,6 +19,7 @@ from ember.frontend.onnx import (  # noqa: F401 (importing registers the convert
     ops_math,
     ops_misc,
     ops_nn,
+    ops_optional,
     ops_rnn,
     ops_sequence,
     ops_tensor,

@@ -2,12 +2,12 @@
 
 Each case is a one-node model with input and expected output arrays. A case is
 
-- ``skipped`` when ember does not claim it: optional inputs or outputs, a dtype
-  ember lacks, an unsupported op, or a use of a supported op that ember reports as
-  a limitation (UnsupportedFeatureError); a sequence input is imported with the
-  length of its data (``shape={name: [shape, ...]}``) and fed element by element, a
-  sequence output (a tuple of static length in ember) is compared element by
-  element;
+- ``skipped`` when ember does not claim it: a dtype ember lacks, an unsupported
+  op, or a use of a supported op that ember reports as a limitation
+  (UnsupportedFeatureError); a sequence input is imported with the length of its
+  data (``shape={name: [shape, ...]}``) and fed element by element, a sequence
+  output (a tuple of static length in ember) is compared element by element; an
+  optional input is present or absent (``shape={name: None}``) as its data is;
 - otherwise run with :func:`ember.frontend.from_onnx` + :func:`ember.graph.interpret`
   and ``passed`` or ``failed`` against the expected outputs.
 
@@ -82,7 +82,7 @@ def _as_array(value: object) -> object:
 
 
 def _elem_type(type_proto: onnx.TypeProto, outer: bool = True) -> int | None:
-    """The element type of a tensor or of a sequence of tensors; else None.
+    """The element type of a tensor, a sequence of tensors, or an optional of either.
 
     A sequence of static length is a tuple of tensors in ember: an input gets the
     length of its data, an output is compared element by element."""
@@ -91,6 +91,8 @@ def _elem_type(type_proto: onnx.TypeProto, outer: bool = True) -> int | None:
         return type_proto.tensor_type.elem_type
     if outer and kind == "sequence_type":
         return _elem_type(type_proto.sequence_type.elem_type, False)
+    if outer and kind == "optional_type":
+        return _elem_type(type_proto.optional_type.elem_type)
     return None
 
 
@@ -106,7 +108,7 @@ def _plain_tensors(case: object) -> str | None:
             return f"dtype {onnx.TensorProto.DataType.Name(elem)} of {vi.name!r}"
     for inputs, outputs in case.data_sets:  # type: ignore[attr-defined]
         for value in (*_flat(inputs), *_flat(outputs)):
-            if not isinstance(_as_array(value), np.ndarray):
+            if value is not None and not isinstance(_as_array(value), np.ndarray):
                 return f"non-tensor data ({type(value).__name__})"
     return None
 
@@ -130,7 +132,7 @@ def _shape_of(value: object) -> object:
     """The ``shape=`` entry for an input's data: a list of shapes for a sequence."""
     if isinstance(value, list):
         return [np.shape(v) for v in value]
-    return np.shape(value)
+    return None if value is None else np.shape(value)  # None: an empty optional
 
 
 def _spread(values: dict[str, object]) -> dict[str, object]:
@@ -139,7 +141,7 @@ def _spread(values: dict[str, object]) -> dict[str, object]:
     for name, value in values.items():
         if isinstance(value, list):
             feeds.update({sequence_item_name(name, i): v for i, v in enumerate(value)})
-        else:
+        elif value is not None:  # an empty optional is fed nothing
             feeds[name] = value
     return feeds
 

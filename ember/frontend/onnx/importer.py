@@ -48,7 +48,7 @@ from ember.frontend.onnx.functions import (
     opset_map,
     schema_function,
 )
-from ember.frontend.onnx.scope import Scope, convert_node
+from ember.frontend.onnx.scope import EmptyOptional, Scope, convert_node
 from ember.graph.ir import Constant, Expr, Module, Tuple, Var
 
 
@@ -75,6 +75,7 @@ def from_onnx(
     static shapes; it fills in dynamic dimensions and overrides declared ones. A
     sequence input takes a list of shapes, one per element: its length is then
     static, and element ``i`` is fed as input :func:`sequence_item_name` (``"seq[i]"``).
+    An optional input holds a value (of its element type) unless ``shape`` gives None.
     ``dtype`` (one name, or a dict per input) is used for inputs whose element
     type the model leaves undeclared. Initializers become weights: Vars after the
     real inputs in ``main``'s params, with their values in the returned dict;
@@ -343,6 +344,12 @@ class OnnxImporter(Scope):
                 hint="use the model's input names in shape= / --input",
             )
         for vi in real_inputs:
+            if vi.type.WhichOneof("value") == "optional_type":
+                if vi.name in self.shape and self.shape[vi.name] is None:
+                    self.values[vi.name] = EmptyOptional((), vi.name)
+                    continue
+                # a present optional is its value: convert the input as its element type
+                vi = onnx.helper.make_value_info(vi.name, vi.type.optional_type.elem_type)
             kind = vi.type.WhichOneof("value")
             if kind == "sequence_type" and _is_tensor(vi.type.sequence_type.elem_type):
                 self.values[vi.name] = self._sequence_input(vi)
@@ -412,6 +419,13 @@ class OnnxImporter(Scope):
         for index, node in enumerate(self.graph.node):
             convert_node(self, node, node_name(node, index))
         outputs = [self.value(o.name) for o in self.graph.output]
+        for out, expr in zip(self.graph.output, outputs):
+            if isinstance(expr, EmptyOptional):
+                raise UnsupportedFeatureError(
+                    f"graph output {out.name!r} is an empty optional ({expr.name!r}); ember's "
+                    "models return tensors and sequences of static length",
+                    hint="make the model return the optional only where it holds a value",
+                )
         names = tuple(o.name for o in self.graph.output)
         return self.builder.finish(outputs, attrs={"output_names": names})
 

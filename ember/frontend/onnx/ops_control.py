@@ -33,6 +33,7 @@ from ember.frontend.onnx.functions import all_nodes
 from ember.frontend.onnx.scope import (
     BodyScope,
     CaptureSet,
+    EmptyOptional,
     InlineScope,
     convert_graph,
     item_exprs,
@@ -78,9 +79,11 @@ def _stack(node: OnnxNode, slices: list[Expr], axis: int, what: str) -> Expr:
 def _tensor_results(node: OnnxNode, outs: list[Expr], names: list[str], what: str) -> None:
     for out, name in zip(outs, names):
         if not isinstance(out.type, TensorType):
+            kind = "an optional" if isinstance(out, EmptyOptional) else "a sequence"
             raise node.unsupported(
-                f"{what} {name!r} is a sequence; ember supports sequences only where their "
-                "length is static at import (a constant condition, or a loop it unrolls)"
+                f"{what} {name!r} is {kind}; ember supports sequences and optionals only "
+                "where their length or presence is static at import (a constant condition, "
+                "or a loop it unrolls)"
             )
 
 
@@ -110,6 +113,14 @@ def _if(node: OnnxNode) -> list[Expr]:
     # a sequence output (a tuple of static length) travels as its tensors, flattened
     sizes = []
     for k, (a, b) in enumerate(zip(then_outs, else_outs)):
+        if isinstance(a, EmptyOptional) or isinstance(b, EmptyOptional):
+            why = f"output {k} ({out_names[k]!r}) is an optional that is empty in a branch"
+            node.const(0, f"the condition ({why})")  # names the model inputs it comes from
+            raise node.unsupported(
+                f"{why}; whether an optional holds a value must be known at import",
+                hint="make the condition static (a constant or an initializer): then the "
+                "branch is chosen at import",
+            )
         if a.type != b.type:
             raise node.unsupported(
                 f"output {k} ({out_names[k]!r}) is {a.type} in then_branch but {b.type} in "

@@ -403,6 +403,19 @@ def convert_node(scope: Scope, proto: onnx.NodeProto, name: str) -> None:
         scope.values[out_name] = outputs[i]  # type: ignore[assignment]
 
 
+class EmptyOptional(Tuple):
+    """An ONNX optional without a value, at import (see :mod:`~ember.frontend.onnx.ops_optional`).
+
+    Only converters see it: ``OptionalHasElement`` folds it to False; a graph output or a
+    run-time branch that would carry it is an error. A present optional is its value.
+
+    >>> EmptyOptional((), "none").type
+    TupleType(fields=())
+    """
+
+    __slots__ = ()
+
+
 def item_exprs(expr: Expr) -> list[Expr]:
     """The fields of a tuple-typed expression (an ONNX sequence), as expressions."""
     if isinstance(expr, Tuple):
@@ -419,6 +432,7 @@ def scalar_of(value: Any) -> Any:
 __all__ = [
     "BodyScope",
     "CaptureSet",
+    "EmptyOptional",
     "InlineScope",
     "Scope",
     "convert_graph",

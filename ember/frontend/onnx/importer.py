@@ -48,8 +48,8 @@ from ember.frontend.onnx.functions import (
     opset_map,
     schema_function,
 )
-from ember.frontend.onnx.scope import EmptyOptional, Scope, convert_node
-from ember.graph.ir import Constant, Expr, Module, Tuple, Var
+from ember.frontend.onnx.scope import EmptyOptional, Scope, convert_node, item_exprs
+from ember.graph.ir import Constant, Expr, Module, TensorType, Tuple, Var
 
 
 def supported_ops() -> list[str]:
@@ -74,7 +74,8 @@ def from_onnx(
     file is loaded too) or the serialized bytes. ``shape`` maps input names to
     static shapes; it fills in dynamic dimensions and overrides declared ones. A
     sequence input takes a list of shapes, one per element: its length is then
-    static, and element ``i`` is fed as input :func:`sequence_item_name` (``"seq[i]"``).
+    static, and element ``i`` is fed as input :func:`sequence_item_name` (``"seq[i]"``);
+    a sequence output is one output per element, named the same way.
     An optional input holds a value (of its element type) unless ``shape`` gives None.
     ``dtype`` (one name, or a dict per input) is used for inputs whose element
     type the model leaves undeclared. Initializers become weights: Vars after the
@@ -418,16 +419,25 @@ class OnnxImporter(Scope):
         self._make_inputs()
         for index, node in enumerate(self.graph.node):
             convert_node(self, node, node_name(node, index))
-        outputs = [self.value(o.name) for o in self.graph.output]
-        for out, expr in zip(self.graph.output, outputs):
+        # a sequence output is one output per element, named like sequence inputs' elements
+        outputs: list[Expr] = []
+        names: list[str] = []
+        for out in self.graph.output:
+            expr = self.value(out.name)
             if isinstance(expr, EmptyOptional):
                 raise UnsupportedFeatureError(
                     f"graph output {out.name!r} is an empty optional ({expr.name!r}); ember's "
                     "models return tensors and sequences of static length",
                     hint="make the model return the optional only where it holds a value",
                 )
-        names = tuple(o.name for o in self.graph.output)
-        return self.builder.finish(outputs, attrs={"output_names": names})
+            if isinstance(expr.type, TensorType):
+                outputs.append(expr)
+                names.append(out.name)
+                continue
+            items = item_exprs(expr)
+            outputs.extend(items)
+            names.extend(sequence_item_name(out.name, i) for i in range(len(items)))
+        return self.builder.finish(outputs, attrs={"output_names": tuple(names)})
 
 
 def sequence_item_name(name: str, index: int) -> str:

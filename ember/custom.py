@@ -274,8 +274,7 @@ def _mark_anchor(op: Op, result: Any) -> None:
     ):
         got = type(result).__name__ if not isinstance(result, Tensor) else "a tensor without a"
         raise CustomOpError(
-            f"custom op {op.name} is registered tunable, but its compute returned "
-            f"{got} reduction",
+            f"custom op {op.name} is registered tunable, but its compute returned {got} reduction",
             hint="a tunable op's compute is one te.compute whose body is a te.sum over a "
             "te.reduce_axis (as dense or matmul)",
         )

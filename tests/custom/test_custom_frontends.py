@@ -139,11 +139,15 @@ def test_tensorflow_graphdef_with_a_custom_op() -> None:
     w = rand(3, 3, 3, 4) * 0.3
     bias = rand(4)
     graph = _graph_def(
-        _node("x", "Placeholder", attrs={"dtype": _attr_type(1), "shape": _attr_shape([1, 6, 6, 3])}),
+        _placeholder("x", [1, 6, 6, 3]),
         _const("w", w),
         _const("bias", bias),
-        _node("conv", "Conv2D", ["x", "w"], {"strides": _attr_ints([1, 1, 1, 1]),
-                                            "padding": _attr_s("SAME")}),
+        _node(
+            "conv",
+            "Conv2D",
+            ["x", "w"],
+            {"strides": _attr_ints([1, 1, 1, 1]), "padding": _attr_s("SAME")},
+        ),
         _node("gelu", "FancyGelu", ["conv"], {"alpha": _attr_f(1.25), "T": _attr_type(1)}),
         _node("folded", "FancyGelu", ["bias"], {"T": _attr_type(1)}),  # a constant: folds
         _node("y", "Add", ["gelu", "folded"]),
@@ -162,7 +166,7 @@ def test_tensorflow_graphdef_with_a_custom_op() -> None:
 
 def test_tensorflow_unknown_op_points_at_the_custom_op_api() -> None:
     graph = _graph_def(
-        _node("x", "Placeholder", attrs={"dtype": _attr_type(1), "shape": _attr_shape([2])}),
+        _placeholder("x", [2]),
         _node("y", "Addons>GeluNew", ["x"]),
     )
     with pytest.raises(UnsupportedOpError, match=r"Addons>GeluNew: 1 node\(s\): 'y'") as info:
@@ -174,7 +178,7 @@ def test_tensorflow_declared_output_count_is_checked() -> None:
     op = f"Pair{next(_fresh)}"
     custom.register_converter("tensorflow", op, num_outputs=2)(lambda node: node.input(0))
     graph = _graph_def(
-        _node("x", "Placeholder", attrs={"dtype": _attr_type(1), "shape": _attr_shape([2])}),
+        _placeholder("x", [2]),
         _node("y", op, ["x"]),
     )
     with pytest.raises(CustomOpError, match=rf"'{op}' .* returned 1 output\(s\) .* declares 2"):
@@ -252,12 +256,16 @@ def _attr_shape(dims: list[int]) -> bytes:
     return _field(7, b"".join(_field(2, _varint(1 << 3) + _varint(d)) for d in dims))
 
 
-def _node(name: str, op: str, inputs: list[str] = (), attrs: dict[str, bytes] | None = None) -> bytes:
+def _node(name: str, op: str, inputs: Any = (), attrs: dict[str, bytes] | None = None) -> bytes:
     body = _field(1, name.encode()) + _field(2, op.encode())
     body += b"".join(_field(3, i.encode()) for i in inputs)
     for key, value in (attrs or {}).items():
         body += _field(5, _field(1, key.encode()) + _field(2, value))
     return body
+
+
+def _placeholder(name: str, shape: list[int]) -> bytes:
+    return _node(name, "Placeholder", attrs={"dtype": _attr_type(1), "shape": _attr_shape(shape)})
 
 
 def _const(name: str, array: np.ndarray) -> bytes:

@@ -43,7 +43,7 @@ def test_the_user_module_registers_its_ops_with_its_library() -> None:
     assert "schedule" in get_op("example.rms_norm").extensions
     assert "onnx:com.example.FancyGelu" in custom.registered_converters("onnx")
     assert "pytorch:example::fancy_gelu" in custom.registered_converters()
-    assert custom.registered_converters("tensorflow") == ["tensorflow:FancyGelu"]
+    assert "tensorflow:FancyGelu" in custom.registered_converters("tensorflow")
 
 
 def test_a_custom_op_runs_in_the_reference_executor() -> None:
@@ -68,7 +68,7 @@ def test_registering_an_op_twice_names_it_and_its_library() -> None:
     ("kwargs", "message"),
     [
         ({"name": "fancy"}, r"custom op name 'fancy' is not a namespaced name"),
-        ({"name": "lib.x", "pattern": "blend"}, r"unknown pattern 'blend'\n  hint: use one of elem"),
+        ({"name": "lib.x", "pattern": "blend"}, r"pattern 'blend'\n  hint: use one of elem"),
         ({"name": "lib.y", "attrs": dict}, r"attrs of custom op 'lib.y' must be a dataclass"),
         ({"name": "lib.z", "num_inputs": -1}, r"num_inputs must be an int >= 0 or None"),
     ],

@@ -46,9 +46,13 @@ registry, :mod:`ember.frontend.custom`); this module is the one place users call
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import os
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from ember.errors import CustomOpError
@@ -234,6 +238,47 @@ def register_converter(
     return register
 
 
+def import_library(spec: str | Path) -> ModuleType:
+    """Import a module of custom ops: a module name (``"my_ops"``, ``"pkg.ops"``) or the
+    path of a ``.py`` file, whose folder then joins ``sys.path`` (so the tuner's worker
+    processes, which start with this ``sys.path``, import it too). The CLI's
+    ``--custom-ops`` calls this.
+
+    >>> import_library("fancy_ops.py")  # doctest: +SKIP
+    <module 'fancy_ops' from '/home/me/fancy_ops.py'>
+    """
+    text = str(spec)
+    if text.endswith(".py") or "/" in text or os.sep in text:
+        path = Path(text).resolve()
+        if not path.is_file():
+            raise CustomOpError(
+                f"custom op library {text!r} does not exist",
+                hint="pass the path of a .py file, or the name of an importable module",
+            )
+        folder, name = str(path.parent), path.stem
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        loaded = sys.modules.get(name)
+        if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve() != path:
+            raise CustomOpError(
+                f"custom op library {text!r}: a different module named {name!r} is already "
+                f"imported (from {getattr(loaded, '__file__', None)})",
+                hint="rename the file so its module name is unique",
+            )
+    else:
+        name = text
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if err.name != name.split(".")[0] and err.name != name:
+            raise  # the library itself imports something missing: its own error
+        raise CustomOpError(
+            f"custom op library {name!r} cannot be imported: no module of that name",
+            hint="pass the path of its .py file (--custom-ops ./my_ops.py) or add its folder "
+            "to PYTHONPATH",
+        ) from None
+
+
 # ----------------------------------------------------------------------------- helpers
 
 
@@ -334,6 +379,7 @@ __all__ = [
     "OpPattern",
     "TensorType",
     "TupleType",
+    "import_library",
     "register_compute",
     "register_converter",
     "register_op",

@@ -82,8 +82,12 @@ PATTERNS = {
     "anchor": OpPattern.OUT_ELEMWISE_FUSABLE,
     "opaque": OpPattern.OPAQUE,
 }
-"""Fusion patterns by name: ``anchor`` is TVM's OUT_ELEMWISE_FUSABLE (a conv or dense
-whose output takes an elementwise epilogue), ``opaque`` never fuses."""
+"""Fusion patterns by name. ``elemwise``: ``out[i] = f(x[i])`` on same-shaped inputs
+(``broadcast``: with numpy broadcasting); ember may run these on a re-laid-out tensor (a
+conv's blocked NCHW[x]c output), so their rules must take any rank. ``injective``: each
+output element reads one input element. ``reduce``: a commutative reduction. ``anchor``
+is TVM's OUT_ELEMWISE_FUSABLE (a conv or dense whose output takes an elementwise
+epilogue), ``opaque`` never fuses (the default)."""
 
 _OP_NAME = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
 

@@ -132,6 +132,28 @@ def test_a_multi_output_custom_op_and_constant_folding() -> None:
     np.testing.assert_allclose(y, np.minimum(x, 0) + constant, rtol=1e-6)
 
 
+def test_a_default_domain_op_ember_lacks_can_be_added_and_matches_onnxruntime() -> None:
+    from ember.frontend.onnx import supported_ops
+
+    if "Det" in supported_ops():
+        pytest.skip("ember converts ONNX Det itself now")
+    det = custom.register_op("test_onnx.det")
+    det.type_rule(lambda types, attrs: custom.TensorType(types[0].shape[:-2], types[0].dtype))
+    det.reference(lambda inputs, attrs: np.linalg.det(inputs[0]).astype(inputs[0].dtype))
+    custom.register_converter("onnx", "Det")(lambda node: node.call(det, node.input(0)))
+    graph = helper.make_graph(
+        [helper.make_node("Det", ["x"], ["y"])],
+        "det",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, 3, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [5])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    mod, params = from_onnx(model)
+    x = rand(5, 3, 3)
+    (got,) = interpret(mod, params, {"x": x})
+    np.testing.assert_allclose(got, custom_models.run_onnxruntime(model, {"x": x})[0], rtol=1e-4)
+
+
 # ----------------------------------------------------------------------------- TensorFlow
 
 

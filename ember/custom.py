@@ -36,7 +36,9 @@ which runs without your code) and autotunes::
 Keep these in a module of your own (``import my_ops`` before importing models): the
 autotuner's worker processes import it to find the op. ``register_schedule`` adds a
 schedule where the default ones do not fit; ``register_compute(..., tunable=True)``
-makes a dense-like reduction a tunable anchor. The tutorial is ``docs/custom_ops.md``.
+makes a dense-like reduction a tunable anchor. ``unregister_library("my_ops")`` undoes a
+module's registrations (to run them again), ``with custom.scope():`` undoes those made in
+the block. The tutorial is ``docs/custom_ops.md``.
 
 Each piece lives in its layer (the op in the graph IR's op table, the compute and the
 schedule on the op for the operator library, the converter in the frontends' custom
@@ -45,12 +47,13 @@ registry, :mod:`ember.frontend.custom`); this module is the one place users call
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -62,12 +65,22 @@ from ember.frontend.custom import (
     CustomConverter,
     CustomNode,
     add_converter,
+    custom_converters,
     onnx_op_name,
     registered_converters,
+    remove_converter,
 )
 from ember.frontend.load import framework_package
 from ember.graph.ir import TensorType, TupleType
-from ember.graph.op import STANDARD_LIBRARY, NoAttrs, Op, OpPattern, get_op, registered_ops
+from ember.graph.op import (
+    STANDARD_LIBRARY,
+    NoAttrs,
+    Op,
+    OpPattern,
+    get_op,
+    registered_ops,
+    unregister_op,
+)
 from ember.graph.op import register_op as _register_op
 from ember.te.tensor import ComputeOp, Tensor
 from ember.topi.common import TAG_ANCHOR, Compute, ScheduleRule
@@ -123,8 +136,11 @@ def register_op(
         owner = "a built-in op" if first.is_builtin else f"registered by {first.library!r}"
         raise CustomOpError(
             f"op {name!r} is already registered ({owner})",
-            hint="register each op once, when its module is first imported (after re-running "
-            "that code in a notebook, restart the interpreter), or choose another name",
+            hint="register each op once, when its module is first imported, or choose another "
+            "name; to run a module's registrations again, first call "
+            f"ember.custom.unregister_library({first.library!r})"
+            if not first.is_builtin
+            else "choose a name in a namespace of your own ('yourlib.op_name')",
         )
     if not (isinstance(attrs, type) and dataclasses.is_dataclass(attrs)):
         raise CustomOpError(
@@ -283,6 +299,67 @@ def import_library(spec: str | Path) -> ModuleType:
         ) from None
 
 
+def unregister_library(library: str | ModuleType) -> list[str]:
+    """Undo what the module ``library`` (its name, or the module) registered: its ops, with
+    their computes and schedules, and its converters. Returns their names (ops, then
+    ``framework:op`` converters), sorted; nothing registered is no error.
+
+    Use it to run a module's registrations again in the same interpreter: after editing
+    ``my_ops.py``, ``unregister_library("my_ops")`` then ``importlib.reload(my_ops)``; in a
+    notebook whose cells register ops, ``unregister_library("__main__")`` then re-run them.
+    Graphs built before still hold the removed ops (and fail to compile in new processes).
+
+    >>> unregister_library("my_ops")  # doctest: +SKIP
+    ['my_ops.fancy_gelu', 'onnx:com.example.FancyGelu']
+    """
+    name = library.__name__ if isinstance(library, ModuleType) else str(library)
+    if name == STANDARD_LIBRARY or name.startswith("ember."):
+        raise CustomOpError(
+            f"{name!r} is ember's own library; only users' registrations can be removed",
+            hint="pass the name of the module that called ember.custom.register_*",
+        )
+    ops = [op for op in registered_ops() if get_op(op).library == name]
+    for op in ops:
+        unregister_op(op)
+    converters = [c for c in custom_converters() if c.library == name]
+    for converter in converters:
+        remove_converter(converter.framework, converter.op)
+    return ops + sorted(f"{c.framework}:{c.op}" for c in converters)
+
+
+@contextlib.contextmanager
+def scope() -> Iterator[None]:
+    """Registrations made in the ``with`` block last until it ends: the ops, converters,
+    computes and schedules registered inside are removed again, whoever registered them
+    (tests use it so that each leaves the registries as it found them).
+
+    >>> with scope():  # doctest: +SKIP
+    ...     op = register_op("scratch.twice", pattern="elemwise")
+    >>> "scratch.twice" in ember.ops.list_ops()  # doctest: +SKIP
+    False
+    """
+    before = set(registered_ops())
+    # Computes and schedules added inside to users' ops registered before are undone too.
+    extensions = {
+        name: dict(get_op(name).extensions) for name in before if not get_op(name).is_builtin
+    }
+    converters = {(c.framework, c.op) for c in custom_converters()}
+    try:
+        yield
+    finally:
+        after = set(registered_ops())
+        for name in sorted(after - before):
+            if not get_op(name).is_builtin:  # ember's ops may load lazily inside the block
+                unregister_op(name)
+        for name, saved in extensions.items():
+            if name in after:
+                get_op(name).extensions.clear()
+                get_op(name).extensions.update(saved)
+        for c in custom_converters():
+            if (c.framework, c.op) not in converters:
+                remove_converter(c.framework, c.op)
+
+
 # ----------------------------------------------------------------------------- helpers
 
 
@@ -389,4 +466,6 @@ __all__ = [
     "register_op",
     "register_schedule",
     "registered_converters",
+    "scope",
+    "unregister_library",
 ]

@@ -64,8 +64,8 @@ def add_converter(converter: CustomConverter) -> None:
         raise CustomOpError(
             f"{converter.framework} op {converter.op!r} already has a custom converter "
             f"(registered by {first.library!r})",
-            hint="register each converter once, when its module is first imported; after "
-            "re-running that code in a notebook, restart the interpreter",
+            hint="register each converter once, when its module is first imported; to run "
+            f"that code again, first call ember.custom.unregister_library({first.library!r})",
         )
     _CONVERTERS[key] = converter
 
@@ -73,6 +73,20 @@ def add_converter(converter: CustomConverter) -> None:
 def find_converter(framework: str, op: str) -> CustomConverter | None:
     """The custom converter registered for ``op`` in ``framework``, or None."""
     return _CONVERTERS.get((framework, op))
+
+
+def custom_converters() -> list[CustomConverter]:
+    """Every registered custom converter, in registration order."""
+    return list(_CONVERTERS.values())
+
+
+def remove_converter(framework: str, op: str) -> CustomConverter:
+    """Remove the custom converter of ``op`` in ``framework`` (``ember.custom.scope`` and
+    ``unregister_library`` call this); returns it."""
+    try:
+        return _CONVERTERS.pop((framework, op))
+    except KeyError:
+        raise CustomOpError(f"{framework} op {op!r} has no custom converter to remove") from None
 
 
 def registered_converters(framework: str | None = None) -> list[str]:
@@ -205,8 +219,10 @@ __all__ = [
     "CustomConverter",
     "CustomNode",
     "add_converter",
+    "custom_converters",
     "find_converter",
     "onnx_op_name",
     "registered_converters",
+    "remove_converter",
     "run_converter",
 ]

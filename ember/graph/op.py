@@ -248,6 +248,17 @@ def get_op(name: str) -> Op:
         ) from None
 
 
+def unregister_op(name: str) -> Op:
+    """Remove the user's op ``name`` from the table, with what later stages attached to
+    it (``ember.custom.unregister_library`` and ``ember.custom.scope`` call this); ember's
+    own ops cannot be removed. Returns the removed op."""
+    op = get_op(name)
+    if op.is_builtin:
+        raise InternalError(f"op {name} is one of ember's built-in ops; it cannot be removed")
+    del _TABLE[name]
+    return op
+
+
 def registered_ops() -> list[str]:
     """Names of the ops registered so far, sorted."""
     return sorted(_TABLE)
@@ -271,4 +282,5 @@ __all__ = [
     "register_op",
     "registered_ops",
     "type_size",
+    "unregister_op",
 ]

@@ -3,8 +3,11 @@ make, each a CustomOpError that names the op (or converter) and says how to fix 
 
 from __future__ import annotations
 
+import importlib
 import itertools
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import example_ops
@@ -12,7 +15,7 @@ import numpy as np
 import pytest
 
 from ember import custom, te
-from ember.errors import CustomOpError, ShapeError
+from ember.errors import AttrError, CustomOpError, ShapeError
 from ember.graph import interpret
 from ember.graph.ir import Function, Module, TensorType, Var
 from ember.graph.op import OpPattern, get_op
@@ -22,7 +25,8 @@ _fresh = itertools.count()
 
 
 def fresh(stem: str) -> str:
-    """A name no other test registered (ops and converters live for the whole process)."""
+    """A name of its own per test (conftest's fixture removes each test's registrations;
+    distinct names keep the messages of a failure unambiguous)."""
     return f"test_{stem}.op{next(_fresh)}"
 
 
@@ -178,3 +182,60 @@ def test_a_compute_may_be_any_te_function_of_the_inputs() -> None:
 
     assert custom.register_compute(op)(twice) is twice
     assert op.extensions["compute"].__wrapped__ is twice
+
+
+LIBRARY = """
+from ember import custom, te
+
+op = custom.register_op("{ns}.halve", pattern="elemwise")
+op.type_rule(lambda types, attrs: types[0])
+op.reference(lambda inputs, attrs: inputs[0] / 2)
+custom.register_compute(op)(lambda inputs, attrs, out_type: te.compute(
+    out_type.shape, lambda *i: inputs[0][i] * 0.5))
+custom.register_converter("onnx", "Halve", domain="{ns}")(
+    lambda node: node.call(op, node.input(0)))
+"""
+
+
+def test_unregister_library_undoes_a_module_so_it_can_register_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"scratch_lib{next(_fresh)}"
+    (tmp_path / f"{name}.py").write_text(LIBRARY.format(ns=name))
+    monkeypatch.setattr(sys, "path", list(sys.path))  # import_library adds tmp_path
+    try:
+        module = custom.import_library(tmp_path / f"{name}.py")
+        with pytest.raises(CustomOpError, match=rf"unregister_library\('{name}'\)"):
+            importlib.reload(module)  # running it again collides; the hint says what to do
+        removed = custom.unregister_library(name)
+        assert removed == [f"{name}.halve", f"onnx:{name}.Halve"]
+        with pytest.raises(AttrError, match=rf"no op named '{name}.halve'"):
+            get_op(f"{name}.halve")
+        assert f"onnx:{name}.Halve" not in custom.registered_converters()
+        importlib.reload(module)  # registers again: a new op object, with its compute
+        assert get_op(f"{name}.halve") is module.op and "compute" in module.op.extensions
+        assert custom.unregister_library(module) == removed  # the module also names it
+        assert custom.unregister_library(name) == []  # nothing left: no error
+    finally:
+        sys.modules.pop(name, None)
+
+
+def test_ember_s_own_ops_cannot_be_unregistered() -> None:
+    with pytest.raises(CustomOpError, match=r"'ember.ops' is ember's own library"):
+        custom.unregister_library("ember.ops")
+    assert get_op("nn.relu").is_builtin
+
+
+def test_scope_removes_what_was_registered_inside() -> None:
+    before = unary_op(fresh("outer"), pattern="elemwise")  # registered outside the scope
+    converters = custom.registered_converters()
+    with custom.scope():
+        inner = unary_op(fresh("inner"))
+        custom.register_compute(before)(lambda inputs, attrs, out_type: inputs[0])
+        custom.register_converter("onnx", "Inner", domain="test.scope")(lambda node: node.input(0))
+        assert get_op(inner.name) is inner and "compute" in before.extensions
+    with pytest.raises(AttrError, match=r"no op named"):
+        get_op(inner.name)
+    assert get_op(before.name) is before and "compute" not in before.extensions
+    assert custom.registered_converters() == converters
+    assert get_op("example.fancy_gelu") is example_ops.fancy_gelu  # the user module's stay

@@ -172,3 +172,24 @@ def test_a_custom_epilogue_is_tuned_with_its_conv_and_a_custom_anchor_alone(
     x = rand(1, 4, 8, 8)
     want = custom_models.run_onnxruntime(custom_models.onnx_model(custom=False), {"x": x})
     check_outputs(lib.load().run({"x": x}), want)
+
+
+@pytest.mark.slow
+def test_a_tunable_custom_anchor_is_measured_in_the_tuners_workers(tmp_path: Path) -> None:
+    """The builder processes rebuild the custom anchor's kernel (they import example_ops to
+    find its ops), and the best measured config compiles to the same numbers."""
+    mod, params = ember.frontend.from_onnx(custom_models.onnx_model(custom=True))
+    tasks = {task.describe[0]: task for task, _ in extract_tasks(mod, params)}
+    dense = tasks["fused_example_scaled_dense_example_fancy_gelu"]
+    assert len(dense.config_space) > 1  # the fused template's space, not a fixed schedule
+    log = tmp_path / "dense.jsonl"
+    with autotune.LocalMeasure(dense, builder=autotune.LocalBuilder(1)) as measure:
+        autotune.RandomTuner(dense, seed=1).tune(n_trial=3, measure=measure, log=log)
+    records = list(autotune.load_records(log))
+    assert len(records) == 3 and all(r.error is None for r in records), records
+    with autotune.apply_history_best(log) as ctx:
+        lib = ember.compile(mod, params)
+    assert [name for name in ctx.tuned if "scaled_dense" in name], ctx.summary()
+    x = rand(1, 4, 8, 8)
+    want = custom_models.run_onnxruntime(custom_models.onnx_model(custom=False), {"x": x})
+    check_outputs(lib.load().run({"x": x}), want)

@@ -307,7 +307,8 @@ def unregister_library(library: str | ModuleType) -> list[str]:
     Use it to run a module's registrations again in the same interpreter: after editing
     ``my_ops.py``, ``unregister_library("my_ops")`` then ``importlib.reload(my_ops)``; in a
     notebook whose cells register ops, ``unregister_library("__main__")`` then re-run them.
-    Graphs built before still hold the removed ops (and fail to compile in new processes).
+    Graphs built before keep the op objects they hold; import the model again to use the
+    ops registered anew.
 
     >>> unregister_library("my_ops")  # doctest: +SKIP
     ['my_ops.fancy_gelu', 'onnx:com.example.FancyGelu']
@@ -331,7 +332,9 @@ def unregister_library(library: str | ModuleType) -> list[str]:
 def scope() -> Iterator[None]:
     """Registrations made in the ``with`` block last until it ends: the ops, converters,
     computes and schedules registered inside are removed again, whoever registered them
-    (tests use it so that each leaves the registries as it found them).
+    (tests use it so that each leaves the registries as it found them). That includes a
+    module of ops imported for the first time inside the block: import it before, or
+    ``importlib.reload`` it after, to use its ops again.
 
     >>> with scope():  # doctest: +SKIP
     ...     op = register_op("scratch.twice", pattern="elemwise")

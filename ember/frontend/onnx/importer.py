@@ -31,6 +31,7 @@ from ember.frontend.onnx.context import (
     NotStaticError,
     OnnxNode,
     UnsupportedFeatureError,
+    custom_converter,
     ember_dtype,
 )
 from ember.graph.ir import Constant, Expr, Module, Var
@@ -177,6 +178,8 @@ def unsupported_nodes(model: onnx.ModelProto) -> list[tuple[str, str]]:
     opset = model_opset(model)
     found = []
     for node, name in _all_nodes(model.graph):
+        if custom_converter(node.domain, node.op_type) is not None:
+            continue  # a converter the user registered (ember.custom.register_converter)
         if node.domain not in _DEFAULT_DOMAINS:
             found.append((f"{node.domain}.{node.op_type}", name))
             continue
@@ -365,11 +368,17 @@ class OnnxImporter:
 
     def _convert(self, proto: onnx.NodeProto, index: int) -> None:
         name = _node_name(proto, index)
-        version = op_version(proto.op_type, self.opset)
+        convert = custom_converter(proto.domain, proto.op_type)
+        if convert is not None:  # a user's op: its version is the opset of its domain
+            versions = {e.domain or "ai.onnx": int(e.version) for e in self.model.opset_import}
+            version: int | None = versions.get(proto.domain or "ai.onnx", 1)
+        else:
+            convert = CONVERTERS[proto.op_type]
+            version = op_version(proto.op_type, self.opset)
         assert version is not None  # checked by unsupported_nodes
         node = OnnxNode(self, proto, name, version, self.opset)
         with self.builder.converting(node):
-            result = CONVERTERS[proto.op_type](node)
+            result = convert(node)
         outputs = [result] if isinstance(result, Expr) else list(result)
         for i, out_name in enumerate(proto.output):
             if not out_name:

@@ -18,6 +18,7 @@ _SUBMODULES = {
     "autotune",
     "codegen",
     "config",
+    "custom",
     "dispatch",
     "driver",
     "errors",

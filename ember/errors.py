@@ -21,6 +21,11 @@ class FrontendError(EmberError):
     """A model file could not be imported (corrupt file, unsupported op, missing shape)."""
 
 
+CUSTOM_OP_API = "ember.custom.register_converter"
+CUSTOM_OP_PAGE = "docs/custom_ops.md"
+"""Where users learn to add the ops a frontend lacks (named by UnsupportedOpError's hint)."""
+
+
 class UnsupportedOpError(FrontendError):
     """A model uses ops ember does not support; lists every one of them at once."""
 
@@ -41,7 +46,8 @@ class UnsupportedOpError(FrontendError):
             f"the {framework} model uses {len(by_op)} unsupported op(s){extra}:\n"
             + "\n".join(lines),
             hint=f"`ember.frontend.{framework.lower()}.supported_ops()` lists what the "
-            f"{framework} frontend supports",
+            f"{framework} frontend supports; to import an op of your own, register a "
+            f"converter for it with {CUSTOM_OP_API} (see {CUSTOM_OP_PAGE})",
         )
 
 
@@ -73,6 +79,12 @@ class TargetError(EmberError):
     """An unknown or unsupported target string or device."""
 
 
+class CustomOpError(EmberError):
+    """A user's custom op, converter, compute or schedule (``ember.custom``) is registered
+    twice, or breaks its own contract: a converter returning the wrong number of outputs,
+    a compute or numpy reference whose result disagrees with the op's type rule."""
+
+
 class EmberRuntimeError(EmberError):
     """A compiled module was called with wrong inputs, or an artifact is corrupt."""
 
@@ -92,6 +104,7 @@ __all__ = [
     "LoweringError",
     "BuildError",
     "TargetError",
+    "CustomOpError",
     "EmberRuntimeError",
     "InternalError",
 ]

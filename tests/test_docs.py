@@ -13,6 +13,11 @@ A block that cannot run here says why in a comment on the line above it:
     <!-- docs-test: skip: REASON -->        never run here; the reason is required
     <!-- docs-test: requires: MODULE -->    skipped when MODULE cannot be imported
 
+and a block that shows a file the reader saves (a module the page's later blocks import)
+says where it goes:
+
+    <!-- docs-test: file: NAME -->          written to NAME in the page's folder, not run
+
 A failure names the page, the block's line and the error.
 """
 
@@ -55,6 +60,7 @@ class Block:
     code: str
     skip: str | None = None  # the skip directive's reason
     requires: str | None = None  # a module the block needs
+    file: str | None = None  # where the block is saved instead of run
 
     @property
     def where(self) -> str:
@@ -73,10 +79,11 @@ def blocks_of(path: Path, text: str | None = None) -> list[Block]:
         found = DIRECTIVE.match(line)
         if found:
             kind, arg = found["kind"], found["arg"]
-            if kind not in ("skip", "requires") or not arg:
+            if kind not in ("skip", "requires", "file") or not arg:
                 raise DocsError(
-                    f"{page}:{k + 1}: expected '<!-- docs-test: skip: REASON -->' or "
-                    f"'<!-- docs-test: requires: MODULE -->', got {line.strip()!r}"
+                    f"{page}:{k + 1}: expected '<!-- docs-test: skip: REASON -->', "
+                    f"'<!-- docs-test: requires: MODULE -->' or '<!-- docs-test: file: NAME -->', "
+                    f"got {line.strip()!r}"
                 )
             directive = (k + 1, kind, arg)
             k += 1
@@ -113,6 +120,7 @@ def blocks_of(path: Path, text: str | None = None) -> list[Block]:
                 code + "\n",
                 skip=arg if kind == "skip" else None,
                 requires=arg if kind == "requires" else None,
+                file=arg if kind == "file" else None,
             )
         )
         directive = None
@@ -132,8 +140,11 @@ def skip_reason(block: Block) -> str | None:
 
 
 def run_block(block: Block, namespace: dict[str, object]) -> None:
-    """Run one block in the current folder; raises on failure."""
-    if block.language == "python":
+    """Run one block in the current folder (or save it, if it shows a file); raises on
+    failure."""
+    if block.file is not None:
+        Path(block.file).write_text(block.code)
+    elif block.language == "python":
         # Pad so that tracebacks give the page's own line numbers.
         code = compile("\n" * block.line + block.code, block.page, "exec")
         exec(code, namespace)
@@ -268,6 +279,8 @@ def test_parser_reports_page_and_line(tmp_path: Path) -> None:
         blocks_of(page, "<!-- docs-test: requires: tensorflow -->\nprose\n```sh\nls\n```\n")
     (needs,) = blocks_of(page, "<!-- docs-test: requires: no_such_module_x -->\n```sh\nls\n```\n")
     assert skip_reason(needs) == "needs no_such_module_x, which is not installed"
+    (saved,) = blocks_of(page, "<!-- docs-test: file: my_ops.py -->\n```python\nX = 1\n```\n")
+    assert (saved.file, saved.code, skip_reason(saved)) == ("my_ops.py", "X = 1\n", None)
 
 
 def test_a_failing_block_names_page_line_and_error(tmp_path: Path) -> None:

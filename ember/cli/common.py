@@ -38,6 +38,13 @@ def add_model_args(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--framework", "-f", choices=FRAMEWORKS, help="default: detected from the files"
     )
+    sub.add_argument(
+        "--custom-ops",
+        action="append",
+        metavar="MODULE",
+        help="a module of your own ops (a .py file or a module name) to import first; it "
+        "registers them with ember.custom (docs/custom_ops.md); repeatable",
+    )
 
 
 def add_target_arg(sub: argparse.ArgumentParser) -> None:

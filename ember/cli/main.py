@@ -4,6 +4,7 @@
     ember compile resnet18.onnx --input data:1x3x224x224 --target host -o r18.ember
     ember run r18.ember --data data=x.npy -o out.npz
     ember tune resnet18.onnx --input data:1x3x224x224 --minutes 15 -o r18.jsonl
+    ember compile model.onnx --custom-ops my_ops.py -o model.ember   # a model with your ops
 
 Each verb is a function ``cmd_<name>(args) -> int`` registered by
 :func:`~ember.cli.model.add_model_commands` or :func:`~ember.cli.tune.add_tune_command`.
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from ember import config as config_module
 from ember.cli.model import add_model_commands
 from ember.cli.tune import add_tune_command
+from ember.custom import import_library
 from ember.errors import EmberError, InternalError
 from ember.version import __version__
 
@@ -51,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     debug = config_module.config.debug
     try:
+        for library in getattr(args, "custom_ops", None) or []:
+            import_library(library)  # registers the user's ops before the model imports
         return int(args.func(args))
     except EmberError as err:
         if debug:

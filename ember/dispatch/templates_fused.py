@@ -1,5 +1,8 @@
 """A tunable schedule for a model's fused kernels: an anchor (conv2d / dense / matmul)
 with its epilogue (bias, activation, residual add) computed in its output's loops.
+A user's op whose compute is registered ``tunable=True`` (``ember.custom``) is an anchor
+too (tagged ``TAG_ANCHOR``), and a user's elementwise op is tuned in the epilogue it
+joins.
 
 The template's argument is the kernel itself (a primitive graph Function); records
 identify it by the compiler's ``workload_key``. Kernels without exactly one anchor
@@ -37,13 +40,13 @@ from ember.graph.structural import workload_key
 from ember.target import Target
 from ember.te.exprutil import inline_tensors
 from ember.te.tensor import ComputeOp
-from ember.topi.common import TAG_MATERIALIZE
+from ember.topi.common import TAG_ANCHOR, TAG_MATERIALIZE
 from ember.topi.schedule_x86 import schedule_injective, schedule_reduction, vector_lanes
 from ember.topi.strategy import build_compute
 from ember.topi.x86.conv2d import schedule_conv2d_nchwc
 from ember.topi.x86.winograd import schedule_winograd
 
-ANCHOR_TAGS = ("conv2d", "conv2d_nchwc", "dense", "matmul", "winograd_gemm")
+ANCHOR_TAGS = ("conv2d", "conv2d_nchwc", "dense", "matmul", "winograd_gemm", TAG_ANCHOR)
 MAX_Y_BLOCK = 16
 MAX_X_BLOCK = 64
 COMPUTE_CACHE_SIZE = 256

@@ -8,7 +8,9 @@ One package per framework (``onnx``, ``pytorch``, ``tensorflow``, ``tflite``,
 ``mxnet``), each with ``from_<framework>`` and ``supported_ops()``, all built on
 the registry and graph builder of :mod:`ember.frontend.common`. The packages
 load on first use (``ember.frontend.from_onnx``, ``ember.frontend.onnx``,
-``load``), so ``import ember.frontend`` stays cheap.
+``load``), so ``import ember.frontend`` stays cheap. Ops a frontend does not know
+convert through the converters users register with ``ember.custom``
+(:mod:`ember.frontend.custom`; docs/custom_ops.md).
 """
 
 from __future__ import annotations

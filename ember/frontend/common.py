@@ -46,7 +46,14 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from ember.errors import EmberError, FrontendError, InternalError, ShapeError, UnsupportedOpError
+from ember.errors import (
+    CustomOpError,
+    EmberError,
+    FrontendError,
+    InternalError,
+    ShapeError,
+    UnsupportedOpError,
+)
 from ember.graph.interpreter import run_function
 from ember.graph.ir import (
     DTYPES,
@@ -228,7 +235,7 @@ class GraphBuilder:
         """
         try:
             return call_op(op, *args, name=name, **attrs)
-        except FrontendError:
+        except (FrontendError, CustomOpError):  # a custom op's error names it and its library
             raise
         except EmberError as err:
             where = node or self._converting or f"{self.framework} node {name!r}"
@@ -251,6 +258,8 @@ class GraphBuilder:
             if type(err) is not FrontendError or repr(node.name) in err.message:
                 raise
             raise FrontendError(f"{node}: {err.message}", hint=err.hint) from None
+        except CustomOpError:
+            raise  # a user's op, converter or rule broke its contract: the message says whose
         except EmberError as err:
             raise FrontendError(f"{node}: {err.message}", hint=err.hint) from None
         except _MALFORMED as err:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ember.errors import EmberError, EmberRuntimeError, InternalError
+from ember.errors import CustomOpError, EmberError, EmberRuntimeError, InternalError
 from ember.graph.ir import (
     Call,
     Constant,
@@ -31,6 +31,7 @@ from ember.graph.ir import (
     TupleGetItem,
     Var,
 )
+from ember.graph.op import Op
 from ember.graph.visitor import children, post_order
 
 Value = np.ndarray | tuple  # a tensor, or a (nested) tuple of tensors
@@ -107,22 +108,33 @@ def bind_inputs(
     return values
 
 
+def _reference_error(node: Call, what: str) -> Exception:
+    """A wrong reference result: an ember bug for a built-in op, the user's for a custom one."""
+    op = node.op
+    if isinstance(op, Op) and not op.is_builtin:
+        return CustomOpError(
+            f"the numpy reference of custom op {op.name} (node {node.name!r}, library "
+            f"{op.library!r}) {what}",
+            hint="the reference must return exactly the type its type rule gives "
+            "(np.asarray(result, dtype=...) fixes a dtype)",
+        )
+    return InternalError(f"reference of {op.name} (node {node.name!r}) {what}")
+
+
 def _check_result(node: Call, result: Any, expected: Any) -> Value:
     """The reference's result, checked against the node's type (a mismatch is a bug)."""
     if isinstance(expected, TensorType):
         if isinstance(result, tuple):
-            raise InternalError(f"reference of {node.op.name} returned a tuple for a tensor result")
+            raise _reference_error(node, "returned a tuple for a tensor result")
         array = np.asarray(result)
         if array.shape != expected.shape or str(array.dtype) != expected.dtype:
-            raise InternalError(
-                f"reference of {node.op.name} (node {node.name!r}) returned "
-                f"{array.dtype}{list(array.shape)}, its type rule says {expected}"
+            raise _reference_error(
+                node, f"returned {array.dtype}{list(array.shape)}, its type rule says {expected}"
             )
         return array
     if not isinstance(result, tuple | list) or len(result) != len(expected.fields):
-        raise InternalError(
-            f"reference of {node.op.name} (node {node.name!r}) returned {type(result).__name__}, "
-            f"its type rule says {expected}"
+        raise _reference_error(
+            node, f"returned {type(result).__name__}, its type rule says {expected}"
         )
     return tuple(_check_result(node, r, t) for r, t in zip(result, expected.fields))
 
@@ -136,6 +148,8 @@ def evaluate_call(node: Call, args: list[Value]) -> Value:
     except EmberError:
         raise
     except Exception as err:  # a reference that fails on well-typed inputs is a bug
+        if not node.op.is_builtin:  # type: ignore[union-attr]
+            raise _reference_error(node, f"failed: {type(err).__name__}: {err}") from err
         raise InternalError(
             f"the numpy reference of {node.op.name} (node {node.name!r}) failed: "
             f"{type(err).__name__}: {err}"

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ember.errors import AttrError, EmberError, InternalError, ShapeError
+from ember.errors import AttrError, CustomOpError, EmberError, InternalError, ShapeError
 
 if TYPE_CHECKING:
     from ember.graph.ir import Call, Expr, Type
@@ -86,6 +86,20 @@ class Op:
     def __repr__(self) -> str:
         return f"Op({self.name})"
 
+    @property
+    def is_builtin(self) -> bool:
+        """True for ember's standard ops; False for a user's (custom) op."""
+        return self.library == STANDARD_LIBRARY
+
+    def _missing(self, what: str, decorator: str) -> Exception:
+        # A built-in op without its rule is an ember bug; a custom op's is the user's to add.
+        if self.is_builtin:
+            return InternalError(f"op {self.name} has no {what}")
+        return CustomOpError(
+            f"custom op {self.name} (library {self.library!r}) has no {what}",
+            hint=f"decorate one with @{decorator} in {self.library}",
+        )
+
     def __reduce__(self) -> tuple[Any, tuple[str, str]]:
         # Pickle by name (tuning builds graph kernels in worker processes): the registered
         # op is the one object per name; unpickling imports the library that defines it,
@@ -128,7 +142,7 @@ class Op:
     def infer_type(self, args: Sequence[Expr], attrs: Any, node_name: str = "") -> Type:
         """Output type of this op on ``args``; raises ShapeError naming op and node."""
         if self._type_rule is None:
-            raise InternalError(f"op {self.name} has no type rule")
+            raise self._missing("type rule", "op.type_rule")
         if self.num_inputs is not None and len(args) != self.num_inputs:
             raise ShapeError(
                 f"op {self.name} (node {node_name!r}) takes {self.num_inputs} input(s), "
@@ -141,18 +155,38 @@ class Op:
             )
         types = [a.type for a in args]
         try:
-            return self._type_rule(types, attrs)
+            result = self._type_rule(types, attrs)
         except ShapeError as err:
             shapes = ", ".join(str(t) for t in types)
             raise ShapeError(
                 f"op {self.name} (node {node_name!r}): {err.message}; input types: {shapes}",
                 hint=err.hint,
             ) from None
+        except EmberError:
+            raise
+        except Exception as err:
+            if self.is_builtin:
+                raise
+            shapes = ", ".join(str(t) for t in types)
+            raise CustomOpError(
+                f"the type rule of custom op {self.name} (node {node_name!r}, library "
+                f"{self.library!r}) failed on input types {shapes}: {type(err).__name__}: {err}",
+                hint="a type rule gets the input types and the attrs and returns the output "
+                "type; raise ember.errors.ShapeError for inputs the op does not accept",
+            ) from err
+        if not self.is_builtin and not hasattr(result, "fields") and not hasattr(result, "shape"):
+            raise CustomOpError(
+                f"the type rule of custom op {self.name} (node {node_name!r}) returned "
+                f"{result!r}, not a type",
+                hint="return a TensorType (e.g. types[0] for an elementwise op, or "
+                "TensorType(shape, dtype)) or a TupleType of them",
+            )
+        return result
 
     def evaluate(self, inputs: list[np.ndarray], attrs: Any) -> np.ndarray | tuple[np.ndarray, ...]:
         """Run the numpy reference."""
         if self._reference is None:
-            raise InternalError(f"op {self.name} has no numpy reference")
+            raise self._missing("numpy reference", "op.reference")
         return self._reference(inputs, attrs)
 
     def flops(self, call: Call) -> int:
@@ -214,6 +248,17 @@ def get_op(name: str) -> Op:
         ) from None
 
 
+def unregister_op(name: str) -> Op:
+    """Remove the user's op ``name`` from the table, with what later stages attached to
+    it (``ember.custom.unregister_library`` and ``ember.custom.scope`` call this); ember's
+    own ops cannot be removed. Returns the removed op."""
+    op = get_op(name)
+    if op.is_builtin:
+        raise InternalError(f"op {name} is one of ember's built-in ops; it cannot be removed")
+    del _TABLE[name]
+    return op
+
+
 def registered_ops() -> list[str]:
     """Names of the ops registered so far, sorted."""
     return sorted(_TABLE)
@@ -237,4 +282,5 @@ __all__ = [
     "register_op",
     "registered_ops",
     "type_size",
+    "unregister_op",
 ]

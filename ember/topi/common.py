@@ -6,6 +6,11 @@ a function ``fcompute(inputs, attrs, out_type) -> te.Tensor | tuple[te.Tensor, .
 
     @register_compute("nn.relu", "nn.leaky_relu")
     def _unary(inputs, attrs, out_type): ...
+
+An op may also carry a schedule rule, ``op.extensions["schedule"]``: a function
+``fschedule(outputs, target) -> te.Schedule | None`` that the op strategy tries on every
+kernel calling the op before the default schedules (None declines); user ops register
+theirs through ``ember.custom.register_schedule``.
 """
 
 from __future__ import annotations
@@ -14,15 +19,22 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ember.ops.registry import get_op
+from ember.target import Target
+from ember.te.schedule import Schedule
 from ember.te.tensor import Tensor
 from ember.tir import expr as E
 
 Compute = Callable[[list[Tensor], Any, Any], "Tensor | tuple[Tensor, ...]"]
+ScheduleRule = Callable[[list[Tensor], Target], "Schedule | None"]
 
 # Tags tell the default schedules what a stage is (TVM uses the same idea).
 TAG_ELEMWISE = "elemwise"
 TAG_INJECTIVE = "injective"
 TAG_MATERIALIZE = "materialize"  # an injective stage worth storing (a conv's padded input)
+# A reduction of its output's shape that takes an elementwise epilogue, as dense and matmul
+# do: the default schedule hosts it in the output's loops and the fused_kernel tuning
+# template tunes it (ember.custom.register_compute(..., tunable=True) tags user ops so).
+TAG_ANCHOR = "anchor"
 
 
 def register_compute(*names: str) -> Callable[[Compute], Compute]:
@@ -31,6 +43,18 @@ def register_compute(*names: str) -> Callable[[Compute], Compute]:
     def register(fn: Compute) -> Compute:
         for name in names:
             get_op(name).extensions["compute"] = fn
+        return fn
+
+    return register
+
+
+def register_schedule(*names: str) -> Callable[[ScheduleRule], ScheduleRule]:
+    """Attach ``fn`` as the schedule rule of the graph ops ``names`` (tried before the
+    default schedules on every kernel that calls one of them; returning None declines)."""
+
+    def register(fn: ScheduleRule) -> ScheduleRule:
+        for name in names:
+            get_op(name).extensions["schedule"] = fn
         return fn
 
     return register

@@ -39,7 +39,7 @@ from ember.te.exprutil import inline_tensors
 from ember.te.schedule import Schedule, Stage
 from ember.te.tensor import ComputeOp, IterVar, Tensor, read_tensors
 from ember.tir import expr as E
-from ember.topi.common import TAG_MATERIALIZE
+from ember.topi.common import TAG_ANCHOR, TAG_MATERIALIZE
 from ember.topi.nn import TAG_CONV_BLOCKED
 
 VECTOR_BYTES = 32
@@ -120,7 +120,7 @@ def schedule_reduction(st: Stage, lanes: int, attached: bool) -> IterVar | None:
     return fused
 
 
-ANCHOR_TAGS = ("conv2d", "conv2d_transpose", "dense", "matmul")
+ANCHOR_TAGS = ("conv2d", "conv2d_transpose", "dense", "matmul", TAG_ANCHOR)
 """Reductions computed into a local accumulator inside their output's loops."""
 
 ROW_MIN_PARALLEL = 16

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ember import te
-from ember.errors import ScheduleError
+from ember.errors import CustomOpError, EmberError, InternalError, ScheduleError
 from ember.graph.ir import Call, Constant, Expr, Function, Tuple, TupleGetItem, TupleType, Var
 from ember.graph.op import Op
 from ember.graph.visitor import post_order
@@ -37,6 +37,7 @@ from ember.topi import (  # noqa: F401  (register computes)
     softmax,
     transform,
 )
+from ember.topi.common import int_shape
 from ember.topi.schedule_x86 import schedule_outputs
 from ember.topi.x86 import schedule_fast  # also registers the blocked-layout ops' computes
 
@@ -116,7 +117,49 @@ def _call_compute(node: Call, args: list[Value], func: Function) -> Value:
     for a in args:
         if not isinstance(a, Tensor):
             raise ScheduleError(f"op {op.name} (node {node.name!r}) got a tuple as an input")
-    return fcompute(args, node.attrs, node.type)
+    try:
+        result = fcompute(args, node.attrs, node.type)
+    except EmberError:
+        raise
+    except Exception as err:
+        if op.is_builtin:
+            raise
+        raise CustomOpError(
+            f"the TE compute of custom op {op.name} (node {node.name!r}, library "
+            f"{op.library!r}) failed: {type(err).__name__}: {err}",
+            hint="a compute gets (inputs: te.Tensors, attrs, out_type) and returns "
+            "te.compute(out_type.shape, ...)",
+        ) from err
+    _check_compute(node, result)
+    return result
+
+
+def _check_compute(node: Call, result: Any) -> None:
+    """The compute's tensors have the shapes and dtypes the op's type rule gave the call."""
+    expected = list(node.type.fields) if isinstance(node.type, TupleType) else [node.type]
+    got = list(result) if isinstance(result, tuple) else [result]
+    if len(got) == len(expected) and all(isinstance(t, Tensor) for t in got):
+        shapes = [int_shape(t) for t in got]  # type: ignore[arg-type]
+        if all(
+            shape == tuple(want.shape) and t.dtype == want.dtype
+            for t, shape, want in zip(got, shapes, expected)
+        ):
+            return
+        described = ", ".join(f"{t.dtype}{list(shape)}" for t, shape in zip(got, shapes))
+    else:
+        described = f"{len(got)} value(s): " + ", ".join(type(t).__name__ for t in got)
+    op = node.op
+    what = (
+        f"the TE compute of op {op.name} (node {node.name!r}) returned {described}, "
+        f"but its type rule says {node.type}"
+    )
+    if op.is_builtin:  # type: ignore[union-attr]
+        raise InternalError(what)
+    raise CustomOpError(
+        f"{what} (custom op of library {op.library!r})",  # type: ignore[union-attr]
+        hint="build the compute's output from out_type (te.compute(out_type.shape, ...)) and "
+        "cast to out_type.dtype, or fix the type rule",
+    )
 
 
 def schedule_primitive(func: Function, target: Target) -> tuple[Schedule, list[Tensor]]:
@@ -130,6 +173,11 @@ def schedule_primitive(func: Function, target: Target) -> tuple[Schedule, list[T
     >>> kernel = ember.build(s, args, target=target, name=func.name)
     """
     params, outputs = build_compute(func)
+    # An op's own schedule rule (a user's op, ember.custom.register_schedule) comes first.
+    for op in _ops_with_schedule(func):
+        ruled = _apply_schedule_rule(op, outputs, target)
+        if ruled is not None:
+            return ruled, params + outputs
     # x86 fast paths (ember.topi.x86, x86 helper): kernels anchored on the blocked-layout ops
     # that alter_layout introduces (nn.conv2d_nchwc: register-tiled) and reduction-free
     # kernels writing a layout_transform or a 5-D blocked tensor; the rules return None for
@@ -139,6 +187,40 @@ def schedule_primitive(func: Function, target: Target) -> tuple[Schedule, list[T
         if fast is not None:
             return fast, params + outputs
     return schedule_outputs(outputs, target), params + outputs
+
+
+def _ops_with_schedule(func: Function) -> list[Op]:
+    """The distinct ops of ``func`` that carry a schedule rule, in execution order."""
+    ops: list[Op] = []
+    for node in post_order(func.body):
+        op = node.op if isinstance(node, Call) else None
+        if isinstance(op, Op) and "schedule" in op.extensions and op not in ops:
+            ops.append(op)
+    return ops
+
+
+def _apply_schedule_rule(op: Op, outputs: list[Tensor], target: Target) -> Schedule | None:
+    rule = op.extensions["schedule"]
+    try:
+        sch = rule(list(outputs), target)
+    except EmberError:
+        raise
+    except Exception as err:
+        if op.is_builtin:
+            raise
+        raise CustomOpError(
+            f"the schedule rule of custom op {op.name} (library {op.library!r}) failed: "
+            f"{type(err).__name__}: {err}",
+            hint="a schedule rule gets the kernel's output tensors and the target and returns "
+            "a te.Schedule of them (te.create_schedule([t.op for t in outputs])), or None",
+        ) from err
+    if sch is not None and not isinstance(sch, Schedule):
+        raise CustomOpError(
+            f"the schedule rule of op {op.name} returned {type(sch).__name__}, not a te.Schedule",
+            hint="return te.create_schedule([t.op for t in outputs]) after scheduling it, or "
+            "None for the default schedule",
+        )
+    return sch
 
 
 __all__ = ["build_compute", "schedule_primitive"]

@@ -42,7 +42,8 @@ cf.if cf.loop
 
 
 def test_registry_holds_exactly_the_documented_ops():
-    assert sorted(EXPECTED) == list_ops()
+    # users' ops (ember.custom; tests/custom registers some in this process) are not ember's
+    assert sorted(EXPECTED) == [name for name in list_ops() if get_op(name).is_builtin]
     documented = set(re.findall(r"`([a-z_0-9.]+)[`(]", DOCS.read_text()))
     missing = [name for name in EXPECTED if name not in documented]
     assert not missing, f"registered but not in docs/ops.md: {missing}"

@@ -163,3 +163,33 @@ def test_layout_errors() -> None:
     w = Var("w", TensorType((1, 1, 3, 3, 8, 8)))
     with pytest.raises(ShapeError, match="data has 16 channels"):
         call("nn.conv2d_nchwc", d, w)
+
+
+@pytest.mark.parametrize("cpu", ["haswell", "skylake-avx512"])
+def test_depthwise_border_keeps_non_finite_inputs_exact(cpu) -> None:  # type: ignore[no-untyped-def]
+    """Taps that fall in the zero padding contribute exactly 0, even next to an inf or a
+    NaN: a clamped load times a 0/1 mask would make 0 * inf = NaN where the true sum is
+    +-inf (the full-row tiles inline the padding that way)."""
+    import ember
+
+    c, h = 32, 7
+    x = Var("x", TensorType((1, c // 8, h, h, 8)))
+    w = Var("w", TensorType((c // 8, 1, 3, 3, 1, 8)))
+    y = call("nn.conv2d_nchwc", x, w, padding=1, groups=c)
+    func = Function((x, w), y, {"primitive": True, "name": "k"})
+    s, args = schedule_primitive(func, Target.parse(f"llvm -mcpu={cpu}"))
+    mod = ember.build(s, args, target="host", name="k")
+    rng = np.random.default_rng()
+    xv = rng.standard_normal(x.type.shape).astype(F)
+    wv = rng.uniform(0.5, 1.5, w.type.shape).astype(F)  # positive taps: inf stays inf
+    xv[0, 0, 0, 0, :] = np.inf  # a corner pixel: every border tap near it is clamped to it
+    xv[0, 1, h - 1, 3, :] = -np.inf  # the bottom row
+    xv[0, 2, 2, h - 1, :] = np.nan  # the right column
+    out = np.zeros(y.type.shape, F)
+    mod(xv, wv, out)
+    want = get_op("nn.conv2d_nchwc").evaluate([xv, wv], y.attrs)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(out), np.isinf(want))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(out[finite], want[finite], rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(out[np.isinf(want)], want[np.isinf(want)])

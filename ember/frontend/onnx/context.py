@@ -27,6 +27,7 @@ from onnx import numpy_helper
 
 from ember.errors import FrontendError
 from ember.frontend.common import ConverterRegistry, NodeContext, fold_call
+from ember.frontend.custom import CustomNode, find_converter, onnx_op_name, run_converter
 from ember.graph.ir import DTYPES, Constant, Expr, Tuple, TupleGetItem, TupleType
 
 if TYPE_CHECKING:
@@ -248,3 +249,21 @@ class OnnxNode(NodeContext):
     def constant(self, value: Any, dtype: str | None = None) -> Constant:
         array = np.asarray(value, dtype=dtype)
         return Constant(array)
+
+
+# ----------------------------------------------------------------------------- custom ops
+
+
+def custom_converter(domain: str, op_type: str) -> ConverterFn | None:
+    """The converter a user registered for ``domain.op_type`` (``ember.custom``), as a
+    converter of this frontend; None if there is none."""
+    custom = find_converter("onnx", onnx_op_name(domain, op_type))
+    if custom is None:
+        return None
+
+    def convert(node: OnnxNode) -> list[Expr]:
+        inputs = [node.input(i) if node.has_input(i) else None for i in range(node.num_inputs)]
+        view = CustomNode("onnx", node, inputs, node.attrs, node.num_outputs)
+        return run_converter(custom, view)
+
+    return convert

@@ -35,6 +35,7 @@ from ember.frontend.onnx.context import (
     NotStaticError,
     OnnxNode,
     UnsupportedFeatureError,
+    custom_converter,
     ember_dtype,
 )
 from ember.frontend.onnx.functions import (
@@ -182,6 +183,8 @@ def unsupported_nodes(model: onnx.ModelProto) -> list[tuple[str, str]]:
         opset = opsets.get("", 0)
         for node, name in all_nodes(nodes):
             name = prefix + name
+            if custom_converter(node.domain, node.op_type) is not None:
+                continue  # a converter the user registered (ember.custom.register_converter)
             key = (node.domain, node.op_type)
             if key in functions:
                 if key not in scanned:

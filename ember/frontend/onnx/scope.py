@@ -43,6 +43,7 @@ from ember.frontend.onnx.context import (
     NotStaticError,
     OnnxNode,
     UnsupportedFeatureError,
+    custom_converter,
     ember_dtype,
 )
 from ember.frontend.onnx.functions import (
@@ -340,8 +341,8 @@ def _check_body(body: FunctionBody, call: str) -> None:
     """Report every op of ``body`` ember cannot convert, at once (as the model scan does)."""
     missing = []
     for node, name in all_nodes(body.proto.node):
-        if not is_default_domain(node.domain):
-            continue  # other domains: nested functions, checked when they expand
+        if not is_default_domain(node.domain) or custom_converter(node.domain, node.op_type):
+            continue  # other domains (nested functions, checked when they expand); users' ops
         conv = CONVERTERS.get(node.op_type)
         version = op_version(node.op_type, body.opsets.get("", 0))
         if (conv is None or version is None or version < conv.min_version) and not (
@@ -375,9 +376,16 @@ def expand_function(
 def convert_node(scope: Scope, proto: onnx.NodeProto, name: str) -> None:
     """Convert one node in ``scope`` and bind its outputs there."""
     proto = resolve_node(proto, scope.bindings)
-    body = find_function(scope, proto)
+    custom = custom_converter(proto.domain, proto.op_type)
+    body = find_function(scope, proto) if custom is None else None
     node: OnnxNode | None = None
-    if body is not None:
+    if custom is not None:  # a user's op (ember.custom): its version is its domain's opset
+        domain = "" if is_default_domain(proto.domain) else proto.domain
+        node = OnnxNode(scope, proto, name, scope.opsets.get(domain, 1), scope.opset)  # type: ignore[arg-type]
+        with scope.builder.converting(node):
+            result = custom(node)
+        outputs = [result] if isinstance(result, Expr) else list(result)
+    elif body is not None:
         with scope.builder.converting(_Described(f"ONNX node {name!r} ({body.origin})")):
             outputs: list[Expr | None] = expand_function(scope, proto, name, body)
     else:

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from ember.errors import FrontendError
-from ember.frontend.common import GraphBuilder
+from ember.frontend.common import GraphBuilder, NodeContext
+from ember.frontend.custom import CustomNode, find_converter, run_converter
 from ember.frontend.input_spec import parse_input_spec
 from ember.frontend.pytorch.context import CONVERTERS, AtenNode, import_torch, torch_dtype_name
 from ember.graph.ir import Expr, Module, const
@@ -113,6 +114,47 @@ class GraphImporter:
         node = AtenNode(self.builder, name, op, overload, args, self.to_expr, kwargs)
         with self.builder.converting(node):
             return converter(node)
+
+    def apply_custom(
+        self,
+        qualified: str,
+        name: str,
+        args: list[Any],
+        arg_names: Sequence[str],
+        num_outputs: int | None,
+        fold: Any,
+    ) -> Any:
+        """Convert one call of a non-ATen op (``mylib::fancy_gelu``, defined with
+        ``torch.library``) with the converter a user registered for it (``ember.custom``):
+        tensor arguments are its inputs, the others its attributes by schema name."""
+        torch = import_torch()
+        custom = find_converter("pytorch", qualified)
+        flat = list(_flatten(args))
+        unknown = any(v is _UNKNOWN for v in flat)  # after an unsupported op: skipped
+        if custom is None and not unknown and fold is not None:
+            if not any(isinstance(v, Expr) for v in flat):
+                try:
+                    return _folded(fold())  # constant arguments: torch computes it
+                except Exception:  # not foldable here: reported below
+                    pass
+        if custom is None or unknown:
+            if custom is None:
+                self.builder.unsupported(qualified, name)
+            return _UNKNOWN
+        node = NodeContext(self.builder, name, qualified)
+        inputs: list[Expr | None] = []
+        attrs: dict[str, Any] = {}
+        for index, value in enumerate(args):
+            arg_name = arg_names[index] if index < len(arg_names) else f"arg{index}"
+            values = value if isinstance(value, list | tuple) else [value]
+            if values and all(isinstance(v, Expr | torch.Tensor) for v in values):
+                inputs += [self.to_expr(v, f"{name}/{arg_name}") for v in values]
+            else:
+                attrs[arg_name] = value
+        view = CustomNode("pytorch", node, inputs, attrs, num_outputs)
+        with self.builder.converting(node):
+            outputs = run_converter(custom, view)
+        return outputs[0] if num_outputs == 1 else tuple(outputs)
 
     def outputs(self, values: Sequence[Any]) -> list[Expr]:
         result = []
@@ -262,6 +304,13 @@ class ExportImporter(GraphImporter):
         if target is operator.getitem:
             container, index = args
             return _UNKNOWN if container is _UNKNOWN else container[index]
+        if isinstance(target, torch._ops.OpOverload) and target.namespace not in _ATEN:
+            schema = target._schema  # a user's op (torch.library): ember.custom converters
+            positional = _schema_args(schema, args, kwargs)
+            names = [a.name for a in schema.arguments]
+            count = _num_returns(schema)
+            fold = lambda: target(*args, **kwargs)
+            return self.apply_custom(schema.name, node.name, positional, names, count, fold)
         if isinstance(target, torch._ops.OpOverload):
             base, overload = _op_name(target.name())
             positional = _schema_args(target._schema, args, kwargs)
@@ -274,6 +323,17 @@ class ExportImporter(GraphImporter):
             self.builder.unsupported(f"python call {name}", node.name)
             return _UNKNOWN
         return target(*args, **kwargs)  # int arithmetic on sizes (operator.mul, sym_*)
+
+
+_ATEN = ("aten", "prims")  # namespaces of torch's own ops; others are users' (custom) ops
+
+
+def _num_returns(schema: Any) -> int | None:
+    """How many tensors an op returns (None for a list of tensors, whose length varies)."""
+    returns = list(schema.returns)
+    if any(str(r.type).endswith("[]") for r in returns):
+        return None
+    return len(returns)
 
 
 def _kind(spec: Any) -> str:
@@ -409,12 +469,17 @@ class ScriptImporter(GraphImporter):
         elif kind == "prim::dtype":
             value = inputs[0]
             env[outputs[0]] = getattr(torch, value.type.dtype) if isinstance(value, Expr) else None
-        elif kind.startswith("aten::"):
+        elif kind.startswith("aten::") or find_converter("pytorch", kind) is not None:
             schema = node.schema()
-            qualified = schema.split("(", 1)[0] if schema != "(no schema)" else kind
-            base, overload = _op_name(qualified)
-            fold = _script_fold(kind, overload, schema, inputs)
-            result = self.apply(base, overload, name, inputs, {}, fold)
+            if kind.startswith("aten::"):
+                qualified = schema.split("(", 1)[0] if schema != "(no schema)" else kind
+                base, overload = _op_name(qualified)
+                fold = _script_fold(kind, overload, schema, inputs)
+                result = self.apply(base, overload, name, inputs, {}, fold)
+            else:  # a user's op (torch.library) with an ember.custom converter
+                parsed = torch._C.parse_schema(schema) if schema != "(no schema)" else None
+                names = [a.name for a in parsed.arguments] if parsed is not None else []
+                result = self.apply_custom(kind, name, inputs, names, len(outputs), None)
             if len(outputs) == 1:
                 env[outputs[0]] = result
             else:

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ember.frontend.common import ConverterRegistry, NodeContext
+from ember.frontend.custom import CustomNode, find_converter, run_converter
 from ember.frontend.nhwc import NHWCBuilder, Value
 from ember.frontend.tensorflow.proto import NodeDef
+from ember.graph.ir import Constant
 
 if TYPE_CHECKING:
     from ember.frontend.tensorflow.importer import TensorFlowConverter
@@ -85,3 +87,34 @@ class TFNode(NodeContext):
         if fmt not in ("NHWC", "NCHW"):
             raise self.error(f"data_format {fmt} is not supported")
         return fmt
+
+
+# ----------------------------------------------------------------------------- custom ops
+
+
+def custom_converter(op: str) -> ConverterFn | None:
+    """The converter a user registered for TensorFlow op ``op`` (``ember.custom``), as a
+    converter of this frontend; None if there is none.
+
+    The user's converter sees the inputs in TensorFlow's layout (NHWC) and returns plain
+    graph expressions; inputs known at import time are Constants when all of them are,
+    so the op folds.
+    """
+    custom = find_converter("tensorflow", op)
+    if custom is None:
+        return None
+
+    def convert(node: TFNode) -> list[Value]:
+        values = [node.input(k) for k in range(len(node.inputs()))]
+        folding = all(v.is_const for v in values)
+        inputs = [
+            node.builder.fold_or_expr(v, f"{node.name}/input{k}")
+            if folding
+            else node.builder.expr(v, f"{node.name}/input{k}")
+            for k, v in enumerate(values)
+        ]
+        view = CustomNode("tensorflow", node, inputs, node.attrs, None)
+        outputs = run_converter(custom, view)
+        return [Value(array=o.value) if isinstance(o, Constant) else Value(expr=o) for o in outputs]
+
+    return convert

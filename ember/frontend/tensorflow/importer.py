@@ -32,7 +32,7 @@ import numpy as np
 
 from ember.errors import FrontendError
 from ember.frontend.nhwc import NHWCBuilder, Value, check_shape_names, resolve_input_shape
-from ember.frontend.tensorflow.context import CONVERTERS, FREEZE_HINT, TFNode
+from ember.frontend.tensorflow.context import CONVERTERS, FREEZE_HINT, TFNode, custom_converter
 from ember.frontend.tensorflow.proto import (
     DTYPES,
     DecodeError,
@@ -235,7 +235,7 @@ class TensorFlowConverter:
         """(op, node) pairs ember cannot convert, looking into called functions too."""
         found = []
         for node in nodes:
-            if node.op not in CONVERTERS:
+            if node.op not in CONVERTERS and custom_converter(node.op) is None:
                 found.append((node.op, node.name))
             fname = function_name(node.attrs.get("f"))
             if node.op in CALL_OPS and fname in self.library and fname not in seen:
@@ -257,8 +257,10 @@ class TensorFlowConverter:
         check_shape_names("TensorFlow", self.shape, placeholders)
         for node_def in order:
             node = TFNode(self, node_def)
+            convert = CONVERTERS.get(node_def.op) or custom_converter(node_def.op)
+            assert convert is not None  # checked by _unsupported
             with self.builder.converting(node):
-                self.values[node_def.name] = CONVERTERS[node_def.op](node)
+                self.values[node_def.name] = convert(node)
         return [self.value(ref) for ref in self.output_refs]
 
     def call_function(self, node: NodeDef, args: list[Value]) -> list[Value]:

@@ -123,15 +123,15 @@ def _depthwise_compute(
 ) -> Tensor:
     """Depthwise conv without a padded copy: a depthwise conv does 2 FLOPs per loaded
     value, so copying the input to pad it would double its memory traffic (measured 3-4x
-    slower on MobileNet's stride-2 layers). Border taps read a clamped (valid) pixel and
-    multiply it by a 0/1 mask that depends only on (y, x, kh, kw), so the mask is one
-    scalar broadcast over the channel vector and the loads stay contiguous vectors.
-    (A non-finite input value next to the border would leak through as NaN; the padded
-    reference treats it as zero.)"""
+    slower on MobileNet's stride-2 layers). Border taps read a clamped (valid) pixel, and
+    a select on a condition that depends only on (y, x, kh, kw) keeps the product or 0:
+    one scalar condition for the whole channel vector, so the loads stay contiguous
+    vectors. (A select, not a multiply by a 0/1 mask: 0 * inf would turn an inf or NaN
+    next to the border into NaN where the padded reference sums a plain 0.)"""
     _, _, h, w, _ = int_shape(data)
     (sh, sw), (dh, dw) = attrs.strides, attrs.dilation
     pt, pl, _, _ = attrs.padding
-    one, zero = E.const(1.0, data.dtype), E.const(0.0, data.dtype)
+    zero = E.const(0.0, data.dtype)
 
     def depthwise(n: Any, ob: Any, y: Any, x: Any, c: Any) -> E.PrimExpr:
         iy = y * sh + ry * dh - pt
@@ -141,8 +141,9 @@ def _depthwise_compute(
             return te.sum(data[n, ob, iy, ix, c] * tap, axis=[ry, rx])
         safe_y = E.max_(E.min_(iy, E.const(h - 1)), E.const(0))
         safe_x = E.max_(E.min_(ix, E.const(w - 1)), E.const(0))
-        mask = te.if_then_else(te.all(iy >= 0, iy < h, ix >= 0, ix < w), one, zero)
-        return te.sum(data[n, ob, safe_y, safe_x, c] * tap * mask, axis=[ry, rx])
+        inside = te.all(iy >= 0, iy < h, ix >= 0, ix < w)
+        term = te.if_then_else(inside, data[n, ob, safe_y, safe_x, c] * tap, zero)
+        return te.sum(term, axis=[ry, rx])
 
     return te.compute(out_shape, depthwise, name="conv2d_nchwc", tag=TAG_CONV_NCHWC)
 

@@ -256,7 +256,7 @@ def depthwise_conv2d_nhwc(
     ow = _out_size(w, kw, sw, pl, pr, op)
     ry = te.reduce_axis((0, kh), name="kh")
     rx = te.reduce_axis((0, kw), name="kw")
-    one, zero = E.const(1.0, "float32"), E.const(0.0, "float32")
+    zero = E.const(0.0, "float32")
 
     def depthwise(b: E.Var, y: E.Var, x: E.Var, ch: E.Var) -> E.PrimExpr:
         iy = y * sh + ry - pt
@@ -266,8 +266,10 @@ def depthwise_conv2d_nhwc(
             return te.sum(data[b, iy, ix, ch] * tap, axis=[ry, rx])
         safe_y = E.max_(E.min_(iy, E.const(h - 1)), E.const(0))
         safe_x = E.max_(E.min_(ix, E.const(w - 1)), E.const(0))
-        mask = te.if_then_else(te.all(iy >= 0, iy < h, ix >= 0, ix < w), one, zero)
-        return te.sum(data[b, safe_y, safe_x, ch] * tap * mask, axis=[ry, rx])
+        # A select, not a 0/1 mask: 0 * inf would turn a border inf into NaN.
+        inside = te.all(iy >= 0, iy < h, ix >= 0, ix < w)
+        term = te.if_then_else(inside, data[b, safe_y, safe_x, ch] * tap, zero)
+        return te.sum(term, axis=[ry, rx])
 
     conv = te.compute((n, oh, ow, c), depthwise, name="depthwise_nhwc", tag=TAG_DEPTHWISE_NHWC)
     return _epilogue(conv, bias, activation, residual, op)

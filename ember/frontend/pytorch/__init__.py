@@ -5,12 +5,18 @@
 
 Modules: ``importer`` (loading files and modules), ``graphs`` (the walks over
 torch.export and TorchScript graphs), ``context`` (the converter registry and
-what a converter gets), ``ops_nn`` and ``ops_tensor`` (the converters).
+what a converter gets), ``ops_nn``, ``ops_tensor``, ``ops_layout`` and
+``ops_transformer`` (the converters, by op family).
 Importing this package registers every converter; torch itself is imported
 only when a model is converted.
 """
 
-from ember.frontend.pytorch import ops_nn, ops_tensor  # noqa: F401 (registers the converters)
+from ember.frontend.pytorch import (  # noqa: F401 (registers the converters)
+    ops_layout,
+    ops_nn,
+    ops_tensor,
+    ops_transformer,
+)
 from ember.frontend.pytorch.context import CONVERTERS
 from ember.frontend.pytorch.importer import (
     from_pytorch,

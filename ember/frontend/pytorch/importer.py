@@ -101,7 +101,7 @@ def _load_path(path: Path) -> Any:
             ) from None
     if is_torchscript(path):
         try:
-            return torch.jit.load(str(path), map_location="cpu")
+            return _load_torchscript(torch, path)
         except Exception as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise FrontendError(
@@ -112,6 +112,21 @@ def _load_path(path: Path) -> Any:
         hint="a torch.save'd state dict or pickled module holds no graph; export the model "
         "with torch.export.save or torch.jit.save",
     )
+
+
+def _load_torchscript(torch: Any, path: Path) -> Any:
+    """The TorchScript module at ``path``, with the dtypes and shapes its trace recorded.
+
+    ``torch.jit.trace`` saves its example inputs' metadata (``traced_inputs.pkl``),
+    but a plain ``torch.jit.load`` drops it: every input reads as a bare
+    ``Tensor``, and integer token ids would be imported as float32.
+    ``_restore_shapes=True`` puts the traced types back on the graph's inputs; a
+    scripted (untraced) module has none to restore, and loads as before.
+    """
+    try:
+        return torch.jit.load(str(path), map_location="cpu", _restore_shapes=True)
+    except TypeError:  # a torch without _restore_shapes
+        return torch.jit.load(str(path), map_location="cpu")
 
 
 def _zip_names(path: Path) -> list[str]:

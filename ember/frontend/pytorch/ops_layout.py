@@ -1,0 +1,145 @@
+"""PyTorch converters that rearrange elements: pixel (un)shuffle, channel shuffle, roll, unflatten.
+
+    pixel_shuffle(x, 2)   (1, 12, 4, 4) -> reshape (1, 3, 2, 2, 4, 4)
+                                        -> transpose (0, 1, 4, 2, 5, 3) -> reshape (1, 3, 8, 8)
+    roll(x, 1, 1)         -> concatenate(x[:, -1:], x[:, :-1], axis=1)
+
+Each is a composition of ``reshape``, ``transpose``, ``strided_slice`` and
+``concatenate`` (as ONNX's DepthToSpace is in its frontend): the layouts are
+static, so the compiler sees plain data movement it already fuses and
+schedules, and no new op needs a compute of its own.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ember.frontend.common import shape_of
+from ember.frontend.pytorch.context import AtenNode, converter
+from ember.graph.ir import Expr
+
+
+def _image(node: AtenNode, what: str) -> tuple[Expr, tuple[int, ...], int, int, int]:
+    """(input, leading batch dims, channels, height, width) of a (*, C, H, W) input."""
+    x = node.tensor(0)
+    shape = shape_of(x)
+    if len(shape) < 3:
+        raise node.error(f"{what} needs a (*, C, H, W) input, got shape {shape}")
+    return x, shape[:-3], shape[-3], shape[-2], shape[-1]
+
+
+@converter("pixel_shuffle")
+def _pixel_shuffle(node: AtenNode) -> Expr:
+    """(*, C*r*r, H, W) -> (*, C, H*r, W*r).
+
+    Output (c, h*r + i, w*r + j) is input (c*r*r + i*r + j, h, w).
+    """
+    x, batch, channels, height, width = _image(node, "pixel_shuffle")
+    factor = int(node.arg(1))
+    if factor < 1 or channels % (factor * factor):
+        raise node.error(
+            f"pixel_shuffle with upscale_factor {factor} needs channels divisible by "
+            f"{factor * factor}, got {channels}"
+        )
+    out_channels = channels // (factor * factor)
+    n = math.prod(batch)
+    x = node.call(
+        "reshape", x, suffix="/split", newshape=(n, out_channels, factor, factor, height, width)
+    )
+    x = node.call("transpose", x, suffix="/interleave", axes=(0, 1, 4, 2, 5, 3))
+    return node.call("reshape", x, newshape=(*batch, out_channels, height * factor, width * factor))
+
+
+@converter("pixel_unshuffle")
+def _pixel_unshuffle(node: AtenNode) -> Expr:
+    """(*, C, H*r, W*r) -> (*, C*r*r, H, W), the inverse of pixel_shuffle."""
+    x, batch, channels, height, width = _image(node, "pixel_unshuffle")
+    factor = int(node.arg(1))
+    if factor < 1 or height % factor or width % factor:
+        raise node.error(
+            f"pixel_unshuffle with downscale_factor {factor} needs height and width divisible "
+            f"by it, got {height}x{width}"
+        )
+    h, w = height // factor, width // factor
+    n = math.prod(batch)
+    x = node.call("reshape", x, suffix="/split", newshape=(n, channels, h, factor, w, factor))
+    x = node.call("transpose", x, suffix="/gather", axes=(0, 1, 3, 5, 2, 4))
+    return node.call("reshape", x, newshape=(*batch, channels * factor * factor, h, w))
+
+
+@converter("channel_shuffle", "native_channel_shuffle")
+def _channel_shuffle(node: AtenNode) -> Expr:
+    """(N, C, *) with g groups: channel k*(C/g) + i moves to i*g + k (ShuffleNet)."""
+    x = node.tensor(0)
+    shape = shape_of(x)
+    groups = int(node.arg(1))
+    if len(shape) < 3 or groups < 1 or shape[1] % groups:
+        raise node.error(
+            f"channel_shuffle into {groups} groups needs an (N, C, ...) input with C divisible "
+            f"by it, got shape {shape}"
+        )
+    grouped = (shape[0], groups, shape[1] // groups, *shape[2:])
+    x = node.call("reshape", x, suffix="/groups", newshape=grouped)
+    axes = (0, 2, 1, *range(3, len(grouped)))
+    x = node.call("transpose", x, suffix="/shuffle", axes=axes)
+    return node.call("reshape", x, newshape=shape)
+
+
+@converter("roll")
+def _roll(node: AtenNode) -> Expr:
+    """Elements shifted along each axis, wrapping around (Swin's cyclic window shift)."""
+    x = node.tensor(0)
+    shape = shape_of(x)
+    shifts = node.arg(1)
+    shifts = [int(shifts)] if isinstance(shifts, int) else [int(s) for s in shifts]
+    dims = node.arg(2, [])
+    dims = [int(dims)] if isinstance(dims, int) else [int(d) for d in dims]
+    if not dims:  # roll the flattened tensor, then restore the shape
+        if len(shifts) != 1:
+            raise node.error(f"roll without dims takes one shift, got {shifts}")
+        flat = node.call("reshape", x, suffix="/flatten", newshape=(math.prod(shape),))
+        rolled = _roll_axis(node, flat, 0, shifts[0], "/flat")
+        return node.call("reshape", rolled, newshape=shape)
+    if len(shifts) != len(dims):
+        raise node.error(f"roll got {len(shifts)} shift(s) for {len(dims)} dim(s)")
+    for shift, dim in zip(shifts, dims):
+        x = _roll_axis(node, x, node.axis(dim, len(shape), "dim"), shift, f"/dim{dim}")
+    return x
+
+
+def _roll_axis(node: AtenNode, x: Expr, axis: int, shift: int, suffix: str) -> Expr:
+    size = shape_of(x)[axis]
+    shift %= size or 1
+    if shift == 0:
+        return x
+    tail = node.call(
+        "strided_slice",
+        x,
+        suffix=f"{suffix}/tail",
+        begin=(size - shift,),
+        end=(size,),
+        axes=(axis,),
+    )
+    head = node.call(
+        "strided_slice", x, suffix=f"{suffix}/head", begin=(0,), end=(size - shift,), axes=(axis,)
+    )
+    return node.call("concatenate", tail, head, suffix=suffix, axis=axis)
+
+
+@converter("unflatten")
+def _unflatten(node: AtenNode) -> Expr:
+    """Axis ``dim`` split into ``sizes`` (one may be -1)."""
+    x = node.tensor(0)
+    shape = shape_of(x)
+    axis = node.axis(node.arg(1), len(shape), "dim")
+    sizes = [int(s) for s in node.arg(2)]
+    if sizes.count(-1) > 1:
+        raise node.error(f"unflatten sizes {sizes} have more than one -1")
+    if -1 in sizes:
+        known = math.prod(s for s in sizes if s != -1)
+        if known == 0 or shape[axis] % known:
+            raise node.error(f"cannot unflatten axis {axis} of size {shape[axis]} into {sizes}")
+        sizes[sizes.index(-1)] = shape[axis] // known
+    if math.prod(sizes) != shape[axis]:
+        raise node.error(f"cannot unflatten axis {axis} of size {shape[axis]} into {sizes}")
+    return node.call("reshape", x, newshape=(*shape[:axis], *sizes, *shape[axis + 1 :]))

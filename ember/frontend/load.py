@@ -167,8 +167,8 @@ def _detect_directory(path: Path) -> str:
     contents = ", ".join(sorted(p.name for p in path.iterdir())[:10]) or "nothing"
     raise FrontendError(
         f"cannot tell which framework the directory {str(path)!r} holds: it has neither "
-        f"saved_model.pb, an MXNet NAME-symbol.json nor a Darknet .cfg + .weights (it has: "
-        f"{contents})",
+        f"saved_model.pb nor an MXNet NAME-symbol.json nor a Darknet .cfg with its .weights "
+        f"(it has: {contents})",
         hint="pass the model file itself, or framework=",
     )
 

@@ -94,6 +94,7 @@ def feature_net() -> list[Layer]:
     """The options the classic nets leave alone: yolov4-tiny's grouped routes, scale_x_y,
     shortcuts, grouped and strided convs, every activation, explicit maxpool padding,
     upsample scale, connected layers with and without batch norm, softmax groups."""
+    anchors = {"anchors": "1,1, 2,2, 3,3"}
     return [
         conv(8, 3, 2, act="mish"),                                   # 0: 16 -> 8
         conv(8, 3, act="swish", groups=2),                           # 1
@@ -105,14 +106,14 @@ def feature_net() -> list[Layer]:
         maxpool(3, 2, padding=2),                                    # 7: 8 -> 4
         ("upsample", {"stride": 2, "scale": 0.5}),                   # 8
         conv(12, 1, bn=0, act="tanh"),                               # 9
-        ("yolo", {"mask": "0,1", "classes": 1, "num": 3, "scale_x_y": 1.05}),  # 10
+        ("yolo", {"mask": "0,1", "classes": 1, "num": 3, "scale_x_y": 1.05, **anchors}),  # 10
         ("route", {"layers": "7"}),                                  # 11
         ("dropout", {"probability": 0.5}),                           # 12
         ("connected", {"output": 10, "activation": "relu6", "batch_normalize": 1}),  # 13
         ("connected", {"output": 12, "activation": "elu"}),          # 14
         ("softmax", {"groups": 3, "temperature": 2.0}),              # 15
         ("connected", {"output": 6, "activation": "linear"}),        # 16
-        ("yolo", {"mask": "0", "classes": 1, "num": 1}),             # 17
+        ("yolo", {"mask": "0", "classes": 1, "num": 1, "anchors": "4,4"}),  # 17
     ]  # fmt: skip
 
 

@@ -230,3 +230,40 @@ def test_full_size_nets(name: str, build, chw, tmp_path: Path) -> None:
     assert_close(
         interpret(mod, params, {"data": x}), lib.reference_forward(layers, arrays, x), name
     )
+
+
+# ----------------------------------------------------------------------------- a second reader
+
+
+def opencv_dnn():
+    """OpenCV's DNN module, which reads Darknet files itself (removed in OpenCV 5)."""
+    cv2 = pytest.importorskip("cv2")
+    if not hasattr(cv2.dnn, "readNetFromDarknet"):
+        pytest.skip(f"OpenCV {cv2.__version__} has no Darknet reader (OpenCV 4 does)")
+    return cv2.dnn
+
+
+@pytest.mark.parametrize("name", ["yolov3_tiny", "darknet19", "tiny_darknet"])
+def test_matches_opencv(name: str, tmp_path: Path) -> None:
+    """OpenCV reads the same files with its own parser and runs them with its own kernels.
+
+    For yolov3-tiny it gives the raw maps before each [yolo] (its yolo layer decodes
+    boxes); the logistic on x, y and the scores is applied here.
+    """
+    dnn = opencv_dnn()
+    layers, _, cfg, weights, chw = written(tmp_path, name)
+    net = dnn.readNetFromDarknet(str(cfg), str(weights))
+    x = fresh_input(chw, seed=6)
+    net.setInput(x)
+    mod, params = from_darknet(cfg)
+    ours = interpret(mod, params, {"data": x})
+    if name != "yolov3_tiny":
+        assert_close(ours, [net.forward().reshape(ours[0].shape)], f"{name} vs OpenCV")
+        return
+    expected = []
+    for raw in net.forward(["conv_15", "conv_22"]):  # the convolutions feeding yolo_16, yolo_23
+        grid = raw.reshape(1, 3, 85, *raw.shape[2:]).copy()
+        grid[:, :, :2] = 1 / (1 + np.exp(-grid[:, :, :2]))
+        grid[:, :, 4:] = 1 / (1 + np.exp(-grid[:, :, 4:]))
+        expected.append(grid.reshape(raw.shape))
+    assert_close(ours, expected, "yolov3-tiny vs OpenCV")

@@ -221,6 +221,7 @@ def test_supported_sections() -> None:
         ("darknet19", lib.darknet19, (3, 224, 224)),
         ("tiny-darknet", lib.tiny_darknet, (3, 224, 224)),
     ],
+    ids=["yolov3-tiny", "darknet19", "tiny-darknet"],
 )
 def test_full_size_nets(name: str, build, chw, tmp_path: Path) -> None:
     layers = build()

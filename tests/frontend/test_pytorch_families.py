@@ -67,10 +67,11 @@ def test_family_matches_torch(name: str, path: str) -> None:
     assert_matches(interpret(mod, params, feed), torch_outputs(module, inputs), f"{name} {path}")
 
 
+@pytest.mark.parametrize("path", ["export", "trace"])
 @pytest.mark.parametrize("name", ["unet", "transformer"])
-def test_family_compiled(name: str, tmp_path: Path) -> None:
-    """The artifact matches torch and the reference executor (both import paths agree)."""
-    module, example, program = program_of(name, "export")
+def test_family_compiled(name: str, path: str, tmp_path: Path) -> None:
+    """The artifact matches torch and the reference executor."""
+    module, example, program = program_of(name, path)
     mod, params = from_pytorch(program)
     artifact = ember.compile(mod, params, target="host").export(tmp_path / f"{name}.ember")
     model = ember.load(artifact)

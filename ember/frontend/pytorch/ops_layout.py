@@ -1,4 +1,4 @@
-"""PyTorch converters that rearrange elements: pixel (un)shuffle, channel shuffle, roll, unflatten.
+"""PyTorch converters that move elements: pixel and channel shuffles, roll, flip, gathers.
 
     pixel_shuffle(x, 2)   (1, 12, 4, 4) -> reshape (1, 3, 2, 2, 4, 4)
                                         -> transpose (0, 1, 4, 2, 5, 3) -> reshape (1, 3, 8, 8)
@@ -143,3 +143,36 @@ def _unflatten(node: AtenNode) -> Expr:
     if math.prod(sizes) != shape[axis]:
         raise node.error(f"cannot unflatten axis {axis} of size {shape[axis]} into {sizes}")
     return node.call("reshape", x, newshape=(*shape[:axis], *sizes, *shape[axis + 1 :]))
+
+
+@converter("flip", "fliplr", "flipud")
+def _flip(node: AtenNode) -> Expr:
+    """Each axis in ``dims`` reversed: a strided_slice with stride -1 (test-time flips)."""
+    x = node.tensor(0)
+    rank = len(shape_of(x))
+    dims = {"fliplr": [1], "flipud": [0]}.get(node.op) or node.arg(1, [])
+    axes = sorted({node.axis(d, rank, "dims") for d in ([dims] if isinstance(dims, int) else dims)})
+    if not axes:
+        return x
+    # ONNX Slice semantics: with a negative stride, an end below -size clamps to "before 0"
+    ends = tuple(-shape_of(x)[a] - 1 for a in axes)
+    return node.call(
+        "strided_slice",
+        x,
+        begin=(-1,) * len(axes),
+        end=ends,
+        strides=(-1,) * len(axes),
+        axes=tuple(axes),
+    )
+
+
+@converter("index_select")
+def _index_select(node: AtenNode) -> Expr:
+    """index_select(self, dim, index): the slices at ``index`` (1-D) along ``dim``."""
+    x, index = node.tensor(0), node.tensor(2)
+    if len(shape_of(index)) != 1 or index.type.dtype not in ("int32", "int64"):
+        raise node.error(
+            f"index_select takes a 1-D int32/int64 index, got {index.type.dtype} "
+            f"of shape {shape_of(index)}"
+        )
+    return node.call("take", x, index, axis=node.axis(node.arg(1), len(shape_of(x)), "dim"))

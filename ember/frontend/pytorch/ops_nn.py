@@ -25,8 +25,18 @@ def _conv(
     node: AtenNode, data, weight, bias, stride, padding, dilation, transposed, out_pad, groups
 ):
     x, w = node.to_expr(data, node.name + "/input"), node.to_expr(weight, node.name + "/weight")
+    if len(shape_of(x)) == 3:  # 1-D (N, C, W): a 2-D convolution over a height of 1
+        x = node.call("expand_dims", x, suffix="/as_2d", axes=(2,))
+        w = node.call("expand_dims", w, suffix="/weight_2d", axes=(2,))
+        stride, padding, dilation, out_pad = (
+            _with_height(v, h) for v, h in ((stride, 1), (padding, 0), (dilation, 1), (out_pad, 0))
+        )
+        out = _conv(node, x, w, bias, stride, padding, dilation, transposed, out_pad, groups)
+        return node.call("squeeze", out, suffix="/as_1d", axes=(2,))
     if len(shape_of(x)) != 4:
-        raise node.error(f"input has shape {shape_of(x)}; ember supports 2-D convolution only")
+        raise node.error(
+            f"input has shape {shape_of(x)}; ember supports 1-D and 2-D convolution only"
+        )
     kernel = shape_of(w)[2:]
     dil = pair(dilation, 1)
     if isinstance(padding, str):  # conv2d.padding overload: "same" / "valid"
@@ -52,7 +62,15 @@ def _conv(
     return node.call("nn.conv2d", *args, **attrs)
 
 
-@converter("conv2d", "_convolution_mode")
+def _with_height(value: Any, height: int) -> Any:
+    """A 1-D conv's stride/padding/dilation (int or [int]) as 2-D: ``height`` first."""
+    if isinstance(value, str) or value is None:
+        return value  # "same" / "valid", or no output padding
+    values = [int(value)] if isinstance(value, int) else [int(v) for v in value]
+    return [height, values[0]] if values else [height, height]
+
+
+@converter("conv1d", "conv2d", "_convolution_mode")
 def _conv2d(node: AtenNode) -> Expr:
     a = node.args
     return _conv(node, a[0], a[1], a[2], a[3], a[4], a[5], False, 0, node.arg(6, 1))
@@ -64,7 +82,7 @@ def _convolution(node: AtenNode) -> Expr:
     return _conv(node, a[0], a[1], a[2], a[3], a[4], a[5], bool(a[6]), a[7], a[8])
 
 
-@converter("conv_transpose2d")
+@converter("conv_transpose1d", "conv_transpose2d")
 def _conv_transpose2d(node: AtenNode) -> Expr:
     a = node.args
     return _conv(node, a[0], a[1], a[2], a[3], a[4], node.arg(7, 1), True, a[5], node.arg(6, 1))
@@ -143,6 +161,20 @@ for _torch_name, _ember_name in {
     converter(_torch_name)(_unary(_ember_name))
 
 
+@converter("round")
+def _round(node: AtenNode) -> Expr:
+    """round(x) half to even; round.decimals scales by 10**decimals around it, as torch does."""
+    x = node.tensor(0)
+    decimals = int(node.kwargs.get("decimals", node.arg(1, 0)))
+    if x.type.dtype.startswith("int") or x.type.dtype == "bool":
+        return x
+    if not decimals:
+        return node.call("round", x)
+    factor = scalar(10.0**decimals, x)
+    scaled = node.call("multiply", x, factor, suffix="/scale")
+    return node.call("divide", node.call("round", scaled, suffix="/round"), factor)
+
+
 @converter("relu6")
 def _relu6(node: AtenNode) -> Expr:
     return node.call("clip", node.tensor(0), a_min=0.0, a_max=6.0)
@@ -194,6 +226,22 @@ def _mish(node: AtenNode) -> Expr:
     x = node.tensor(0)
     soft = node.call("nn.softplus", x, suffix="/softplus")
     return node.call("multiply", x, node.call("tanh", soft, suffix="/tanh"))
+
+
+@converter("glu")
+def _glu(node: AtenNode) -> Expr:
+    """glu(x, dim=-1): the first half of ``dim`` gated by the sigmoid of the second."""
+    x = node.tensor(0)
+    shape = shape_of(x)
+    axis = node.axis(node.arg(1, -1), len(shape), "dim")
+    if shape[axis] % 2:
+        raise node.error(f"glu halves dim {axis}, which has odd size {shape[axis]} in {shape}")
+    half = shape[axis] // 2
+    first = node.call("strided_slice", x, suffix="/first", begin=(0,), end=(half,), axes=(axis,))
+    second = node.call(
+        "strided_slice", x, suffix="/second", begin=(half,), end=(2 * half,), axes=(axis,)
+    )
+    return node.call("multiply", first, node.call("sigmoid", second, suffix="/gate"))
 
 
 @converter("gelu")

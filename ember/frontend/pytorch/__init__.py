@@ -6,7 +6,7 @@
 Modules: ``importer`` (loading files and modules), ``graphs`` (the walks over
 torch.export and TorchScript graphs), ``context`` (the converter registry and
 what a converter gets), ``ops_nn``, ``ops_tensor``, ``ops_layout``,
-``ops_stats``, ``ops_einsum`` and ``ops_transformer`` (the converters, by op family).
+``ops_stats``, ``ops_einsum``, ``ops_logic`` and ``ops_transformer`` (the converters, by op family).
 Importing this package registers every converter; torch itself is imported
 only when a model is converted.
 """
@@ -14,6 +14,7 @@ only when a model is converted.
 from ember.frontend.pytorch import (  # noqa: F401 (registers the converters)
     ops_einsum,
     ops_layout,
+    ops_logic,
     ops_nn,
     ops_stats,
     ops_tensor,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 from ember.frontend.common import shape_of
-from ember.frontend.pytorch.context import AtenNode, converter
+from ember.frontend.pytorch.context import AtenNode, converter, pair
 from ember.graph.ir import Expr
 
 
@@ -176,3 +176,44 @@ def _index_select(node: AtenNode) -> Expr:
             f"of shape {shape_of(index)}"
         )
     return node.call("take", x, index, axis=node.axis(node.arg(1), len(shape_of(x)), "dim"))
+
+
+@converter("im2col")
+def _im2col(node: AtenNode) -> Expr:
+    """F.unfold: (N, C, H, W) -> (N, C*kh*kw, L), one strided slice per kernel offset.
+
+    Row ``c*kh*kw + i*kw + j`` holds input channel c at kernel offset (i, j) of
+    every window, windows in row-major order (torch's layout).
+    """
+    x, batch, channels, height, width = _image(node, "unfold")
+    if len(batch) != 1:
+        raise node.error(f"unfold needs an (N, C, H, W) input, got {shape_of(x)}")
+    # im2col(self, kernel_size, dilation, padding, stride)
+    (kh, kw), (dh, dw), (ph, pw), (sh, sw) = (
+        pair(node.arg(i), d) for i, d in enumerate((1, 1, 0, 1), 1)
+    )
+    if ph or pw:
+        x = node.call("nn.pad", x, suffix="/pad", pad_width=((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    rows = (height + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    cols = (width + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    if rows < 1 or cols < 1:
+        raise node.error(f"unfold's kernel {kh}x{kw} does not fit the {height}x{width} input")
+    offsets = []
+    for i in range(kh):
+        for j in range(kw):
+            begin = (i * dh, j * dw)
+            end = (begin[0] + (rows - 1) * sh + 1, begin[1] + (cols - 1) * sw + 1)
+            window = node.call(
+                "strided_slice",
+                x,
+                suffix=f"/offset{i}_{j}",
+                begin=begin,
+                end=end,
+                strides=(sh, sw),
+                axes=(2, 3),
+            )
+            offsets.append(
+                node.call("expand_dims", window, suffix=f"/offset{i}_{j}/axis", axes=(2,))
+            )
+    stacked = node.call("concatenate", *offsets, suffix="/stack", axis=2)
+    return node.call("reshape", stacked, newshape=(batch[0], channels * kh * kw, rows * cols))

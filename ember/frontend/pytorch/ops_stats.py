@@ -4,6 +4,7 @@
     torch.norm(x, 2, (1, 2))      -> sqrt(sum(x * x, (1, 2)))                (ConvNeXtV2's GRN)
     x.var(-1, unbiased=False)     -> mean((x - mean(x)) ** 2)
     nn.InstanceNorm2d(C)          -> per (sample, channel) normalization over H, W
+    mask.cumsum(1)                -> matmul(mask (.., n), upper-triangular ones (n, n))
 
 Each is a composition of reductions and elementwise ops (as group_norm is): no
 op of its own, so the compiler fuses it like any other reduction chain.
@@ -14,9 +15,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from ember.frontend.common import scalar, shape_of
-from ember.frontend.pytorch.context import AtenNode, converter
-from ember.graph.ir import Expr
+from ember.frontend.pytorch.context import AtenNode, converter, torch_dtype_name
+from ember.graph.ir import Expr, const
 
 
 def _axes(node: AtenNode, dims: Any, rank: int) -> tuple[int, ...]:
@@ -188,3 +191,36 @@ def _instance_norm(node: AtenNode) -> Expr:
         bias = node.call("reshape", bias, suffix="/bias", newshape=per_channel)
         out = node.call("add", out, bias, suffix="/shift")
     return out
+
+
+# ----------------------------------------------------------------------------- cumsum
+
+
+@converter("cumsum")
+def _cumsum(node: AtenNode) -> Expr:
+    """cumsum(self, dim, *, dtype=None) as a matmul with an upper-triangular matrix of ones.
+
+    DETR-style sine position embeddings (``not_mask.cumsum(1)``) and position ids
+    from an attention mask need it; the axis is static and short, so the n x n
+    ones matrix costs little, and integer sums stay exact.
+    """
+    x = node.tensor(0)
+    shape = shape_of(x)
+    axis = node.axis(node.arg(1), len(shape), "dim")
+    dtype = node.kwargs.get("dtype", node.arg(2))
+    if dtype is not None:
+        target = torch_dtype_name(dtype)
+        if target is None:
+            raise node.error(f"cumsum with dtype {dtype} has no ember equivalent")
+    else:  # torch sums bools and integers in int64
+        target = x.type.dtype if x.type.dtype.startswith("float") else "int64"
+    if x.type.dtype != target:
+        x = node.call("cast", x, suffix="/cast", dtype=target)
+    rank, size = len(shape), shape[axis]
+    order = tuple(a for a in range(rank) if a != axis) + (axis,)
+    moved = node.call("transpose", x, suffix="/last", axes=order) if axis != rank - 1 else x
+    ones = const(np.triu(np.ones((size, size), dtype=target)), name=f"{node.name}/triangle")
+    summed = node.call("nn.matmul", moved, ones, suffix="/matmul")
+    if axis == rank - 1:
+        return summed
+    return node.call("transpose", summed, axes=tuple(int(i) for i in np.argsort(order)))

@@ -1,11 +1,12 @@
-"""Norms, variance, instance norm, einsum, glu, flip, index_select, conv1d from PyTorch.
+"""timm / torchvision / DETR blocks beyond the families, from PyTorch, against torch.
 
 The blocks are written as timm and torchvision write them (neither installs
 here): ConvNeXtV2's global response norm (``torch.norm``), SwinV2's cosine
 attention (``F.normalize``), a relative-position attention in ``einsum``
 (MaxViT/HaloNet style), BiT's weight-standardized conv (``var``), a style
 transfer net (``InstanceNorm2d``, reflection padding), a conformer conv
-module (``glu``, ``conv1d``), ECA channel attention and 1-D (transposed) convs.
+module (``glu``, ``conv1d``), ECA channel attention, 1-D (transposed) convs,
+DETR's sine position embedding (``cumsum``, ``~mask``) and T2T-ViT's ``nn.Unfold``.
 Each is imported from its ``torch.export`` program and its TorchScript trace
 and must match torch on a fresh input (rtol 1e-4).
 """
@@ -174,6 +175,41 @@ class AudioUpsampler(nn.Module):
         return self.up(F.gelu(self.mid(self.down(x))))
 
 
+class SinePositionEmbedding(nn.Module):
+    """DETR's sine position embedding from a padding mask: ~mask, cumsum, sin/cos stacked."""
+
+    def __init__(self, features: int = 4) -> None:
+        super().__init__()
+        self.features = features
+        self.proj = nn.Conv2d(2 * features, 8, 1)
+
+    def forward(self, x):  # (N, C, H, W); the padding mask comes from the input here
+        mask = x[:, 0] > 1.0
+        not_mask = ~mask
+        y_embed = not_mask.cumsum(1, dtype=torch.float32)
+        x_embed = not_mask.cumsum(2, dtype=torch.float32)
+        dim_t = torch.arange(self.features, dtype=torch.float32)
+        dim_t = 10000 ** (2 * torch.div(dim_t, 2, rounding_mode="floor") / self.features)
+        pos_x, pos_y = x_embed[:, :, :, None] / dim_t, y_embed[:, :, :, None] / dim_t
+        pos_x = torch.stack((pos_x[:, :, :, 0::2].sin(), pos_x[:, :, :, 1::2].cos()), dim=4)
+        pos_y = torch.stack((pos_y[:, :, :, 0::2].sin(), pos_y[:, :, :, 1::2].cos()), dim=4)
+        pos = torch.cat((pos_y.flatten(3), pos_x.flatten(3)), dim=3).permute(0, 3, 1, 2)
+        keep = (mask & (x[:, 1] > 0)) | ~(x[:, 2] < 2.0)
+        return self.proj(pos) * keep[:, None].float() + x.sum(1, keepdim=True)
+
+
+class TokensToToken(nn.Module):
+    """T2T-ViT's soft split: nn.Unfold windows become tokens, then a linear embedding."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.split = nn.Unfold(kernel_size=3, stride=2, padding=1)
+        self.embed = nn.Linear(3 * 9, 16)
+
+    def forward(self, x):
+        return self.embed(self.split(x).transpose(1, 2))
+
+
 BLOCKS = {
     "convnextv2": (lambda: ConvNeXtV2Block(8), (1, 8, 6, 6)),
     "swinv2_attention": (lambda: CosineAttention(16, 2), (2, 9, 16)),
@@ -182,6 +218,8 @@ BLOCKS = {
     "conformer_glu": (lambda: ConformerConv(8), (2, 6, 8)),
     "eca_conv1d": (ECA, (2, 8, 4, 4)),
     "audio_conv1d": (AudioUpsampler, (2, 4, 16)),
+    "detr_position": (SinePositionEmbedding, (1, 3, 5, 6)),
+    "t2t_unfold": (TokensToToken, (1, 3, 9, 8)),
 }
 
 
@@ -217,8 +255,8 @@ def test_block_matches_torch(name: str, path: str) -> None:
 
 
 def test_compiled(tmp_path: Path) -> None:
-    """The compositions compile: einsum's matmuls, norms and instance norm's reductions."""
-    for name in ("relpos_einsum", "style_instance_norm"):
+    """The compositions compile: einsum's matmuls, instance norm, cumsum and masks."""
+    for name in ("relpos_einsum", "style_instance_norm", "detr_position"):
         mod, params, feed, want = imported(name, "export")
         model = ember.load(ember.compile(mod, params, target="host").export(tmp_path / name))
         assert_close(model.run(feed)[0], want, f"{name} compiled")
@@ -253,6 +291,10 @@ class Forms(nn.Module):
             torch.einsum("bij,bjk", x, x.transpose(1, 2)),  # implicit output
             torch.einsum("bi,bj,bk->bijk", x[:, 0], x[:, 1], x[:, 2, :3]),  # three operands
             torch.einsum("...ij->...", x),
+            x.cumsum(1),
+            (x > 0).cumsum(-1),  # int64, as torch sums bools
+            ~(x > 0).long(),
+            F.unfold(x[:, None], (2, 3), dilation=(2, 1), stride=(1, 2)),
         )
 
 
@@ -279,6 +321,7 @@ def test_supported_and_errors() -> None:
     ops = set(supported_ops())
     assert {"linalg_vector_norm", "norm", "var", "std", "var_mean", "std_mean"} <= ops
     assert {"instance_norm", "einsum", "glu", "flip", "index_select"} <= ops
+    assert {"conv1d", "cumsum", "im2col", "bitwise_not", "bitwise_and", "round"} <= ops
 
     class Diagonal(nn.Module):
         def forward(self, x):

@@ -110,6 +110,19 @@ def test_loaded_trace_without_dtypes_gets_a_hint(tmp_path: Path) -> None:
     assert mod.main.params[0].type.dtype == "int64"
 
 
+def test_module_with_token_ids_needs_their_dtype() -> None:
+    """An nn.Module given by shape= is exported on float32 inputs unless dtype= says otherwise."""
+    module, example = build("transformer")
+    shape = {"ids": tuple(example[0].shape)}
+    with pytest.raises(ember.errors.FrontendError, match=r"dtype=\{'ids': 'int64'\}"):
+        from_pytorch(module, shape=shape)
+    mod, params = from_pytorch(module, shape=shape, dtype={"ids": "int64"})
+    assert mod.main.params[0].type.dtype == "int64"
+    inputs = [fresh_like(t, seed=15) for t in example]
+    got = interpret(mod, params, {mod.main.params[0].name: inputs[0].numpy()})
+    assert_matches(got, torch_outputs(module, inputs), "module with dtype=")
+
+
 class RearrangeOps(torch.nn.Module):
     """The new converters the families reach only in one form, in their other forms."""
 

@@ -150,7 +150,8 @@ def is_torchscript(path: str | Path) -> bool:
 def _export_module(module: Any, example_inputs: Any, shape: Any, dtype: Any) -> Any:
     torch = import_torch()
     module = module.eval()
-    if example_inputs is None:
+    made_up = example_inputs is None  # from shape= and dtype=
+    if made_up:
         try:
             names = [
                 p.name
@@ -180,10 +181,14 @@ def _export_module(module: Any, example_inputs: Any, shape: Any, dtype: Any) -> 
             return torch.export.export(module, tuple(example_inputs))
     except Exception as err:  # torch.export raises many error types
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        hint = "fix the model for torch.export, or trace it (torch.jit.trace) and pass the "
+        hint += "ScriptModule"
+        if made_up and re.search(r"scalar type|dtype|Long|Int\b", first):
+            # the made-up inputs are float32 unless dtype= says otherwise: token ids fail here
+            hint = "an input may need another dtype than float32: give it, e.g. "
+            hint += "dtype={'ids': 'int64'}, or pass example_inputs=(tensor, ...)"
         raise FrontendError(
-            f"torch.export.export failed on {type(module).__name__}: {first}",
-            hint="fix the model for torch.export, or trace it (torch.jit.trace) and pass the "
-            "ScriptModule",
+            f"torch.export.export failed on {type(module).__name__}: {first}", hint=hint
         ) from None
 
 

@@ -23,9 +23,9 @@ pytestmark = pytest.mark.frameworks
 
 class Unsupported(torch.nn.Module):
     def forward(self, x):
-        a = torch.cumsum(x, dim=1)
+        a = torch.cumprod(x, dim=1)
         values, _ = torch.topk(x, 2, dim=1)
-        b = torch.cumsum(x * 2, dim=0)
+        b = torch.cumprod(x * 2, dim=0)
         return a.sum() + values.sum() + b.relu().sum()
 
 
@@ -33,14 +33,14 @@ def test_unsupported_ops_listed_at_once_export() -> None:
     with pytest.raises(UnsupportedOpError, match="2 unsupported op") as info:
         from_pytorch(Unsupported(), shape={"x": (2, 4)})
     message = str(info.value)
-    assert "aten::cumsum" in message and "2 node(s): 'cumsum', 'cumsum_1'" in message
+    assert "aten::cumprod" in message and "2 node(s): 'cumprod', 'cumprod_1'" in message
     assert "aten::topk" in message
     assert "ember.frontend.pytorch.supported_ops()" in message
 
 
 def test_unsupported_ops_listed_at_once_torchscript() -> None:
     traced = torch.jit.trace(Unsupported(), (torch.rand(2, 4),))
-    with pytest.raises(UnsupportedOpError, match="aten::cumsum: 2 node") as info:
+    with pytest.raises(UnsupportedOpError, match="aten::cumprod: 2 node") as info:
         from_pytorch(traced)
     assert "aten::topk" in str(info.value)
 

@@ -6,7 +6,8 @@ attention (``F.normalize``), a relative-position attention in ``einsum``
 (MaxViT/HaloNet style), BiT's weight-standardized conv (``var``), a style
 transfer net (``InstanceNorm2d``, reflection padding), a conformer conv
 module (``glu``, ``conv1d``), ECA channel attention, 1-D (transposed) convs,
-DETR's sine position embedding (``cumsum``, ``~mask``) and T2T-ViT's ``nn.Unfold``.
+DETR's sine position embedding (``cumsum``, ``~mask``), T2T-ViT's ``nn.Unfold``,
+HaloNet's ``Tensor.unfold`` windows and a 1-D text CNN (pools, 1-D resizes).
 Each is imported from its ``torch.export`` program and its TorchScript trace
 and must match torch on a fresh input (rtol 1e-4).
 """
@@ -210,6 +211,42 @@ class TokensToToken(nn.Module):
         return self.embed(self.split(x).transpose(1, 2))
 
 
+class HaloAttention(nn.Module):
+    """HaloNet-style local attention: ``Tensor.unfold`` windows with a halo as the keys."""
+
+    def __init__(self, dim: int = 8, block: int = 2, halo: int = 1) -> None:
+        super().__init__()
+        self.block, self.halo = block, halo
+        self.q, self.kv = nn.Conv2d(dim, dim, 1), nn.Conv2d(dim, 2 * dim, 1)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        size = self.block + 2 * self.halo
+        q = self.q(x).reshape(b, c, h // self.block, self.block, w // self.block, self.block)
+        q = q.permute(0, 2, 4, 3, 5, 1).reshape(b, -1, self.block**2, c)
+        kv = F.pad(self.kv(x), [self.halo] * 4)
+        kv = kv.unfold(2, size, self.block).unfold(3, size, self.block)  # b, 2c, nh, nw, s, s
+        kv = kv.reshape(b, 2 * c, -1, size * size).permute(0, 2, 3, 1)
+        k, v = kv.split(c, dim=-1)
+        out = (q @ k.transpose(-1, -2) * c**-0.5).softmax(-1) @ v
+        return out.reshape(b, h // self.block, w // self.block, self.block, self.block, c)
+
+
+class TextCNN(nn.Module):
+    """A 1-D conv net over a sequence: max/avg pools, linear and nearest upsampling."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(4, 8, 3, padding=1)
+        self.pool = nn.MaxPool1d(2)
+
+    def forward(self, x):
+        y = self.pool(F.relu(self.conv(x)))
+        y = y + F.avg_pool1d(y, 3, 1, 1, count_include_pad=False)
+        up = F.interpolate(y, scale_factor=2, mode="linear") + F.interpolate(y, size=x.shape[-1])
+        return torch.cat((up, F.max_pool1d(up, 3, 2, 1, ceil_mode=True)), dim=-1)
+
+
 BLOCKS = {
     "convnextv2": (lambda: ConvNeXtV2Block(8), (1, 8, 6, 6)),
     "swinv2_attention": (lambda: CosineAttention(16, 2), (2, 9, 16)),
@@ -220,6 +257,8 @@ BLOCKS = {
     "audio_conv1d": (AudioUpsampler, (2, 4, 16)),
     "detr_position": (SinePositionEmbedding, (1, 3, 5, 6)),
     "t2t_unfold": (TokensToToken, (1, 3, 9, 8)),
+    "halo_unfold": (HaloAttention, (1, 8, 4, 6)),
+    "text_cnn_1d": (TextCNN, (2, 4, 12)),
 }
 
 
@@ -298,10 +337,30 @@ class Forms(nn.Module):
         )
 
 
+class MathForms(nn.Module):
+    """Elementwise math composed of a few ember ops, on floats and on integers."""
+
+    def forward(self, x):  # (2, 5, 8)
+        ints = (x * 10).long()
+        return (
+            torch.sign(x) * torch.log2(x.abs() + 1.0) + torch.log10(x.abs() + 1.0),
+            torch.expm1(x) + F.logsigmoid(x) + F.celu(x, 0.7),
+            F.hardshrink(x) + F.softshrink(x, 0.3),
+            torch.addcmul(x, x, x, value=0.5) + torch.addcdiv(x, x, x.abs() + 1),
+            torch.floor_divide(x, 0.3) + torch.remainder(x, 0.7) + torch.fmod(x, 0.6),
+            ints // 3 + ints % 3 + torch.div(ints, -4, rounding_mode="floor"),
+            torch.remainder(7, ints.abs() + 1),
+            torch.tril(x) + torch.triu(x, 1) + torch.tril(x, -2),
+            torch.triu(x > 0),
+            x.unfold(-1, 3, 2),
+        )
+
+
+@pytest.mark.parametrize("module_type", [Forms, MathForms], ids=["forms", "math"])
 @pytest.mark.parametrize("path", ["export", "trace"])
-def test_forms_match_torch(path: str) -> None:
+def test_forms_match_torch(path: str, module_type: type) -> None:
     example = torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(3)) * 2
-    module = Forms()
+    module = module_type()
     with torch.no_grad():
         program = (
             torch.export.export(module, (example,))
@@ -322,6 +381,8 @@ def test_supported_and_errors() -> None:
     assert {"linalg_vector_norm", "norm", "var", "std", "var_mean", "std_mean"} <= ops
     assert {"instance_norm", "einsum", "glu", "flip", "index_select"} <= ops
     assert {"conv1d", "cumsum", "im2col", "bitwise_not", "bitwise_and", "round"} <= ops
+    assert {"unfold", "log2", "floor_divide", "remainder", "tril", "max_pool1d"} <= ops
+    assert {"avg_pool1d", "upsample_linear1d", "upsample_nearest1d", "celu", "expm1"} <= ops
 
     class Diagonal(nn.Module):
         def forward(self, x):

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ember.frontend.common import shape_of
 from ember.frontend.pytorch.context import AtenNode, converter, pair
-from ember.graph.ir import Expr
+from ember.graph.ir import Expr, const
 
 
 def _image(node: AtenNode, what: str) -> tuple[Expr, tuple[int, ...], int, int, int]:
@@ -217,3 +219,25 @@ def _im2col(node: AtenNode) -> Expr:
             )
     stacked = node.call("concatenate", *offsets, suffix="/stack", axis=2)
     return node.call("reshape", stacked, newshape=(batch[0], channels * kh * kw, rows * cols))
+
+
+@converter("unfold")
+def _unfold(node: AtenNode) -> Expr:
+    """Tensor.unfold(dim, size, step): windows along ``dim``, each as a new last axis.
+
+    One ``take`` with an (n, size) index table gives (..., n, size, ...); a
+    transpose moves the window axis last (HaloNet-style local attention).
+    """
+    x = node.tensor(0)
+    shape = shape_of(x)
+    rank = max(len(shape), 1)
+    axis = node.axis(node.arg(1), rank, "dimension")
+    size, step = int(node.arg(2)), int(node.arg(3))
+    length = shape[axis] if shape else 1
+    if size < 1 or step < 1 or size > length:
+        raise node.error(f"unfold of size {size}, step {step} does not fit axis {axis} ({length})")
+    count = (length - size) // step + 1
+    table = np.arange(count)[:, None] * step + np.arange(size)[None, :]
+    windows = node.call("take", x, const(table.astype("int64")), suffix="/windows", axis=axis)
+    order = (*range(axis + 1), *range(axis + 2, len(shape) + 1), axis + 1)
+    return node.call("transpose", windows, axes=order)

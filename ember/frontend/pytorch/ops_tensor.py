@@ -21,6 +21,7 @@ from ember.frontend.pytorch.context import (
     import_torch,
     torch_dtype_name,
 )
+from ember.frontend.pytorch.ops_math import floor_divide, operands
 from ember.graph.ir import Expr, const
 
 
@@ -82,6 +83,8 @@ def _div(node: AtenNode) -> Expr:
     out = _binary("divide")(node.with_args(node.args[:2]))
     if mode is None or mode == "true":
         return out
+    if mode == "floor" and not out.type.dtype.startswith("float"):  # divide truncates ints
+        return floor_divide(node, *operands(node.with_args(node.args[:2])))
     if mode == "floor":
         return node.call("floor", out, suffix="/floor")
     if mode == "trunc":

@@ -353,6 +353,9 @@ class MathForms(nn.Module):
             torch.tril(x) + torch.triu(x, 1) + torch.tril(x, -2),
             torch.triu(x > 0),
             x.unfold(-1, 3, 2),
+            torch.gather(x, 1, torch.tensor([[[0, 4, 1]], [[3, 3, 2]]]).expand(2, 2, 3)),
+            torch.gather(x, -1, x.argmax(-1, keepdim=True)),  # a computed index
+            torch.nan_to_num(torch.log(x)) + torch.nan_to_num(1 / (x * 0), 1.0, 2.0, -3.0),
         )
 
 
@@ -383,6 +386,7 @@ def test_supported_and_errors() -> None:
     assert {"conv1d", "cumsum", "im2col", "bitwise_not", "bitwise_and", "round"} <= ops
     assert {"unfold", "log2", "floor_divide", "remainder", "tril", "max_pool1d"} <= ops
     assert {"avg_pool1d", "upsample_linear1d", "upsample_nearest1d", "celu", "expm1"} <= ops
+    assert {"gather", "nan_to_num"} <= ops
 
     class Diagonal(nn.Module):
         def forward(self, x):

@@ -241,3 +241,36 @@ def _unfold(node: AtenNode) -> Expr:
     windows = node.call("take", x, const(table.astype("int64")), suffix="/windows", axis=axis)
     order = (*range(axis + 1), *range(axis + 2, len(shape) + 1), axis + 1)
     return node.call("transpose", windows, axes=order)
+
+
+@converter("gather")
+def _gather(node: AtenNode) -> Expr:
+    """gather(self, dim, index): out[i][j][k] = self[i][index[i][j][k]][k] for dim=1.
+
+    The flat position of each picked element is ``index * stride(dim)`` plus a
+    constant grid of the other coordinates; one ``take`` from the flattened
+    input reads them all (index may be computed, e.g. an argmax).
+    """
+    x, index = node.tensor(0), node.tensor(2)
+    shape, picked = shape_of(x), shape_of(index)
+    axis = node.axis(node.arg(1), len(shape), "dim")
+    if len(picked) != len(shape) or index.type.dtype not in ("int32", "int64"):
+        raise node.error(
+            f"gather takes an int32/int64 index of the input's rank {len(shape)}, got "
+            f"{index.type.dtype} of shape {picked}"
+        )
+    if any(p > s for k, (p, s) in enumerate(zip(picked, shape)) if k != axis):
+        raise node.error(f"gather index shape {picked} exceeds the input shape {shape}")
+    strides = np.cumprod((1, *shape[::-1][:-1]))[::-1]
+    grid = sum(
+        np.arange(p).reshape([-1 if k == i else 1 for k in range(len(picked))]) * strides[i]
+        for i, p in enumerate(picked)
+        if i != axis
+    )
+    index = node.call("cast", index, suffix="/int64", dtype="int64")
+    wrapped = node.call("mod", index, const(np.int64(shape[axis])), suffix="/wrap", fmod=False)
+    flat = node.call("multiply", wrapped, const(np.int64(strides[axis])), suffix="/scaled")
+    grid = const(np.broadcast_to(grid, picked).astype("int64"), name=f"{node.name}/grid")
+    flat = node.call("add", flat, grid, suffix="/position")
+    data = node.call("reshape", x, suffix="/flat", newshape=(-1,))
+    return node.call("take", data, flat, axis=0)

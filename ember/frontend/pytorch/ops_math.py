@@ -6,6 +6,7 @@
     remainder(x, y)            -> mod(x, y)            (the sign of y, as Python's %)
     floor_divide(x, y)         -> floor(x / y); integers (x - x mod y) / y, exact
     tril(x, k), triu(x, k)     -> where(constant triangle, x, 0)
+    nan_to_num(x)              -> where(x != x, 0, where(x == inf, max, ...))
 
 SwinV2's continuous position bias (``sign(x) * log2(|x| + 1)``), window
 partition arithmetic (``//``, ``%``) and masks built from tensors use these.
@@ -143,3 +144,18 @@ def _triangle(node: AtenNode) -> Expr:
     mask = const(keep, name=f"{node.name}/mask")
     zero = scalar(False, x) if x.type.dtype == "bool" else scalar(0, x)
     return node.call("where", mask, x, zero)
+
+
+@converter("nan_to_num")
+def _nan_to_num(node: AtenNode) -> Expr:
+    """nan_to_num(self, nan=0.0, posinf=None, neginf=None): None means the dtype's max/min."""
+    x = node.tensor(0)
+    if not x.type.dtype.startswith("float"):
+        return x
+    info = np.finfo(x.type.dtype)
+    nan, posinf, neginf = node.arg(1, 0.0), node.arg(2, info.max), node.arg(3, info.min)
+    out = node.call("where", node.call("not_equal", x, x, suffix="/isnan"), scalar(nan, x), x)
+    for value, fill, tag in ((np.inf, posinf, "posinf"), (-np.inf, neginf, "neginf")):
+        hit = node.call("equal", x, scalar(value, x), suffix=f"/is{tag}")
+        out = node.call("where", hit, scalar(fill, x), out, suffix=f"/{tag}")
+    return out

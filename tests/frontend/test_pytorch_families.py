@@ -67,7 +67,8 @@ def test_family_matches_torch(name: str, path: str) -> None:
     assert_matches(interpret(mod, params, feed), torch_outputs(module, inputs), f"{name} {path}")
 
 
-@pytest.mark.parametrize("path", ["export", "trace"])
+# the traced graphs compile to the same ops as the exported ones: slow-only, to save time
+@pytest.mark.parametrize("path", ["export", pytest.param("trace", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("name", ["unet", "transformer"])
 def test_family_compiled(name: str, path: str, tmp_path: Path) -> None:
     """The artifact matches torch and the reference executor."""

@@ -245,20 +245,24 @@ def _unfold(node: AtenNode) -> Expr:
 
 @converter("gather")
 def _gather(node: AtenNode) -> Expr:
-    """gather(self, dim, index): out[i][j][k] = self[i][index[i][j][k]][k] for dim=1.
-
-    The flat position of each picked element is ``index * stride(dim)`` plus a
-    constant grid of the other coordinates; one ``take`` from the flattened
-    input reads them all (index may be computed, e.g. an argmax).
-    """
+    """gather(self, dim, index): out[i][j][k] = self[i][index[i][j][k]][k] for dim=1."""
     x, index = node.tensor(0), node.tensor(2)
     shape, picked = shape_of(x), shape_of(index)
-    axis = node.axis(node.arg(1), len(shape), "dim")
     if len(picked) != len(shape) or index.type.dtype not in ("int32", "int64"):
         raise node.error(
             f"gather takes an int32/int64 index of the input's rank {len(shape)}, got "
             f"{index.type.dtype} of shape {picked}"
         )
+    return gather_along(node, x, node.axis(node.arg(1), len(shape), "dim"), index, "")
+
+
+def gather_along(node: AtenNode, x: Expr, axis: int, index: Expr, suffix: str) -> Expr:
+    """torch.gather as one ``take``: flat positions from ``index`` and a constant grid.
+
+    The flat position of each picked element is ``index * stride(axis)`` plus the
+    other coordinates times their strides; ``index`` may be computed (an argmax).
+    """
+    shape, picked = shape_of(x), shape_of(index)
     if any(p > s for k, (p, s) in enumerate(zip(picked, shape)) if k != axis):
         raise node.error(f"gather index shape {picked} exceeds the input shape {shape}")
     strides = np.cumprod((1, *shape[::-1][:-1]))[::-1]
@@ -267,10 +271,11 @@ def _gather(node: AtenNode) -> Expr:
         for i, p in enumerate(picked)
         if i != axis
     )
-    index = node.call("cast", index, suffix="/int64", dtype="int64")
-    wrapped = node.call("mod", index, const(np.int64(shape[axis])), suffix="/wrap", fmod=False)
-    flat = node.call("multiply", wrapped, const(np.int64(strides[axis])), suffix="/scaled")
-    grid = const(np.broadcast_to(grid, picked).astype("int64"), name=f"{node.name}/grid")
-    flat = node.call("add", flat, grid, suffix="/position")
-    data = node.call("reshape", x, suffix="/flat", newshape=(-1,))
-    return node.call("take", data, flat, axis=0)
+    index = node.call("cast", index, suffix=f"{suffix}/int64", dtype="int64")
+    wrap = const(np.int64(shape[axis]))
+    wrapped = node.call("mod", index, wrap, suffix=f"{suffix}/wrap", fmod=False)
+    flat = node.call("multiply", wrapped, const(np.int64(strides[axis])), suffix=f"{suffix}/scaled")
+    grid = const(np.broadcast_to(grid, picked).astype("int64"), name=f"{node.name}{suffix}/grid")
+    flat = node.call("add", flat, grid, suffix=f"{suffix}/position")
+    data = node.call("reshape", x, suffix=f"{suffix}/flat", newshape=(-1,))
+    return node.call("take", data, flat, suffix=suffix, axis=0)

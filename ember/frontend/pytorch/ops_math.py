@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from ember.frontend.common import scalar, shape_of
-from ember.frontend.pytorch.context import AtenNode, converter
+from ember.frontend.pytorch.context import AtenNode, converter, promoted_dtype
 from ember.graph.ir import Expr, const
 
 
@@ -32,7 +32,7 @@ def operands(node: AtenNode) -> tuple[Expr, Expr]:
     left = node.tensor(0)
     right = scalar(rhs, left) if isinstance(rhs, int | float) else node.tensor(1)
     if left.type.dtype != right.type.dtype:
-        target = np.result_type(left.type.dtype, right.type.dtype).name
+        target = promoted_dtype(left.type.dtype, right.type.dtype)
         left, right = (
             e if e.type.dtype == target else node.call("cast", e, suffix="/cast", dtype=target)
             for e in (left, right)

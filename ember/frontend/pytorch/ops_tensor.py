@@ -19,6 +19,7 @@ from ember.frontend.pytorch.context import (
     ConverterFn,
     converter,
     import_torch,
+    promoted_dtype,
     torch_dtype_name,
 )
 from ember.frontend.pytorch.ops_math import floor_divide, operands
@@ -44,7 +45,7 @@ def _binary(op: str, reverse: bool = False) -> ConverterFn:
         if alpha != 1:
             right = node.call("multiply", right, scalar(alpha, right), suffix="/alpha")
         if left.type.dtype != right.type.dtype:  # PyTorch promotes; ember wants one dtype
-            target = np.result_type(left.type.dtype, right.type.dtype).name
+            target = promoted_dtype(left.type.dtype, right.type.dtype)
             left, right = (
                 e if e.type.dtype == target else node.call("cast", e, suffix="/cast", dtype=target)
                 for e in (left, right)

@@ -464,3 +464,20 @@ def test_supported_and_errors() -> None:
         program = torch.export.export(module, (torch.randn(shape),))
         with pytest.raises(FrontendError, match=message):
             from_pytorch(program)
+
+    class LongSort(nn.Module):
+        def forward(self, x):
+            return torch.sort(x, dim=-1)[0]
+
+    class OneHotUnsized(nn.Module):
+        def forward(self, x):
+            return F.one_hot(x.argmax(-1))
+
+    traced_cases = [
+        (LongSort(), (2, 100), r"aten::sort\): sort of 100 entries .* up to 64"),
+        (OneHotUnsized(), (2, 5), "one_hot without num_classes depends on the input's values"),
+    ]
+    for module, shape, message in traced_cases:
+        traced = torch.jit.trace(module, (torch.randn(shape),), check_trace=False)
+        with pytest.raises(FrontendError, match=message):
+            from_pytorch(traced)

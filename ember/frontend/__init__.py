@@ -5,7 +5,7 @@
     specs = ember.frontend.parse_input_spec('{"data": [1, 3, 224, 224]}')
 
 One package per framework (``onnx``, ``pytorch``, ``tensorflow``, ``tflite``,
-``mxnet``), each with ``from_<framework>`` and ``supported_ops()``, all built on
+``mxnet``, ``darknet``), each with ``from_<framework>`` and ``supported_ops()``, all built on
 the registry and graph builder of :mod:`ember.frontend.common`. The packages
 load on first use (``ember.frontend.from_onnx``, ``ember.frontend.onnx``,
 ``load``), so ``import ember.frontend`` stays cheap. Ops a frontend does not know
@@ -26,6 +26,7 @@ from ember.frontend.load import (  # `load` the function; the module stays impor
 )
 
 if TYPE_CHECKING:  # what __getattr__ hands out, for type checkers
+    from ember.frontend.darknet import from_darknet
     from ember.frontend.mxnet import from_mxnet
     from ember.frontend.onnx import from_onnx, supported_ops
     from ember.frontend.pytorch import from_pytorch
@@ -54,6 +55,7 @@ __all__ = [
     "FRAMEWORKS",
     "InputSpec",
     "detect_framework",
+    "from_darknet",
     "from_mxnet",
     "from_onnx",
     "from_pytorch",

@@ -9,7 +9,9 @@ Accepted forms (the first is the one SageMaker Neo uses)::
 
 also a JSON list of such objects (``[{"a": [1, 4]}, {"b": [2]}]``), a JSON object
 of ``{"name": {"shape": [...], "dtype": "..."}}``, and the same structures as
-Python dicts. ``dtype=None`` means "as the model declares it".
+Python dicts. ``dtype=None`` means "as the model declares it". A name may be a
+tensor name with its output index, as TensorFlow writes them
+(``input:0:1x224x224x3`` is input ``input:0``).
 """
 
 from __future__ import annotations
@@ -130,6 +132,8 @@ def _from_colon_form(text: str) -> dict[str, InputSpec]:
     for part in text.split(","):
         part = part.strip()
         fields = part.split(":")
+        if _names_a_tensor(fields):  # input:0:1x224x224x3 (TensorFlow's tensor names)
+            fields = [f"{fields[0]}:{fields[1]}", *fields[2:]]
         if len(fields) not in (2, 3) or not fields[0]:
             raise FrontendError(
                 f"input spec entry {_short(part)} is not NAME:SHAPE[:DTYPE] "
@@ -150,6 +154,17 @@ def _from_colon_form(text: str) -> dict[str, InputSpec]:
         dtype = fields[2].strip() if len(fields) == 3 else None
         result[name] = InputSpec(_shape(name, dims), _dtype(name, dtype))
     return result
+
+
+def _names_a_tensor(fields: list[str]) -> bool:
+    """True if ``NAME:INDEX:SHAPE[:DTYPE]`` (``input:0:1x224x224x3``): INDEX belongs to the name.
+
+    ``x:4:int64`` stays the 1-D shape (4,) with a dtype: a dtype never follows a tensor index
+    without a shape between them.
+    """
+    if len(fields) == 4:
+        return fields[1].strip().isdigit()
+    return len(fields) == 3 and fields[1].strip().isdigit() and fields[2].strip() not in DTYPES
 
 
 def shapes_and_dtypes(

@@ -16,10 +16,12 @@ a directory with ``saved_model.pb``, or a ``*.pb``     tensorflow
 ``NAME-symbol.json`` (params ``NAME-NNNN.params``       mxnet
 beside it), a ``.params`` file, or a directory with
 such a pair
+``NAME.cfg`` (``NAME.weights`` beside it), a          darknet
+``.weights`` file, or a directory with such a pair
 =====================================================  ==========
 
 ``framework`` forces one of ``onnx``, ``pytorch``, ``tensorflow``, ``tflite``,
-``mxnet``. ``shape`` is an input spec in any form
+``mxnet``, ``darknet``. ``shape`` is an input spec in any form
 :func:`~ember.frontend.input_spec.parse_input_spec` accepts.
 """
 
@@ -40,9 +42,10 @@ from ember.frontend.input_spec import parse_input_spec, shapes_and_dtypes
 from ember.graph.ir import Module
 
 # The frameworks ember imports; ember.frontend.<name> is each one's package.
-FRAMEWORKS = ("onnx", "pytorch", "tensorflow", "tflite", "mxnet")
-# Frameworks whose files record every input's dtype (their importers take no dtype=).
-_DTYPES_IN_FILE = ("tensorflow", "tflite")
+FRAMEWORKS = ("onnx", "pytorch", "tensorflow", "tflite", "mxnet", "darknet")
+# Frameworks whose files fix every input's dtype (their importers take no dtype=);
+# Darknet's one input is always float32.
+_DTYPES_IN_FILE = ("tensorflow", "tflite", "darknet")
 _ALIASES = {"torch": "pytorch", "tf": "tensorflow", "keras": "tensorflow", "mx": "mxnet"}
 _TFLITE_IDENTIFIER = b"TFL3"  # bytes 4..8 of a TFLite flatbuffer
 
@@ -77,7 +80,7 @@ def load(
                 hint="leave the dtypes out of the input spec (shapes only)",
             )
         return importer(path, shape=shapes)
-    # an MXNet path alone (symbol, params or their folder) finds the other file itself
+    # an MXNet or Darknet path alone (either file or their folder) finds the other file itself
     return importer(path, shape=shapes, dtype=dtype)
 
 
@@ -134,6 +137,8 @@ def detect_framework(path: str | Path) -> str:
         return "mxnet"
     if suffix == ".json" and _is_mxnet_symbol(path):
         return "mxnet"
+    if suffix in (".cfg", ".weights"):
+        return "darknet"
     if zipfile.is_zipfile(path):
         pytorch = framework_package("pytorch")  # knows what torch's archives hold
         if pytorch.is_exported_program(path) or pytorch.is_torchscript(path):
@@ -147,8 +152,8 @@ def detect_framework(path: str | Path) -> str:
     raise FrontendError(
         f"cannot tell which framework {str(path)!r} comes from",
         hint="pass framework= (one of " + ", ".join(FRAMEWORKS) + "); known files are .onnx, "
-        ".pt2, .pt/.pth (TorchScript), .pb or a SavedModel directory, .tflite, and MXNet's "
-        "NAME-symbol.json + NAME-0000.params",
+        ".pt2, .pt/.pth (TorchScript), .pb or a SavedModel directory, .tflite, MXNet's "
+        "NAME-symbol.json + NAME-0000.params, and Darknet's NAME.cfg + NAME.weights",
     )
 
 
@@ -157,10 +162,13 @@ def _detect_directory(path: Path) -> str:
         return "tensorflow"
     if list(path.glob("*-symbol.json")):
         return "mxnet"
+    if list(path.glob("*.cfg")) and list(path.glob("*.weights")):
+        return "darknet"
     contents = ", ".join(sorted(p.name for p in path.iterdir())[:10]) or "nothing"
     raise FrontendError(
         f"cannot tell which framework the directory {str(path)!r} holds: it has neither "
-        f"saved_model.pb nor an MXNet NAME-symbol.json (it has: {contents})",
+        f"saved_model.pb nor an MXNet NAME-symbol.json nor a Darknet .cfg with its .weights "
+        f"(it has: {contents})",
         hint="pass the model file itself, or framework=",
     )
 

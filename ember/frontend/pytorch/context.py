@@ -18,6 +18,8 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from ember.errors import FrontendError
 from ember.frontend.common import ConverterRegistry, GraphBuilder, NodeContext
 from ember.graph.ir import Expr
@@ -131,3 +133,16 @@ def torch_dtype_name(dtype: Any) -> str | None:
     return {"float": "float32", "double": "float64", "half": "float16", "long": "int64"}.get(
         name, name if name in _SCALAR_TYPES.values() else None
     )
+
+
+def promoted_dtype(a: str, b: str) -> str:
+    """The dtype torch computes ``a op b`` in: a float beats an integer or bool outright
+    (int64 * float32 is float32, where numpy says float64); else the wider of the two.
+
+    >>> promoted_dtype("int64", "float32"), promoted_dtype("int32", "int64")
+    ('float32', 'int64')
+    """
+    a_float, b_float = a.startswith("float"), b.startswith("float")
+    if a_float != b_float:
+        return a if a_float else b
+    return np.result_type(a, b).name

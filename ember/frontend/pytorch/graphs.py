@@ -97,7 +97,7 @@ class GraphImporter:
         flat = list(_flatten(args)) + list(_flatten(list(kwargs.values())))
         described = f"aten::{op}" + (f".{overload}" if overload else "")
         if any(v is _UNKNOWN for v in flat):
-            if op not in CONVERTERS:
+            if op not in CONVERTERS and op not in _PYTHON_OPS:
                 self.builder.unsupported(described, name)
             return _UNKNOWN
         if flat and all(_is_number(v) for v in flat) and op in _PYTHON_OPS:
@@ -314,7 +314,7 @@ class ExportImporter(GraphImporter):
         if isinstance(target, torch._ops.OpOverload):
             base, overload = _op_name(target.name())
             positional = _schema_args(target._schema, args, kwargs)
-            fold = lambda: target(*args, **kwargs)
+            fold = lambda: target(*_as_tensors(target._schema.arguments, args), **kwargs)
             return self.apply(base, overload, node.name, positional, kwargs, fold)
         if any(v is _UNKNOWN for v in _flatten(args)):
             return _UNKNOWN
@@ -506,6 +506,22 @@ def _script_fold(kind: str, overload: str, schema: str, inputs: list[Any]) -> An
         arguments = torch._C.parse_schema(schema).arguments
     except (AttributeError, RuntimeError):
         return lambda: packet(*inputs)
-    args = [v for a, v in zip(arguments, inputs) if not a.kwarg_only]
-    kwargs = {a.name: v for a, v in zip(arguments, inputs) if a.kwarg_only}
+    values = _as_tensors(arguments, inputs)
+    args = [v for a, v in zip(arguments, values) if not a.kwarg_only]
+    kwargs = {a.name: v for a, v in zip(arguments, values) if a.kwarg_only}
     return lambda: target(*args, **kwargs)
+
+
+def _as_tensors(arguments: Sequence[Any], values: Sequence[Any]) -> list[Any]:
+    """``values`` with numbers turned back into 0-d tensors where the schema takes a Tensor.
+
+    Import keeps 0-d tensors as Python numbers (sizes, ``prim::NumToTensor``,
+    lifted scalar constants), so torch must get tensors back when it folds an op
+    that takes them: ``fill_(mask_slice, count)``, ``rsub(width % 4, 4)``.
+    """
+    torch = import_torch()
+    result = list(values)
+    for index, (argument, value) in enumerate(zip(arguments, values)):
+        if _is_number(value) and isinstance(argument.type, torch._C.TensorType):
+            result[index] = torch.tensor(value)
+    return result

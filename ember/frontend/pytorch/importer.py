@@ -101,7 +101,7 @@ def _load_path(path: Path) -> Any:
             ) from None
     if is_torchscript(path):
         try:
-            return torch.jit.load(str(path), map_location="cpu")
+            return _load_torchscript(torch, path)
         except Exception as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise FrontendError(
@@ -112,6 +112,21 @@ def _load_path(path: Path) -> Any:
         hint="a torch.save'd state dict or pickled module holds no graph; export the model "
         "with torch.export.save or torch.jit.save",
     )
+
+
+def _load_torchscript(torch: Any, path: Path) -> Any:
+    """The TorchScript module at ``path``, with the dtypes and shapes its trace recorded.
+
+    ``torch.jit.trace`` saves its example inputs' metadata (``traced_inputs.pkl``),
+    but a plain ``torch.jit.load`` drops it: every input reads as a bare
+    ``Tensor``, and integer token ids would be imported as float32.
+    ``_restore_shapes=True`` puts the traced types back on the graph's inputs; a
+    scripted (untraced) module has none to restore, and loads as before.
+    """
+    try:
+        return torch.jit.load(str(path), map_location="cpu", _restore_shapes=True)
+    except TypeError:  # a torch without _restore_shapes
+        return torch.jit.load(str(path), map_location="cpu")
 
 
 def _zip_names(path: Path) -> list[str]:
@@ -135,7 +150,8 @@ def is_torchscript(path: str | Path) -> bool:
 def _export_module(module: Any, example_inputs: Any, shape: Any, dtype: Any) -> Any:
     torch = import_torch()
     module = module.eval()
-    if example_inputs is None:
+    made_up = example_inputs is None  # from shape= and dtype=
+    if made_up:
         try:
             names = [
                 p.name
@@ -165,10 +181,14 @@ def _export_module(module: Any, example_inputs: Any, shape: Any, dtype: Any) -> 
             return torch.export.export(module, tuple(example_inputs))
     except Exception as err:  # torch.export raises many error types
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        hint = "fix the model for torch.export, or trace it (torch.jit.trace) and pass the "
+        hint += "ScriptModule"
+        if made_up and re.search(r"scalar type|dtype|Long|Int\b", first):
+            # the made-up inputs are float32 unless dtype= says otherwise: token ids fail here
+            hint = "an input may need another dtype than float32: give it, e.g. "
+            hint += "dtype={'ids': 'int64'}, or pass example_inputs=(tensor, ...)"
         raise FrontendError(
-            f"torch.export.export failed on {type(module).__name__}: {first}",
-            hint="fix the model for torch.export, or trace it (torch.jit.trace) and pass the "
-            "ScriptModule",
+            f"torch.export.export failed on {type(module).__name__}: {first}", hint=hint
         ) from None
 
 

@@ -1,10 +1,9 @@
-"""PyTorch converters: convolutions, normalization, activations, attention, pooling, linear.
+"""PyTorch converters: convolutions, batch norm, activations, pooling, linear, resizing.
 
     conv2d(x, w, b, stride=1, padding=1)  ->  nn.conv2d(x, w, b, padding=(1, 1, 1, 1))
 
-Layer norm and attention have no ember op: they are composed from ember ops
-(``reduce_mean``, ``subtract``, ``multiply``, ``rsqrt``, ``nn.matmul``,
-``nn.softmax``), which the fuser later groups again.
+Activations without an ember op (SiLU, Mish) are composed from ember ops;
+layer norm and attention live in ``ops_transformer.py``.
 """
 
 from __future__ import annotations
@@ -26,8 +25,18 @@ def _conv(
     node: AtenNode, data, weight, bias, stride, padding, dilation, transposed, out_pad, groups
 ):
     x, w = node.to_expr(data, node.name + "/input"), node.to_expr(weight, node.name + "/weight")
+    if len(shape_of(x)) == 3:  # 1-D (N, C, W): a 2-D convolution over a height of 1
+        x = node.call("expand_dims", x, suffix="/as_2d", axes=(2,))
+        w = node.call("expand_dims", w, suffix="/weight_2d", axes=(2,))
+        stride, padding, dilation, out_pad = (
+            _with_height(v, h) for v, h in ((stride, 1), (padding, 0), (dilation, 1), (out_pad, 0))
+        )
+        out = _conv(node, x, w, bias, stride, padding, dilation, transposed, out_pad, groups)
+        return node.call("squeeze", out, suffix="/as_1d", axes=(2,))
     if len(shape_of(x)) != 4:
-        raise node.error(f"input has shape {shape_of(x)}; ember supports 2-D convolution only")
+        raise node.error(
+            f"input has shape {shape_of(x)}; ember supports 1-D and 2-D convolution only"
+        )
     kernel = shape_of(w)[2:]
     dil = pair(dilation, 1)
     if isinstance(padding, str):  # conv2d.padding overload: "same" / "valid"
@@ -53,7 +62,15 @@ def _conv(
     return node.call("nn.conv2d", *args, **attrs)
 
 
-@converter("conv2d", "_convolution_mode")
+def _with_height(value: Any, height: int) -> Any:
+    """A 1-D conv's stride/padding/dilation (int or [int]) as 2-D: ``height`` first."""
+    if isinstance(value, str) or value is None:
+        return value  # "same" / "valid", or no output padding
+    values = [int(value)] if isinstance(value, int) else [int(v) for v in value]
+    return [height, values[0]] if values else [height, height]
+
+
+@converter("conv1d", "conv2d", "_convolution_mode")
 def _conv2d(node: AtenNode) -> Expr:
     a = node.args
     return _conv(node, a[0], a[1], a[2], a[3], a[4], a[5], False, 0, node.arg(6, 1))
@@ -65,7 +82,7 @@ def _convolution(node: AtenNode) -> Expr:
     return _conv(node, a[0], a[1], a[2], a[3], a[4], a[5], bool(a[6]), a[7], a[8])
 
 
-@converter("conv_transpose2d")
+@converter("conv_transpose1d", "conv_transpose2d")
 def _conv_transpose2d(node: AtenNode) -> Expr:
     a = node.args
     return _conv(node, a[0], a[1], a[2], a[3], a[4], node.arg(7, 1), True, a[5], node.arg(6, 1))
@@ -113,41 +130,6 @@ def _native_bn(node: AtenNode) -> tuple:
     return (_batch_norm(node, node.arg(7, 1e-5)), None, None)
 
 
-def _layer_norm(node: AtenNode) -> Expr:
-    """(x - mean) * rsqrt(var + eps) * weight + bias over the trailing normalized dims."""
-    x = node.tensor(0)
-    rank = len(shape_of(x))
-    normalized = [int(d) for d in node.arg(1)]
-    axes = tuple(range(rank - len(normalized), rank))
-    if list(shape_of(x)[rank - len(normalized) :]) != normalized:
-        raise node.error(
-            f"normalized_shape {normalized} does not end the input shape {shape_of(x)}"
-        )
-    mean = node.call("reduce_mean", x, suffix="/mean", axes=axes, keepdims=True)
-    centered = node.call("subtract", x, mean, suffix="/centered")
-    square = node.call("multiply", centered, centered, suffix="/square")
-    var = node.call("reduce_mean", square, suffix="/var", axes=axes, keepdims=True)
-    eps = scalar(float(node.arg(4, 1e-5)), x)
-    inv = node.call("rsqrt", node.call("add", var, eps, suffix="/var_eps"), suffix="/rstd")
-    out = node.call("multiply", centered, inv, suffix="/normalized")
-    weight, bias = node.optional_tensor(2), node.optional_tensor(3)
-    if weight is not None:
-        out = node.call("multiply", out, weight, suffix="/scale")
-    if bias is not None:
-        out = node.call("add", out, bias, suffix="/shift")
-    return out
-
-
-@converter("layer_norm")
-def _layer_norm_op(node: AtenNode) -> Expr:
-    return _layer_norm(node)
-
-
-@converter("native_layer_norm")
-def _native_layer_norm(node: AtenNode) -> tuple:
-    return (_layer_norm(node), None, None)
-
-
 # ----------------------------------------------------------------------------- activations
 
 
@@ -177,6 +159,20 @@ for _torch_name, _ember_name in {
     "logical_not": "logical_not",
 }.items():
     converter(_torch_name)(_unary(_ember_name))
+
+
+@converter("round")
+def _round(node: AtenNode) -> Expr:
+    """round(x) half to even; round.decimals scales by 10**decimals around it, as torch does."""
+    x = node.tensor(0)
+    decimals = int(node.kwargs.get("decimals", node.arg(1, 0)))
+    if x.type.dtype.startswith("int") or x.type.dtype == "bool":
+        return x
+    if not decimals:
+        return node.call("round", x)
+    factor = scalar(10.0**decimals, x)
+    scaled = node.call("multiply", x, factor, suffix="/scale")
+    return node.call("divide", node.call("round", scaled, suffix="/round"), factor)
 
 
 @converter("relu6")
@@ -222,6 +218,30 @@ def _hardsigmoid(node: AtenNode) -> Expr:
 def _silu(node: AtenNode) -> Expr:
     x = node.tensor(0)
     return node.call("multiply", x, node.call("sigmoid", x, suffix="/sigmoid"))
+
+
+@converter("mish")
+def _mish(node: AtenNode) -> Expr:
+    # x * tanh(softplus(x)); PyTorch's softplus threshold (x > 20 -> x) changes nothing in float32
+    x = node.tensor(0)
+    soft = node.call("nn.softplus", x, suffix="/softplus")
+    return node.call("multiply", x, node.call("tanh", soft, suffix="/tanh"))
+
+
+@converter("glu")
+def _glu(node: AtenNode) -> Expr:
+    """glu(x, dim=-1): the first half of ``dim`` gated by the sigmoid of the second."""
+    x = node.tensor(0)
+    shape = shape_of(x)
+    axis = node.axis(node.arg(1, -1), len(shape), "dim")
+    if shape[axis] % 2:
+        raise node.error(f"glu halves dim {axis}, which has odd size {shape[axis]} in {shape}")
+    half = shape[axis] // 2
+    first = node.call("strided_slice", x, suffix="/first", begin=(0,), end=(half,), axes=(axis,))
+    second = node.call(
+        "strided_slice", x, suffix="/second", begin=(half,), end=(2 * half,), axes=(axis,)
+    )
+    return node.call("multiply", first, node.call("sigmoid", second, suffix="/gate"))
 
 
 @converter("gelu")
@@ -303,38 +323,6 @@ def _softmax(node: AtenNode) -> Expr:
     return node.call(op, x, axis=node.axis(node.arg(1, -1), len(shape_of(x))))
 
 
-@converter("scaled_dot_product_attention")
-def _attention(node: AtenNode) -> Expr:
-    """softmax(q @ k^T * scale + mask) @ v, composed from ember ops."""
-    query, key, value = node.tensor(0), node.tensor(1), node.tensor(2)
-    mask = node.args[3] if len(node.args) > 3 else None
-    if float(node.arg(4, 0.0)) != 0.0:
-        raise node.error("dropout_p must be 0 at inference")
-    if node.arg(7, False):
-        raise node.error("enable_gqa=True is not supported")
-    rank = len(shape_of(query))
-    depth = shape_of(query)[-1]
-    scale = node.arg(6)
-    scale = 1.0 / math.sqrt(depth) if scale is None else float(scale)
-    axes = tuple(range(rank - 2)) + (rank - 1, rank - 2)
-    key_t = node.call("transpose", key, suffix="/key_t", axes=axes)
-    scores = node.call("nn.matmul", query, key_t, suffix="/scores")
-    scores = node.call("multiply", scores, scalar(scale, scores), suffix="/scaled")
-    length_q, length_k = shape_of(query)[-2], shape_of(key)[-2]
-    if node.arg(5, False):  # is_causal: query i sees keys j <= i
-        causal = np.tril(np.ones((length_q, length_k), dtype=bool))
-        mask = const(np.where(causal, 0.0, -np.inf).astype(scores.type.dtype))
-    if mask is not None:
-        mask_expr = node.to_expr(mask, node.name + "/mask")
-        if mask_expr.type.dtype == "bool":
-            neg = const(np.asarray(-np.inf, scores.type.dtype))
-            zero = const(np.asarray(0.0, scores.type.dtype))
-            mask_expr = node.call("where", mask_expr, zero, neg, suffix="/mask_bias")
-        scores = node.call("add", scores, mask_expr, suffix="/masked")
-    weights = node.call("nn.softmax", scores, suffix="/softmax", axis=-1)
-    return node.call("nn.matmul", weights, value)
-
-
 # ----------------------------------------------------------------------------- pooling
 
 
@@ -384,34 +372,82 @@ def _avg_pool2d(node: AtenNode) -> Expr:
     )
 
 
-def _adaptive_pool(node: AtenNode, kind: str) -> Expr:
-    x = node.tensor(0)
-    height, width = shape_of(x)[2:]
+def _adaptive_sizes(node: AtenNode, spatial: tuple[int, ...]) -> tuple[int, ...]:
+    """The output size per spatial axis; PyTorch's None keeps that axis's input size."""
     size = node.arg(1)
-    size = [size, size] if isinstance(size, int) else list(size)
-    out = (
-        height if size[0] is None else int(size[0]),
-        width if size[-1] is None else int(size[-1]),
-    )
-    if out == (1, 1):
-        return node.call(f"nn.global_{kind}_pool2d", x)
-    if height % out[0] or width % out[1]:
-        raise node.error(
-            f"adaptive pooling from {height}x{width} to {out[0]}x{out[1]} needs uneven windows",
-            hint="ember supports output sizes that divide the input size (and 1x1)",
+    sizes = [size] * len(spatial) if isinstance(size, int) else list(size)
+    if len(sizes) == 1:
+        sizes = sizes * len(spatial)
+    if len(sizes) != len(spatial):
+        raise node.error(f"output_size {list(size)} must give {len(spatial)} size(s)")
+    return tuple(d if s is None else int(s) for s, d in zip(sizes, spatial))
+
+
+def _adaptive_axis(node: AtenNode, x: Expr, axis: int, out: int, kind: str) -> Expr:
+    """Adaptive pooling along one axis (pooling is separable: a window is a product of ranges).
+
+    Output i pools input [floor(i*L/out), ceil((i+1)*L/out)); when ``out`` divides
+    ``L`` the windows are equal, one reshape and one reduction.
+    """
+    shape = shape_of(x)
+    length = shape[axis]
+    reduce_op = f"reduce_{kind}"
+    suffix = f"/axis{axis}"
+    if length % out == 0:
+        split = shape[:axis] + (out, length // out) + shape[axis + 1 :]
+        windows = node.call("reshape", x, suffix=f"{suffix}/windows", newshape=split)
+        return node.call(reduce_op, windows, suffix=suffix, axes=(axis + 1,), keepdims=False)
+    pieces = []
+    for i in range(out):
+        begin, end = (i * length) // out, -(-((i + 1) * length) // out)
+        window = node.call(
+            "strided_slice", x, suffix=f"{suffix}/{i}", begin=(begin,), end=(end,), axes=(axis,)
         )
-    window = (height // out[0], width // out[1])
-    return node.call(f"nn.{kind}_pool2d", x, pool_size=window, strides=window)
+        pieces.append(
+            node.call(reduce_op, window, suffix=f"{suffix}/{i}/pool", axes=(axis,), keepdims=True)
+        )
+    return node.call("concatenate", *pieces, suffix=suffix, axis=axis)
+
+
+def _adaptive_pool(node: AtenNode, kind: str, dims: int) -> Expr:
+    x = node.tensor(0)
+    shape = shape_of(x)
+    if len(shape) not in (dims + 1, dims + 2):
+        raise node.error(f"input has shape {shape}; expected {dims + 1} or {dims + 2} axes")
+    out = _adaptive_sizes(node, shape[-dims:])
+    spatial = shape[-dims:]
+    if dims == 2 and len(shape) == 4:  # ember's 2-D pools where the windows are regular
+        if out == (1, 1):
+            return node.call(f"nn.global_{kind}_pool2d", x)
+        if spatial[0] % out[0] == 0 and spatial[1] % out[1] == 0:
+            window = (spatial[0] // out[0], spatial[1] // out[1])
+            return node.call(f"nn.{kind}_pool2d", x, pool_size=window, strides=window)
+    reduce_kind = "mean" if kind == "avg" else "max"
+    for k, size in enumerate(out):
+        axis = len(shape) - dims + k
+        if size != spatial[k]:
+            x = _adaptive_axis(node, x, axis, size, reduce_kind)
+    return x
 
 
 @converter("adaptive_avg_pool2d", "_adaptive_avg_pool2d")
 def _adaptive_avg_pool2d(node: AtenNode) -> Expr:
-    return _adaptive_pool(node, "avg")
+    return _adaptive_pool(node, "avg", 2)
 
 
 @converter("adaptive_max_pool2d")
 def _adaptive_max_pool2d(node: AtenNode) -> tuple:
-    return (_adaptive_pool(node, "max"), None)
+    return (_adaptive_pool(node, "max", 2), None)
+
+
+@converter("adaptive_avg_pool1d")
+def _adaptive_avg_pool1d(node: AtenNode) -> Expr:
+    return _adaptive_pool(node, "avg", 1)
+
+
+@converter("adaptive_max_pool1d")
+def _adaptive_max_pool1d(node: AtenNode) -> tuple:
+    return (_adaptive_pool(node, "max", 1), None)
 
 
 # ----------------------------------------------------------------------------- matmul
@@ -431,7 +467,7 @@ def _matmul(node: AtenNode) -> Expr:
     return node.call("nn.matmul", node.tensor(0), node.tensor(1))
 
 
-@converter("addmm")
+@converter("addmm", "baddbmm")
 def _addmm(node: AtenNode) -> Expr:
     bias, a, b = node.tensor(0), node.tensor(1), node.tensor(2)
     beta, alpha = float(node.arg(3, 1.0)), float(node.arg(4, 1.0))
@@ -498,20 +534,48 @@ def _resize(node: AtenNode, method: str, size: Any, align: bool, scales: Any) ->
     attrs: dict[str, Any] = {"size": out, "method": method}
     if method == "nearest":
         attrs.update(coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    elif method == "nearest-exact":
+        attrs.update(
+            method="nearest",
+            coordinate_transformation_mode="half_pixel",
+            nearest_mode="round_prefer_ceil",
+        )
+    elif align:
+        attrs["coordinate_transformation_mode"] = "align_corners"
     else:
-        attrs["coordinate_transformation_mode"] = "align_corners" if align else "pytorch_half_pixel"
+        # bicubic maps (i + 0.5) / scale - 0.5 even for a size-1 output; bilinear uses 0 there
+        cubic = method == "cubic"
+        attrs["coordinate_transformation_mode"] = "half_pixel" if cubic else "pytorch_half_pixel"
     if factors is not None and not align:
         attrs["scales"] = factors  # PyTorch maps coordinates by 1/scale_factor when given
     return node.call("image.resize2d", x, **attrs)
 
 
-@converter("upsample_nearest2d", "_upsample_nearest_exact2d")
-def _upsample_nearest(node: AtenNode) -> Expr:
-    if node.op == "_upsample_nearest_exact2d":
-        raise node.error("nearest-exact upsampling is not supported")
+def _resize_args(node: AtenNode) -> tuple[Any, Any]:
+    """(output_size, scale factors) of the .vec and the default overloads."""
     if node.overload == "vec":
-        return _resize(node, "nearest", node.arg(1), False, node.arg(2))
-    return _resize(node, "nearest", node.arg(1), False, [node.arg(2), node.arg(3)])
+        return node.arg(1), node.arg(2)
+    return node.arg(1), [node.arg(2), node.arg(3)]
+
+
+@converter("upsample_nearest2d")
+def _upsample_nearest(node: AtenNode) -> Expr:
+    size, scales = _resize_args(node)
+    return _resize(node, "nearest", size, False, scales)
+
+
+@converter("_upsample_nearest_exact2d")
+def _upsample_nearest_exact(node: AtenNode) -> Expr:
+    # nearest-exact reads input floor((i + 0.5) / scale): ONNX's half_pixel, rounding up
+    size, scales = _resize_args(node)
+    return _resize(node, "nearest-exact", size, False, scales)
+
+
+@converter("upsample_bicubic2d")
+def _upsample_bicubic(node: AtenNode) -> Expr:
+    if node.overload == "vec":
+        return _resize(node, "cubic", node.arg(1), bool(node.arg(2)), node.arg(3))
+    return _resize(node, "cubic", node.arg(1), bool(node.arg(2)), [node.arg(3), node.arg(4)])
 
 
 @converter("upsample_bilinear2d")

@@ -19,8 +19,10 @@ from ember.frontend.pytorch.context import (
     ConverterFn,
     converter,
     import_torch,
+    promoted_dtype,
     torch_dtype_name,
 )
+from ember.frontend.pytorch.ops_math import floor_divide, operands
 from ember.graph.ir import Expr, const
 
 
@@ -43,7 +45,7 @@ def _binary(op: str, reverse: bool = False) -> ConverterFn:
         if alpha != 1:
             right = node.call("multiply", right, scalar(alpha, right), suffix="/alpha")
         if left.type.dtype != right.type.dtype:  # PyTorch promotes; ember wants one dtype
-            target = np.result_type(left.type.dtype, right.type.dtype).name
+            target = promoted_dtype(left.type.dtype, right.type.dtype)
             left, right = (
                 e if e.type.dtype == target else node.call("cast", e, suffix="/cast", dtype=target)
                 for e in (left, right)
@@ -82,6 +84,8 @@ def _div(node: AtenNode) -> Expr:
     out = _binary("divide")(node.with_args(node.args[:2]))
     if mode is None or mode == "true":
         return out
+    if mode == "floor" and not out.type.dtype.startswith("float"):  # divide truncates ints
+        return floor_divide(node, *operands(node.with_args(node.args[:2])))
     if mode == "floor":
         return node.call("floor", out, suffix="/floor")
     if mode == "trunc":
@@ -418,6 +422,26 @@ def _like(node: AtenNode) -> Expr:
     return const(np.full(shape_of(x), value, dtype=dtype), name=node.name)
 
 
+@converter("new_zeros", "new_ones", "new_full", "new_empty")
+def _new_tensor(node: AtenNode) -> Any:
+    """A fresh tensor shaped by arguments (its dtype from ``self``), built with torch.
+
+    It stays a torch tensor, not a graph value, so what is computed from it at
+    import time (Swin's shifted-window attention mask: slices filled in place)
+    is folded by torch too.
+    """
+    torch = import_torch()
+    like = node.tensor(0)
+    size = [int(s) for s in node.arg(1)]
+    fill = {"new_zeros": 0, "new_ones": 1, "new_empty": 0}.get(node.op, node.arg(2, 0))
+    positional_dtype = 3 if node.op == "new_full" else 2  # TorchScript passes kwargs in order
+    dtype = node.kwargs.get("dtype", node.arg(positional_dtype))
+    name = torch_dtype_name(dtype) if dtype is not None else like.type.dtype
+    if name is None:
+        raise node.error(f"dtype {dtype} has no ember equivalent")
+    return torch.full(size, fill, dtype=getattr(torch, name))
+
+
 @converter("size", "sym_size")
 def _size(node: AtenNode) -> Any:
     shape = shape_of(node.tensor(0))
@@ -487,7 +511,12 @@ def _square(node: AtenNode) -> Expr:
 def _embedding(node: AtenNode) -> Expr:
     weight, indices = node.tensor(0), node.tensor(1)
     if indices.type.dtype not in ("int32", "int64"):
-        raise node.error(f"indices have dtype {indices.type.dtype}, expected int32 or int64")
+        raise node.error(
+            f"indices have dtype {indices.type.dtype}, expected int32 or int64",
+            hint="if the indices are a model input, give its dtype: dtype={'ids': 'int64'} "
+            "(a TorchScript module loaded with torch.jit.load forgets the traced input dtypes; "
+            "pass the file path to from_pytorch, which restores them)",
+        )
     return node.call("take", weight, indices, axis=0)
 
 

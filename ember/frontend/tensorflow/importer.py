@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ember.errors import FrontendError
-from ember.frontend.nhwc import NHWCBuilder, Value, check_shape_names, resolve_input_shape
+from ember.frontend.nhwc import NHWCBuilder, Value, resolve_input_shape
 from ember.frontend.tensorflow.context import CONVERTERS, FREEZE_HINT, TFNode, custom_converter
 from ember.frontend.tensorflow.proto import (
     DTYPES,
@@ -65,13 +65,17 @@ def from_tensorflow(
 ) -> tuple[Module, dict[str, np.ndarray]]:
     """Convert a frozen TensorFlow GraphDef (a path or its bytes) to ``(Module, params)``.
 
-    ``shape`` maps Placeholder names to static shapes (an unknown leading batch
-    dimension defaults to 1). ``outputs`` names the output tensors (``"node"`` or
-    ``"node:1"``); by default, every node whose result nothing else uses.
+    ``shape`` maps inputs to static shapes (an unknown leading batch dimension
+    defaults to 1); an input is named by its Placeholder node (``"input"``) or by
+    its tensor (``"input:0"``, as tf2onnx and TensorFlow's tools write it).
+    ``outputs`` names the outputs the same ways: a node (``"out"``, its first
+    output) or a tensor (``"out:0"``, ``"out:1"`` for its second output); by
+    default, every node whose result nothing else uses.
 
     ``model`` may also be a TF 2.x SavedModel directory: ``signature`` picks the
-    function, its input keys name the inputs, and the variables are read from
-    the checkpoint in ``variables/``.
+    function, its input keys name the inputs (the placeholders' own names,
+    ``"serving_default_x:0"``, work too), its output keys or tensors name the
+    outputs, and the variables are read from the checkpoint in ``variables/``.
 
     >>> mod, params = from_tensorflow("frozen.pb", outputs=["Identity"])  # doctest: +SKIP
     """
@@ -123,12 +127,19 @@ def _from_saved_model(
     for node in model.nodes:
         node.name = rename.get(node.name, node.name)
         node.inputs = [_renamed(ref, rename) for ref in node.inputs]
+    # the placeholders' own names still name the inputs: "serving_default_x(:0)" -> "x"
+    aliases = {}
+    for old, new in rename.items():
+        aliases[old] = aliases[f"{old}:0"] = new
+    refs = [model.output_keys.get(ref, ref) for ref in outputs or model.outputs]
     converter = TensorFlowConverter(
         model.nodes,
         shape,
-        [_renamed(ref, rename) for ref in outputs or model.outputs],
+        [_renamed(ref, rename) for ref in refs],
         library=model.library,
         variables=model.variables,
+        input_aliases=aliases,
+        output_keys=model.output_keys,
     )
     return converter.convert()
 
@@ -169,6 +180,8 @@ class TensorFlowConverter:
         builder: NHWCBuilder | None = None,
         bound: dict[str, Value] | None = None,
         variables: dict[str, np.ndarray] | None = None,
+        input_aliases: dict[str, str] | None = None,
+        output_keys: dict[str, str] | None = None,
     ) -> None:
         self.nodes = {n.name: n for n in nodes}
         self.order = [n.name for n in nodes]
@@ -179,6 +192,8 @@ class TensorFlowConverter:
         self.bound = bound or {}  # values of a called function's arguments
         self.variables = variables or {}  # VarHandleOp node -> value (SavedModel checkpoint)
         self.values: dict[str, list[Value]] = {}
+        self.input_aliases = input_aliases or {}  # other names of inputs -> Placeholder node
+        self.output_keys = output_keys or {}  # a SavedModel signature's output keys -> tensors
 
     def _default_outputs(self) -> list[str]:
         used = {parse_ref(i.lstrip("^"))[0] for n in self.nodes.values() for i in n.inputs}
@@ -197,8 +212,8 @@ class TensorFlowConverter:
             name = parse_ref(ref)[0]
             if name not in self.nodes:
                 raise FrontendError(
-                    f"output {ref!r} is not a node of the TensorFlow graph",
-                    hint="name an existing node, e.g. " + ", ".join(self._default_outputs()[:3]),
+                    f"output {ref!r} is not a node of the TensorFlow graph, nor a tensor of one",
+                    hint=self._output_hint(),
                 )
             stack = [(name, False)]
             while stack:
@@ -225,6 +240,42 @@ class TensorFlowConverter:
                     if state.get(dep) != 2:
                         stack.append((dep, False))
         return order
+
+    def _output_hint(self) -> str:
+        """How outputs are named, with this graph's default outputs as examples."""
+        examples = self._default_outputs()[:3]
+        forms = ", ".join(f"{n!r} or {n + ':0'!r}" for n in examples)
+        keys = ""
+        if self.output_keys:
+            keys = "; the signature's output keys: " + ", ".join(map(repr, self.output_keys))
+        return (
+            f"name a node (its first output) or a tensor ('node:1' is a node's second "
+            f"output), e.g. {forms}{keys}"
+        )
+
+    def _shapes_by_node(self, placeholders: list[str]) -> dict[str, Any]:
+        """``shape=`` keyed by Placeholder node, from node or tensor names (or aliases)."""
+        names = {alias: node for alias, node in self.input_aliases.items() if node in placeholders}
+        for node in placeholders:
+            names[node] = names[f"{node}:0"] = node
+        result: dict[str, Any] = {}
+        unknown = []
+        for key, dims in self.shape.items():
+            node = names.get(key)
+            if node is None:
+                unknown.append(key)
+            elif node in result:
+                raise FrontendError(f"shape= gives TensorFlow input {node!r} twice")
+            else:
+                result[node] = dims
+        if unknown:
+            inputs = ", ".join(f"{n!r} (tensor {n + ':0'!r})" for n in placeholders) or "none"
+            raise FrontendError(
+                f"shape= names {', '.join(map(repr, sorted(unknown)))}, which the TensorFlow "
+                "model has no input called",
+                hint=f"the model's inputs are: {inputs}; name each by its node or its tensor",
+            )
+        return result
 
     def convert(self) -> tuple[Module, dict[str, np.ndarray]]:
         outs = self.convert_values()
@@ -254,7 +305,7 @@ class TensorFlowConverter:
             extra = " (the graph holds variables, so it is not frozen; " + FREEZE_HINT + ")"
         self.builder.raise_unsupported(extra)
         placeholders = [n.name for n in order if n.op == "Placeholder"]
-        check_shape_names("TensorFlow", self.shape, placeholders)
+        self.shape = self._shapes_by_node(placeholders)
         for node_def in order:
             node = TFNode(self, node_def)
             convert = CONVERTERS.get(node_def.op) or custom_converter(node_def.op)

@@ -47,6 +47,7 @@ class SavedModel:
         default_factory=list
     )  # tensor refs, e.g. "StatefulPartitionedCall:0"
     variables: dict[str, np.ndarray] = field(default_factory=dict)  # VarHandleOp node -> value
+    output_keys: dict[str, str] = field(default_factory=dict)  # signature key -> tensor ref
 
 
 def read_saved_model(path: Path, signature: str = "serving_default") -> SavedModel:
@@ -93,6 +94,7 @@ def _read_saved_model(path: Path, signature: str) -> SavedModel:
                 model.inputs[key] = tensor.split(":")[0]
             else:
                 model.outputs.append(tensor)
+                model.output_keys[key] = tensor
     handles = [n for n in nodes if n.op == "VarHandleOp"]
     if handles:
         checkpoint = read_bundle(path / "variables" / "variables")

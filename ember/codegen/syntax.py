@@ -118,7 +118,7 @@ def itemsize(dtype: str) -> int:
     return _ITEMSIZE.get(base) or int(base.lstrip("uint")) // 8
 
 
-_ITEMSIZE = {"bool": 1, "float16": 2, "float32": 4, "float64": 8, "handle": 8}
+_ITEMSIZE = {"bool": 1, "float16": 2, "bfloat16": 2, "float32": 4, "float64": 8, "handle": 8}
 
 
 def padded_lanes(lanes: int) -> int:

@@ -35,10 +35,11 @@ from ember.errors import EmberError, UnsupportedOpError
 from ember.frontend.onnx.context import ONNX_DTYPES, NotStaticError, UnsupportedFeatureError
 from ember.frontend.onnx.importer import from_onnx, load_model, unsupported_nodes
 from ember.graph.interpreter import interpret
-from ember.graph.ir import Module
+from ember.graph.ir import Module, is_float_dtype
 
 RTOL, ATOL = 1e-3, 1e-4  # onnxruntime's backend-test runner uses these
 FLOAT16_RTOL, FLOAT16_ATOL = 4e-3, 2e-3  # float16 keeps ~3 decimal digits
+BFLOAT16_RTOL, BFLOAT16_ATOL = 1.6e-2, 1e-2  # bfloat16 keeps 8 bits: two units in the last place
 MAX_FREEZE_ROUNDS = 8
 
 
@@ -123,8 +124,13 @@ def _compare(index: int, ours: np.ndarray, expected: np.ndarray) -> str | None:
         return f"output {index}: shape {ours.shape}, expected {expected.shape}"
     if ours.dtype != expected.dtype:
         return f"output {index}: dtype {ours.dtype}, expected {expected.dtype}"
-    if expected.dtype.kind == "f":
-        rtol, atol = (FLOAT16_RTOL, FLOAT16_ATOL) if expected.dtype == np.float16 else (RTOL, ATOL)
+    if is_float_dtype(expected.dtype):
+        rtol, atol = {
+            "float16": (FLOAT16_RTOL, FLOAT16_ATOL),
+            "bfloat16": (BFLOAT16_RTOL, BFLOAT16_ATOL),
+        }.get(str(expected.dtype), (RTOL, ATOL))
+        if expected.dtype.kind != "f":  # bfloat16: numpy compares it as float32
+            ours, expected = ours.astype(np.float32), expected.astype(np.float32)
         close = np.isclose(ours, expected, rtol=rtol, atol=atol, equal_nan=True)
         if not close.all():
             worst = np.nanmax(np.abs(ours.astype(np.float64) - expected.astype(np.float64)))

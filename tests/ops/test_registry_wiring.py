@@ -27,6 +27,8 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "ops.md"
 
 EXPECTED = """
 nn.relu sigmoid tanh erf exp log sqrt rsqrt abs negative floor ceil round sign reciprocal sin cos
+asin acos atan asinh acosh atanh bitwise_not bitwise_and bitwise_or bitwise_xor
+left_shift right_shift
 logical_not nn.gelu nn.leaky_relu nn.elu nn.selu nn.softplus nn.hard_sigmoid nn.hard_swish clip
 cast identity nn.dropout add subtract multiply divide power maximum minimum mod logical_and
 logical_or logical_xor equal not_equal less less_equal greater greater_equal nn.prelu where

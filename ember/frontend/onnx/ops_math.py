@@ -28,6 +28,12 @@ _UNARY = {
     "Sign": "sign",
     "Sin": "sin",
     "Cos": "cos",
+    "Asin": "asin",
+    "Acos": "acos",
+    "Atan": "atan",
+    "Asinh": "asinh",
+    "Acosh": "acosh",
+    "Atanh": "atanh",
     "Exp": "exp",
     "Log": "log",
     "Sqrt": "sqrt",
@@ -45,6 +51,32 @@ _UNARY = {
 @converter(*_UNARY)
 def _unary(node: OnnxNode) -> Expr:
     return node.call(_UNARY[node.op_type], node.input(0))
+
+
+_BITWISE = {
+    "BitwiseAnd": "bitwise_and",
+    "BitwiseOr": "bitwise_or",
+    "BitwiseXor": "bitwise_xor",
+}
+
+
+@converter(*_BITWISE, min_version=18)
+def _bitwise(node: OnnxNode) -> Expr:
+    return node.call(_BITWISE[node.op_type], node.input(0), node.input(1))
+
+
+@converter("BitwiseNot", min_version=18)
+def _bitwise_not(node: OnnxNode) -> Expr:
+    return node.call("bitwise_not", node.input(0))
+
+
+@converter("BitShift", min_version=11)
+def _bit_shift(node: OnnxNode) -> Expr:
+    direction = node.attr("direction")
+    if direction not in ("LEFT", "RIGHT"):
+        raise node.error(f"direction must be 'LEFT' or 'RIGHT', got {direction!r}")
+    op = "left_shift" if direction == "LEFT" else "right_shift"
+    return node.call(op, node.input(0), node.input(1))
 
 
 @converter("LeakyRelu", min_version=6)

@@ -2,7 +2,9 @@
 
 Each output coordinate maps back to the input with the
 ``coordinate_transformation_mode``; ``nearest`` rounds it with ``nearest_mode``,
-``linear`` and ``cubic`` interpolate (separably, H then W) with ONNX's rules::
+``linear`` and ``cubic`` interpolate (separably, H then W) with ONNX's rules. With
+``tf_crop_and_resize`` the output samples the ``roi`` box of the input and an output
+pixel whose coordinate falls outside the input gets ``extrapolation_value``::
 
     >>> from ember.graph.ir import Var, TensorType
 
@@ -42,6 +44,8 @@ COORDINATE_MODES = (
     "align_corners",
     "pytorch_half_pixel",
     "tf_half_pixel_for_nn",
+    "half_pixel_symmetric",
+    "tf_crop_and_resize",
 )
 NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
 
@@ -52,6 +56,9 @@ class Resize2DAttrs:
 
     ``scales`` (h, w) is the scale ONNX used when a model gave scales rather than
     sizes; the coordinate transform divides by it. ``None`` means ``out / in``.
+    ``roi`` (start_h, start_w, end_h, end_w), as fractions of the input (ONNX's layout),
+    is the box ``tf_crop_and_resize`` samples (``None``: the whole input); output
+    pixels mapped outside the input get ``extrapolation_value``.
     """
 
     size: tuple[int, int]
@@ -61,6 +68,8 @@ class Resize2DAttrs:
     cubic_coeff_a: float = -0.75
     exclude_outside: bool = False
     scales: tuple[float, float] | None = None
+    roi: tuple[float, float, float, float] | None = None
+    extrapolation_value: float = 0.0
 
     def __post_init__(self) -> None:
         set_attr(self, "size", int_tuple("size", self.size, 2, min_value=1))
@@ -85,6 +94,26 @@ class Resize2DAttrs:
             if len(scales) != 2:
                 raise AttrError(f"attribute scales must be two numbers (h, w), got {self.scales!r}")
             set_attr(self, "scales", scales)
+        if self.roi is not None:
+            try:
+                roi = tuple(number("roi", v) for v in self.roi)
+            except TypeError:
+                raise AttrError(f"attribute roi must be four numbers, got {self.roi!r}") from None
+            if len(roi) != 4:
+                raise AttrError(
+                    f"attribute roi must be four numbers (start_h, start_w, end_h, end_w), "
+                    f"got {self.roi!r}"
+                )
+            set_attr(self, "roi", roi)
+        set_attr(
+            self, "extrapolation_value", number("extrapolation_value", self.extrapolation_value)
+        )
+
+    def axis_roi(self, axis: int) -> tuple[float, float]:
+        """(start, end) of the crop box along H (``axis`` 0) or W (1); (0, 1) when none."""
+        if self.roi is None or self.coordinate_transformation_mode != "tf_crop_and_resize":
+            return (0.0, 1.0)
+        return (self.roi[axis], self.roi[axis + 2])
 
 
 resize2d = register_op("image.resize2d", Resize2DAttrs, OpPattern.INJECTIVE, num_inputs=1)
@@ -98,20 +127,39 @@ def _resize2d_type(types: list, attrs: Resize2DAttrs) -> TensorType:
     return TensorType((*data.shape[:2], *attrs.size), data.dtype)
 
 
-def source_coordinates(out_size: int, in_size: int, scale: float, mode: str) -> np.ndarray:
-    """Input coordinate (float64) of each output index under ONNX ``mode``."""
+def source_coordinates(
+    out_size: int,
+    in_size: int,
+    scale: float,
+    mode: str,
+    roi: tuple[float, float] = (0.0, 1.0),
+) -> np.ndarray:
+    """Input coordinate (float64) of each output index under ONNX ``mode``; ``roi`` is
+    the (start, end) crop of ``tf_crop_and_resize``."""
     x = np.arange(out_size, dtype=np.float64)
-    if scale == 1.0 and out_size == in_size:
+    if scale == 1.0 and out_size == in_size and roi == (0.0, 1.0):
         # An axis that is not resized is copied (onnxruntime and the ONNX reference skip it),
         # which differs from the formula only for tf_half_pixel_for_nn.
         return x
+    length = in_size * scale  # ONNX's unrounded output length
+    if mode == "tf_crop_and_resize":
+        start, end = roi
+        if out_size > 1:
+            coord = x * (end - start) * (in_size - 1) / (length - 1)
+        else:
+            coord = np.full_like(x, (end - start) * (in_size - 1) / 2)
+        return coord + start * (in_size - 1)
+    if mode == "half_pixel_symmetric":
+        # half_pixel about the centre: the rounding of the output length is split
+        # between both ends instead of falling at the far end
+        offset = in_size / 2 * (1 - out_size / length)
+        return offset + (x + 0.5) / scale - 0.5
     if mode == "half_pixel":
         return (x + 0.5) / scale - 0.5
     if mode == "pytorch_half_pixel":
         return (x + 0.5) / scale - 0.5 if out_size > 1 else np.zeros_like(x)
     if mode == "align_corners":
         # ONNX divides by the unrounded output length (in * scale) when scales were given.
-        length = in_size * scale
         return x * (in_size - 1) / (length - 1) if out_size > 1 else np.zeros_like(x)
     if mode == "asymmetric":
         return x / scale
@@ -143,10 +191,13 @@ def _cubic_weights(t: np.ndarray, a: float) -> np.ndarray:
 
 
 def interpolation_matrix(
-    out_size: int, in_size: int, scale: float, attrs: Resize2DAttrs
+    out_size: int, in_size: int, scale: float, attrs: Resize2DAttrs, axis: int
 ) -> np.ndarray:
-    """(out_size, in_size) float64 weights of linear or cubic resizing along one axis."""
-    coord = source_coordinates(out_size, in_size, scale, attrs.coordinate_transformation_mode)
+    """(out_size, in_size) float64 weights of linear or cubic resizing along one axis
+    (``axis`` 0: H, 1: W)."""
+    coord = source_coordinates(
+        out_size, in_size, scale, attrs.coordinate_transformation_mode, attrs.axis_roi(axis)
+    )
     matrix = np.zeros((out_size, in_size))
     rows = np.arange(out_size)
     if attrs.method == "linear":
@@ -174,19 +225,24 @@ def _resize2d_ref(inputs: list[np.ndarray], attrs: Resize2DAttrs) -> np.ndarray:
     in_h, in_w = x.shape[2:]
     out_h, out_w = attrs.size
     scales = attrs.scales or (out_h / in_h, out_w / in_w)
+    mode = attrs.coordinate_transformation_mode
+    coord_h = source_coordinates(out_h, in_h, scales[0], mode, attrs.axis_roi(0))
+    coord_w = source_coordinates(out_w, in_w, scales[1], mode, attrs.axis_roi(1))
     if attrs.method == "nearest":
-        mode = attrs.coordinate_transformation_mode
-        rows = _nearest_index(
-            source_coordinates(out_h, in_h, scales[0], mode), attrs.nearest_mode, in_h
-        )
-        cols = _nearest_index(
-            source_coordinates(out_w, in_w, scales[1], mode), attrs.nearest_mode, in_w
-        )
-        return x[:, :, rows[:, None], cols[None, :]]
-    mat_h = interpolation_matrix(out_h, in_h, scales[0], attrs)
-    mat_w = interpolation_matrix(out_w, in_w, scales[1], attrs)
-    out = np.matmul(np.matmul(mat_h, x.astype(np.float64)), mat_w.T)
-    if np.issubdtype(x.dtype, np.integer):
-        info = np.iinfo(x.dtype)
-        out = np.clip(np.round(out), info.min, info.max)
+        rows = _nearest_index(coord_h, attrs.nearest_mode, in_h)
+        cols = _nearest_index(coord_w, attrs.nearest_mode, in_w)
+        out = x[:, :, rows[:, None], cols[None, :]]
+    else:
+        mat_h = interpolation_matrix(out_h, in_h, scales[0], attrs, 0)
+        mat_w = interpolation_matrix(out_w, in_w, scales[1], attrs, 1)
+        out = np.matmul(np.matmul(mat_h, x.astype(np.float64)), mat_w.T)
+        if np.issubdtype(x.dtype, np.integer):
+            info = np.iinfo(x.dtype)
+            out = np.clip(np.round(out), info.min, info.max)
+    if mode == "tf_crop_and_resize":
+        # TF CropAndResize: a pixel sampled outside the input on either axis
+        outside_h = (coord_h < 0) | (coord_h > in_h - 1)
+        outside_w = (coord_w < 0) | (coord_w > in_w - 1)
+        outside = outside_h[:, None] | outside_w[None, :]
+        out = np.where(outside, attrs.extrapolation_value, out)
     return out.astype(x.dtype)

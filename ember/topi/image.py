@@ -27,11 +27,29 @@ def _intrin(name: str, x: E.PrimExpr) -> E.PrimExpr:
     return E.call_intrin(F64, name, x)
 
 
-def _coordinate(i: E.PrimExpr, out_size: int, in_size: int, scale: float, mode: str) -> E.PrimExpr:
-    """Input coordinate of output index ``i`` (float64), as the reference computes it."""
+def _coordinate(
+    i: E.PrimExpr,
+    out_size: int,
+    in_size: int,
+    scale: float,
+    mode: str,
+    roi: tuple[float, float],
+) -> E.PrimExpr:
+    """Input coordinate of output index ``i`` (float64), as the reference computes it
+    (``ember.ops.image.source_coordinates``)."""
     x = i.astype(F64)
-    if scale == 1.0 and out_size == in_size:
+    if scale == 1.0 and out_size == in_size and roi == (0.0, 1.0):
         return x  # an axis that is not resized is copied
+    length = in_size * scale
+    if mode == "tf_crop_and_resize":
+        start, end = roi
+        if out_size > 1:
+            step = (end - start) * (in_size - 1) / (length - 1)
+            return x * _f(step) + _f(start * (in_size - 1))
+        return _f((end - start) * (in_size - 1) / 2 + start * (in_size - 1))
+    if mode == "half_pixel_symmetric":
+        offset = in_size / 2 * (1 - out_size / length)
+        return _f(offset) + (x + _f(0.5)) / _f(scale) - _f(0.5)
     if mode in ("half_pixel", "pytorch_half_pixel"):
         if mode == "pytorch_half_pixel" and out_size <= 1:
             return _f(0.0)
@@ -39,7 +57,7 @@ def _coordinate(i: E.PrimExpr, out_size: int, in_size: int, scale: float, mode: 
     if mode == "align_corners":
         if out_size <= 1:
             return _f(0.0)
-        return x * _f(in_size - 1) / _f(in_size * scale - 1)
+        return x * _f(in_size - 1) / _f(length - 1)
     if mode == "asymmetric":
         return x / _f(scale)
     return (x + _f(0.5)) / _f(scale)  # tf_half_pixel_for_nn
@@ -103,8 +121,16 @@ def resize2d_compute(x: Tensor, attrs: Any) -> Tensor:
     mode = attrs.coordinate_transformation_mode
 
     def fcompute(b: E.PrimExpr, ch: E.PrimExpr, y: E.PrimExpr, xx: E.PrimExpr) -> E.PrimExpr:
-        cy = _coordinate(y, out_h, in_h, scale_h, mode)
-        cx = _coordinate(xx, out_w, in_w, scale_w, mode)
+        cy = _coordinate(y, out_h, in_h, scale_h, mode, attrs.axis_roi(0))
+        cx = _coordinate(xx, out_w, in_w, scale_w, mode, attrs.axis_roi(1))
+        value = _interpolate(b, ch, cy, cx)
+        if mode != "tf_crop_and_resize":
+            return value
+        # TF CropAndResize: a pixel sampled outside the input on either axis
+        outside = te.any(cy < _f(0.0), cy > _f(in_h - 1), cx < _f(0.0), cx > _f(in_w - 1))
+        return E.select(outside, _f(attrs.extrapolation_value).astype(x.dtype), value)
+
+    def _interpolate(b: E.PrimExpr, ch: E.PrimExpr, cy: E.PrimExpr, cx: E.PrimExpr) -> E.PrimExpr:
         if attrs.method == "nearest":
             return x[
                 b,

@@ -475,6 +475,8 @@ _COORDINATE_MODES = (
     "align_corners",
     "pytorch_half_pixel",
     "tf_half_pixel_for_nn",
+    "half_pixel_symmetric",
+    "tf_crop_and_resize",
 )
 
 
@@ -519,9 +521,47 @@ def _resize(node: OnnxNode) -> Expr:
             out[a] = int(math.floor(shape[a] * float(s)))
     else:
         raise node.error("neither scales nor sizes is given")
+    roi = None
+    if coordinate_mode == "tf_crop_and_resize":
+        roi = _crop_box(node, rank, axes)
     return _resize2d(
-        node, node.input(0), shape, out, scales, given_scales, mode, coordinate_mode, nearest_mode
+        node,
+        node.input(0),
+        shape,
+        out,
+        scales,
+        given_scales,
+        mode,
+        coordinate_mode,
+        nearest_mode,
+        roi,
     )
+
+
+def _crop_box(node: OnnxNode, rank: int, axes: list[int]) -> tuple[float, float, float, float]:
+    """Resize's ``roi`` input (starts then ends, one per axis of ``axes``) as ember's
+    (start_h, start_w, end_h, end_w) crop box; other axes must not be cropped."""
+    value = node.maybe_const(1, "roi")
+    if value is None or value.size == 0:
+        raise node.error(
+            "coordinate_transformation_mode='tf_crop_and_resize' needs the roi input "
+            "(the crop box: starts then ends, one per axis)"
+        )
+    flat = [float(v) for v in np.asarray(value, dtype=np.float64).reshape(-1)]
+    if len(flat) != 2 * len(axes):
+        raise node.error(
+            f"roi has {len(flat)} values; it needs 2 per resized axis ({2 * len(axes)})"
+        )
+    starts, ends = [0.0] * rank, [1.0] * rank
+    for k, a in enumerate(axes):
+        starts[a], ends[a] = flat[k], flat[len(axes) + k]
+    cropped = [a for a in range(rank) if (starts[a], ends[a]) != (0.0, 1.0)]
+    if rank != 4 or any(a < 2 for a in cropped):
+        raise node.unsupported(
+            f"roi crops axes {cropped} of a rank-{rank} input; ember crops the H and W axes "
+            "of NCHW tensors"
+        )
+    return (starts[2], starts[3], ends[2], ends[3])
 
 
 @converter("Upsample", min_version=7)
@@ -531,7 +571,9 @@ def _upsample(node: OnnxNode) -> Expr:
     scales = [float(s) for s in np.asarray(values).reshape(-1)]
     out = [int(math.floor(d * s)) for d, s in zip(shape, scales)]
     mode = node.attr("mode", "nearest")
-    return _resize2d(node, node.input(0), shape, out, scales, True, mode, "asymmetric", "floor")
+    return _resize2d(
+        node, node.input(0), shape, out, scales, True, mode, "asymmetric", "floor", None
+    )
 
 
 def _resize2d(
@@ -544,13 +586,15 @@ def _resize2d(
     mode: str,
     coordinate_mode: str,
     nearest_mode: str,
+    roi: tuple[float, float, float, float] | None,
 ) -> Expr:
     if len(shape) != 4 or tuple(out[:2]) != tuple(shape[:2]):
         raise node.unsupported(
             f"resizing shape {list(shape)} to {out} is not supported; ember resizes the H and W "
             "axes of NCHW tensors"
         )
-    if tuple(out) == tuple(shape) and not given_scales:
+    cropped = roi is not None and roi != (0.0, 0.0, 1.0, 1.0)
+    if tuple(out) == tuple(shape) and not given_scales and not cropped:
         return node.call("identity", x)
     if mode not in ("nearest", "linear", "cubic"):
         raise node.unsupported(f"mode={mode!r} is not supported")
@@ -564,4 +608,6 @@ def _resize2d(
         cubic_coeff_a=node.attr("cubic_coeff_a", -0.75),
         exclude_outside=bool(node.attr("exclude_outside", 0)),
         scales=(scales[2], scales[3]) if given_scales else None,
+        roi=roi,
+        extrapolation_value=node.attr("extrapolation_value", 0.0),
     )

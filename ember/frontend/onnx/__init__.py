@@ -11,6 +11,7 @@ Importing this package registers every converter.
 
 from ember.frontend.onnx import (  # noqa: F401 (importing registers the converters)
     ops_attention,
+    ops_einsum,
     ops_math,
     ops_misc,
     ops_nn,

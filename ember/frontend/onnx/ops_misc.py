@@ -1,4 +1,5 @@
-"""ONNX converters: integer quantize/dequantize, window functions, CenterCropPad, SwiGLU, LpPool.
+"""ONNX converters: integer quantize/dequantize, integer matmul/conv, window functions,
+CenterCropPad, SwiGLU, LpPool.
 
 QuantizeLinear(x, s, zp)    ->  cast(clip(round(x / s) + zp), zp's dtype)
 DequantizeLinear(q, s, zp)  ->  (cast(q) - cast(zp)) * s
@@ -12,10 +13,52 @@ import math
 import numpy as np
 
 from ember.frontend.onnx.context import OnnxNode, converter, ember_dtype
-from ember.frontend.onnx.ops_nn import window_pool
+from ember.frontend.onnx.ops_nn import conv, window_pool
 from ember.graph.ir import Constant, Expr
 
 # ----------------------------------------------------------------------------- quantization
+
+
+def _minus_zero_point(node: OnnxNode, index: int, zp_index: int, zp_axis: int | None) -> Expr:
+    """Input ``index`` as int32 minus its zero point (input ``zp_index``, 0 if omitted); a
+    1-D zero point of more than one value runs along ``zp_axis`` (None: must be a scalar)."""
+    x = node.call("cast", node.input(index), dtype="int32")
+    if not node.has_input(zp_index):
+        return x
+    zp = node.input(zp_index)
+    zshape = zp.type.shape  # type: ignore[union-attr]
+    count = math.prod(zshape)
+    if count != 1 and (zp_axis is None or len(zshape) != 1):
+        where = "a scalar" if zp_axis is None else f"a scalar or 1-D along axis {zp_axis}"
+        raise node.unsupported(f"zero point input {zp_index} of shape {zshape} must be {where}")
+    zp = node.call("cast", zp, dtype="int32")
+    rank = len(node.shape(index))
+    if count == 1:
+        newshape: tuple[int, ...] = ()
+    else:
+        axis = zp_axis % rank
+        newshape = tuple(count if a == axis else 1 for a in range(rank))
+    if tuple(zshape) != newshape:
+        zp = node.call("reshape", zp, newshape=newshape)
+    return node.call("subtract", x, zp)
+
+
+@converter("MatMulInteger", min_version=10)
+def _matmul_integer(node: OnnxNode) -> Expr:
+    """int32 (A - a_zero_point) @ (B - b_zero_point); a_zero_point may be per row of A,
+    b_zero_point per column of B."""
+    a = _minus_zero_point(node, 0, 2, -2 if len(node.shape(0)) >= 2 else None)
+    b = _minus_zero_point(node, 1, 3, -1)
+    return node.call("nn.matmul", a, b)
+
+
+@converter("ConvInteger", min_version=10)
+def _conv_integer(node: OnnxNode) -> Expr:
+    """int32 Conv of (x - x_zero_point) and (w - w_zero_point); w_zero_point may be per
+    output channel. Padding adds zeros after the subtraction (the zero point before it)."""
+    x = _minus_zero_point(node, 0, 2, None)
+    w = _minus_zero_point(node, 1, 3, 0)
+    return conv(node, x, w)
 
 
 def _per_axis(

@@ -94,15 +94,21 @@ def _lower_1d(node: OnnxNode, y: Expr, spatial: int) -> Expr:
 
 @converter("Conv")
 def _conv(node: OnnxNode) -> Expr:
-    x, weight = node.input(0), node.input(1)
+    bias = node.input(2) if node.has_input(2) else None
+    return conv(node, node.input(0), node.input(1), bias)
+
+
+def conv(node: OnnxNode, x: Expr, weight: Expr, bias: Expr | None = None) -> Expr:
+    """``nn.conv2d`` of ``x`` and ``weight`` with a Conv-like node's attributes (1-D and
+    2-D; ConvInteger passes its inputs with the zero points subtracted)."""
     spatial = _spatial_rank(node, len(node.shape(0)))
     kernel = tuple(node.attr("kernel_shape", node.shape(1)[2:]))
     strides = tuple(node.attr("strides", (1,) * spatial))
     dilations = tuple(node.attr("dilations", (1,) * spatial))
     pads = _window_padding(node, node.shape(0)[2:], kernel, strides, dilations)
     args = [_lift_1d(node, x, spatial), _lift_1d(node, weight, spatial)]
-    if node.has_input(2):
-        args.append(node.input(2))
+    if bias is not None:
+        args.append(bias)
     y = node.call(
         "nn.conv2d",
         *args,

@@ -14,6 +14,7 @@ import numpy as np
 
 from ember.frontend.onnx.context import OnnxNode, converter, ember_dtype
 from ember.frontend.onnx.ops_nn import conv, window_pool
+from ember.frontend.onnx.ops_tensor import gather_elements
 from ember.graph.ir import Constant, Expr
 
 # ----------------------------------------------------------------------------- quantization
@@ -226,3 +227,51 @@ def _lp_pool(node: OnnxNode) -> Expr:
     mean = window_pool(node, "nn.avg_pool2d", powered, count_include_pad=True)
     total = node.call("multiply", mean, node.constant(float(math.prod(kernel)), dtype))
     return node.call("power", total, node.constant(1.0 / p, dtype))
+
+
+# ----------------------------------------------------------------------------- selection
+
+
+@converter("Compress", min_version=9)
+def _compress(node: OnnxNode) -> Expr:
+    """A take of the positions where ``condition`` is true (it decides the output shape,
+    so it must be a constant); a condition shorter than the axis drops the rest."""
+    x = node.input(0)
+    condition = np.asarray(node.const(1, "condition")).reshape(-1).astype(bool)
+    axis = node.attr("axis")
+    if axis is None:  # compress the flattened input
+        x = node.call("reshape", x, newshape=(-1,))
+        axis = 0
+    size = x.type.shape[node.axis(axis, len(x.type.shape))]  # type: ignore[union-attr]
+    if condition.size > size:
+        raise node.error(f"condition has {condition.size} values but the axis has {size} positions")
+    positions = np.flatnonzero(condition).astype(np.int64)
+    return node.call("take", x, node.constant(positions), axis=axis)
+
+
+@converter("ReverseSequence", min_version=10)
+def _reverse_sequence(node: OnnxNode) -> Expr:
+    """Reverse the first ``sequence_lens[b]`` steps of each batch entry: a GatherElements
+    along the time axis at ``len - 1 - t`` for ``t < len``, else ``t``."""
+    shape = node.shape(0)
+    rank = len(shape)
+    batch_axis, time_axis = node.attr("batch_axis", 1), node.attr("time_axis", 0)
+    if rank < 2 or {batch_axis, time_axis} != {0, 1}:
+        raise node.error(
+            f"batch_axis={batch_axis} and time_axis={time_axis} must be 0 and 1 (in either "
+            f"order) of an input of rank >= 2, got rank {rank}"
+        )
+    lens = node.input(1)
+    if node.dtype(1) != "int64":
+        lens = node.call("cast", lens, dtype="int64")
+    lens = node.call(
+        "reshape", lens, newshape=tuple(-1 if a == batch_axis else 1 for a in range(rank))
+    )
+    steps = np.arange(shape[time_axis], dtype=np.int64)
+    steps = node.constant(steps.reshape([-1 if a == time_axis else 1 for a in range(rank)]))
+    reversed_steps = node.call(
+        "subtract", node.call("subtract", lens, node.constant(1, "int64")), steps
+    )
+    index = node.call("where", node.call("less", steps, lens), reversed_steps, steps)
+    index = node.call("broadcast_to", index, shape=tuple(shape))
+    return gather_elements(node, node.input(0), index, time_axis)

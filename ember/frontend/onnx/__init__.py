@@ -16,6 +16,7 @@ from ember.frontend.onnx import (  # noqa: F401 (importing registers the convert
     ops_misc,
     ops_nn,
     ops_rnn,
+    ops_scatter,
     ops_tensor,
 )
 from ember.frontend.onnx.context import CONVERTERS, NotStaticError, UnsupportedFeatureError

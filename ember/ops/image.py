@@ -1,4 +1,5 @@
-"""``image.resize2d``: ONNX Resize over the H and W axes of NCHW data.
+"""``image.resize2d``: ONNX Resize over the H and W axes of NCHW data; ``image.grid_sample``:
+ONNX GridSample (sampling NCHW data at the (x, y) points of a grid, normalized to [-1, 1]).
 
 Each output coordinate maps back to the input with the
 ``coordinate_transformation_mode``; ``nearest`` rounds it with ``nearest_mode``,
@@ -23,9 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ember.errors import AttrError
-from ember.graph.ir import TensorType
+from ember.errors import AttrError, ShapeError
+from ember.graph.ir import Call, TensorType
 from ember.ops._shape import (
+    FLOAT_DTYPES,
     NUMBER_DTYPES,
     check_dtype,
     check_rank,
@@ -245,4 +247,119 @@ def _resize2d_ref(inputs: list[np.ndarray], attrs: Resize2DAttrs) -> np.ndarray:
         outside_w = (coord_w < 0) | (coord_w > in_w - 1)
         outside = outside_h[:, None] | outside_w[None, :]
         out = np.where(outside, attrs.extrapolation_value, out)
+    return out.astype(x.dtype)
+
+
+# ----------------------------------------------------------------------------- grid_sample
+
+PADDING_MODES = ("zeros", "border", "reflection")
+
+
+@dataclass(frozen=True)
+class GridSampleAttrs:
+    """ONNX GridSample: ``method`` nearest / linear / cubic (Keys, a = -0.75),
+    ``padding_mode`` for samples outside the input (zeros, border, reflection) and
+    ``align_corners`` (grid values -1 and 1 are the centres of the corner pixels,
+    else their outer edges)."""
+
+    method: str = "linear"
+    padding_mode: str = "zeros"
+    align_corners: bool = False
+
+    def __post_init__(self) -> None:
+        choice("method", self.method, METHODS)
+        choice("padding_mode", self.padding_mode, PADDING_MODES)
+        if not isinstance(self.align_corners, bool | np.bool_):
+            raise AttrError(f"attribute align_corners must be a bool, got {self.align_corners!r}")
+        set_attr(self, "align_corners", bool(self.align_corners))
+
+
+grid_sample = register_op("image.grid_sample", GridSampleAttrs, OpPattern.INJECTIVE, num_inputs=2)
+
+
+@grid_sample.type_rule
+def _grid_sample_type(types: list, attrs: GridSampleAttrs) -> TensorType:
+    data, grid = tensor(types, 0, "data"), tensor(types, 1, "grid")
+    check_rank(data, "data (N, C, H, W)", 4)
+    check_rank(grid, "grid (N, H_out, W_out, 2)", 4)
+    check_dtype(data, "data", FLOAT_DTYPES)
+    check_dtype(grid, "grid", FLOAT_DTYPES)
+    if grid.shape[0] != data.shape[0] or grid.shape[3] != 2:
+        raise ShapeError(
+            f"grid {list(grid.shape)} must be (N, H_out, W_out, 2) with data's N = {data.shape[0]}"
+        )
+    return TensorType((*data.shape[:2], *grid.shape[1:3]), data.dtype)
+
+
+@grid_sample.flop_rule
+def _grid_sample_flops(call: Call) -> int:
+    taps = {"nearest": 0, "linear": 4, "cubic": 16}[call.attrs.method]
+    return call.type.size * 2 * taps
+
+
+def sample_bounds(size: int, align_corners: bool) -> tuple[float, float]:
+    """The coordinate range inside the input along an axis of ``size`` pixels."""
+    return (0.0, size - 1.0) if align_corners else (-0.5, size - 0.5)
+
+
+def reflect(x: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Mirror ``x`` at ``low`` and ``high`` until it lies between them (ONNX's rule)."""
+    span = high - low
+    if span <= 0:
+        return np.full_like(x, low)
+    below, above = low - x, x - high
+    n_below, n_above = np.floor(below / span), np.floor(above / span)
+    r_below, r_above = below - n_below * span, above - n_above * span
+    from_below = np.where(n_below % 2 == 0, low + r_below, high - r_below)
+    from_above = np.where(n_above % 2 == 0, high - r_above, low + r_above)
+    return np.where(x < low, from_below, np.where(x > high, from_above, x))
+
+
+def _grid_taps(g: np.ndarray, size: int, attrs: GridSampleAttrs) -> list:
+    """(index, weight, valid) of each tap along one axis for normalized coordinates ``g``."""
+    if attrs.align_corners:
+        x = (g + 1) / 2 * (size - 1)
+    else:
+        x = ((g + 1) * size - 1) / 2
+    if attrs.method == "nearest":
+        x = np.rint(x)  # half to even, as ONNX
+    low, high = sample_bounds(size, attrs.align_corners)
+    outside = (x < low) | (x > high)
+    if attrs.padding_mode == "border":
+        x = np.where(outside, np.clip(x, 0, size - 1), x)
+    elif attrs.padding_mode == "reflection":
+        x = np.where(outside, reflect(x, low, high), x)
+    if attrs.method == "nearest":
+        taps = [(x.astype(np.int64), np.ones_like(x))]
+    else:
+        base = np.floor(x)
+        t = x - base
+        base = base.astype(np.int64)
+        if attrs.method == "linear":
+            taps = [(base, 1 - t), (base + 1, t)]
+        else:
+            weights = _cubic_weights(t, -0.75)
+            taps = [(base + k - 1, weights[..., k]) for k in range(4)]
+    out = []
+    for index, weight in taps:
+        valid = (index >= 0) & (index < size)
+        if attrs.padding_mode == "border":
+            index = np.clip(index, 0, size - 1)
+        elif attrs.padding_mode == "reflection":
+            index = reflect(index.astype(np.float64), low, high).astype(np.int64)
+        out.append((np.clip(index, 0, size - 1), weight, valid | (attrs.padding_mode != "zeros")))
+    return out
+
+
+@grid_sample.reference
+def _grid_sample_ref(inputs: list[np.ndarray], attrs: GridSampleAttrs) -> np.ndarray:
+    x, grid = np.asarray(inputs[0]), np.asarray(inputs[1]).astype(np.float64)
+    n, c, h, w = x.shape
+    out = np.zeros((n, c, *grid.shape[1:3]))
+    batch = np.arange(n)[:, None, None]
+    for iy, wy, vy in _grid_taps(grid[..., 1], h, attrs):
+        for ix, wx, vx in _grid_taps(grid[..., 0], w, attrs):
+            pixels = x[batch, :, iy, ix].astype(np.float64)  # (N, H_out, W_out, C)
+            weight = np.where(vy & vx, wy * wx, 0.0)[..., None]
+            out += np.moveaxis(pixels * weight, -1, 1)
     return out.astype(x.dtype)

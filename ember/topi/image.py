@@ -173,3 +173,96 @@ def _int_range(dtype: str) -> tuple[int, int]:
 @register_compute("image.resize2d")
 def _resize2d(inputs: list[Tensor], attrs: Any, out_type: Any) -> Tensor:
     return resize2d_compute(inputs[0], attrs)
+
+
+# ----------------------------------------------------------------------------- grid_sample
+
+
+def _reflect(x: E.PrimExpr, low: float, high: float) -> E.PrimExpr:
+    """Mirror ``x`` at ``low`` and ``high`` until it lies between them (float64), as
+    ``ember.ops.image.reflect``."""
+    span = high - low
+    if span <= 0:
+        return _f(low)
+
+    def even(n: E.PrimExpr) -> E.PrimExpr:
+        return (_intrin("floor", n * _f(0.5)) * _f(2.0)).equal(n)
+
+    below, above = _f(low) - x, x - _f(high)
+    n_below = _intrin("floor", below / _f(span))
+    n_above = _intrin("floor", above / _f(span))
+    r_below, r_above = below - n_below * _f(span), above - n_above * _f(span)
+    from_below = E.select(even(n_below), _f(low) + r_below, _f(high) - r_below)
+    from_above = E.select(even(n_above), _f(high) - r_above, _f(low) + r_above)
+    return E.select(x < _f(low), from_below, E.select(x > _f(high), from_above, x))
+
+
+def _grid_taps(g: E.PrimExpr, size: int, attrs: Any) -> list:
+    """(index, weight, valid) per tap along one axis, as the reference's ``_grid_taps``."""
+    if attrs.align_corners:
+        x = (g + _f(1.0)) * _f((size - 1) / 2)
+        low, high = 0.0, size - 1.0
+    else:
+        x = ((g + _f(1.0)) * _f(size) - _f(1.0)) * _f(0.5)
+        low, high = -0.5, size - 0.5
+    if attrs.method == "nearest":
+        x = _intrin("nearbyint", x)  # half to even
+    outside = te.any(x < _f(low), x > _f(high))
+    if attrs.padding_mode == "border":
+        x = E.select(outside, E.max_(E.min_(x, _f(size - 1)), _f(0.0)), x)
+    elif attrs.padding_mode == "reflection":
+        x = E.select(outside, _reflect(x, low, high), x)
+    if attrs.method == "nearest":
+        taps = [(x, _f(1.0))]
+    else:
+        base = _intrin("floor", x)
+        t = x - base
+        if attrs.method == "linear":
+            taps = [(base, _f(1.0) - t), (base + _f(1.0), t)]
+        else:
+            a = _f(-0.75)
+
+            def near(d: E.PrimExpr) -> E.PrimExpr:
+                return ((a + _f(2)) * d - (a + _f(3))) * d * d + _f(1)
+
+            def far(d: E.PrimExpr) -> E.PrimExpr:
+                return ((a * d - _f(5) * a) * d + _f(8) * a) * d - _f(4) * a
+
+            weights = [far(t + _f(1)), near(t), near(_f(1) - t), far(_f(2) - t)]
+            taps = [(base + _f(k - 1), wt) for k, wt in enumerate(weights)]
+    out = []
+    for index, weight in taps:
+        valid = te.all(index >= _f(0.0), index < _f(size))
+        if attrs.padding_mode == "reflection":
+            index = _reflect(index, low, high)
+        # indices stay float64 until clamped, so a far-away sample cannot overflow int32
+        clamped = E.max_(E.min_(index, _f(size - 1)), _f(0.0)).astype("int32")
+        out.append((clamped, weight, None if attrs.padding_mode != "zeros" else valid))
+    return out
+
+
+def grid_sample_compute(x: Tensor, grid: Tensor, attrs: Any) -> Tensor:
+    """ONNX GridSample of NCHW ``x`` at ``grid`` (N, H_out, W_out, 2) points."""
+    n, c, in_h, in_w = int_shape(x)
+    _, out_h, out_w, _ = int_shape(grid)
+
+    def fcompute(b: E.PrimExpr, ch: E.PrimExpr, y: E.PrimExpr, xx: E.PrimExpr) -> E.PrimExpr:
+        gx = grid[b, y, xx, 0].astype(F64)
+        gy = grid[b, y, xx, 1].astype(F64)
+        total: E.PrimExpr | None = None
+        for iy, wy, vy in _grid_taps(gy, in_h, attrs):
+            for ix, wx, vx in _grid_taps(gx, in_w, attrs):
+                term = wy * wx * x[b, ch, iy, ix].astype(F64)
+                valid = [v for v in (vy, vx) if v is not None]
+                if valid:
+                    term = E.select(te.all(*valid), term, _f(0.0))
+                total = term if total is None else total + term
+        assert total is not None
+        return total.astype(x.dtype)
+
+    return te.compute((n, c, out_h, out_w), fcompute, name="grid_sample", tag=TAG_INJECTIVE)
+
+
+@register_compute("image.grid_sample")
+def _grid_sample(inputs: list[Tensor], attrs: Any, out_type: Any) -> Tensor:
+    return grid_sample_compute(inputs[0], inputs[1], attrs)

@@ -35,7 +35,8 @@ logical_or logical_xor equal not_equal less less_equal greater greater_equal nn.
 nn.conv2d nn.conv2d_transpose nn.dense nn.matmul nn.batch_matmul nn.batch_norm nn.max_pool2d
 nn.avg_pool2d nn.global_avg_pool2d nn.global_max_pool2d nn.lrn nn.softmax nn.log_softmax nn.pad
 reshape flatten transpose squeeze expand_dims concatenate split strided_slice take broadcast_to
-tile image.resize2d reduce_sum reduce_mean reduce_max reduce_min reduce_prod argmax argmin
+tile image.resize2d image.grid_sample reduce_sum reduce_mean reduce_max reduce_min reduce_prod
+argmax argmin
 layout_transform nn.conv2d_nchwc nn.max_pool2d_nchwc nn.avg_pool2d_nchwc
 nn.winograd_input_transform nn.winograd_batch_matmul nn.winograd_output_transform
 """.split()

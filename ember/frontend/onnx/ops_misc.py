@@ -275,3 +275,24 @@ def _reverse_sequence(node: OnnxNode) -> Expr:
     index = node.call("where", node.call("less", steps, lens), reversed_steps, steps)
     index = node.call("broadcast_to", index, shape=tuple(shape))
     return gather_elements(node, node.input(0), index, time_axis)
+
+
+_GRID_METHODS = {"bilinear": "linear", "bicubic": "cubic"}  # opset 16 names
+
+
+@converter("GridSample", min_version=16)
+def _grid_sample(node: OnnxNode) -> Expr:
+    if len(node.shape(0)) != 4:
+        raise node.unsupported(
+            f"{len(node.shape(0)) - 2}-D GridSample (input rank {len(node.shape(0))}) is not "
+            "supported; ember samples 2-D (N, C, H, W) inputs"
+        )
+    mode = node.attr("mode", "linear" if node.version >= 20 else "bilinear")
+    return node.call(
+        "image.grid_sample",
+        node.input(0),
+        node.input(1),
+        method=_GRID_METHODS.get(mode, mode),
+        padding_mode=node.attr("padding_mode", "zeros"),
+        align_corners=bool(node.attr("align_corners", 0)),
+    )

@@ -60,6 +60,15 @@ MUST_CLAIM = [
     "test_reduce_max_empty_set",
     "test_lstm_with_peepholes",
     "test_gru_seq_length",
+    "test_resize_tf_crop_and_resize_extrapolation_value",
+    "test_einsum_batch_diagonal",
+    "test_scatternd_add",
+    "test_scatter_elements_with_duplicate_indices",
+    "test_gridsample_reflection_padding",
+    "test_cumprod_2d_axis_0",
+    "test_matmulinteger",
+    "test_reversesequence_batch",
+    "test_bitshift_right_uint16",
 ]
 
 
@@ -100,8 +109,8 @@ def test_onnx_node_case_compiled(name: str) -> None:
 
 
 # The whole sweep's floor: raise these when ember claims more (never lower them).
-MIN_PASSED_REFERENCE = 1197
-MIN_PASSED_COMPILED = 1197
+MIN_PASSED_REFERENCE = 1369
+MIN_PASSED_COMPILED = 1369
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ from ember.frontend.onnx import (  # noqa: F401 (importing registers the convert
     ops_math,
     ops_misc,
     ops_nn,
+    ops_resize,
     ops_rnn,
     ops_scatter,
     ops_tensor,

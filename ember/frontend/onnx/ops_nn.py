@@ -94,8 +94,8 @@ def _lower_1d(node: OnnxNode, y: Expr, spatial: int) -> Expr:
 
 @converter("Conv")
 def _conv(node: OnnxNode) -> Expr:
-    bias = node.input(2) if node.has_input(2) else None
-    return conv(node, node.input(0), node.input(1), bias)
+    x, weight = node.input(0), node.input(1)  # first: params are made in input order
+    return conv(node, x, weight, node.input(2) if node.has_input(2) else None)
 
 
 def conv(node: OnnxNode, x: Expr, weight: Expr, bias: Expr | None = None) -> Expr:

@@ -180,21 +180,16 @@ def _resize2d(inputs: list[Tensor], attrs: Any, out_type: Any) -> Tensor:
 
 def _reflect(x: E.PrimExpr, low: float, high: float) -> E.PrimExpr:
     """Mirror ``x`` at ``low`` and ``high`` until it lies between them (float64), as
-    ``ember.ops.image.reflect``."""
+    ``ember.ops.image.reflect``: mirroring is periodic with period 2 * span, so
+    ``low + span - |m - span|`` with ``m = (x - low) mod 2 * span``. One copy of ``x``
+    per use keeps the 16-tap cubic kernel's expressions small."""
     span = high - low
     if span <= 0:
         return _f(low)
-
-    def even(n: E.PrimExpr) -> E.PrimExpr:
-        return (_intrin("floor", n * _f(0.5)) * _f(2.0)).equal(n)
-
-    below, above = _f(low) - x, x - _f(high)
-    n_below = _intrin("floor", below / _f(span))
-    n_above = _intrin("floor", above / _f(span))
-    r_below, r_above = below - n_below * _f(span), above - n_above * _f(span)
-    from_below = E.select(even(n_below), _f(low) + r_below, _f(high) - r_below)
-    from_above = E.select(even(n_above), _f(high) - r_above, _f(low) + r_above)
-    return E.select(x < _f(low), from_below, E.select(x > _f(high), from_above, x))
+    d = x - _f(low)
+    m = d - _intrin("floor", d * _f(1 / (2 * span))) * _f(2 * span)
+    mirrored = _f(low + span) - te.abs(m - _f(span))
+    return E.select(te.any(x < _f(low), x > _f(high)), mirrored, x)
 
 
 def _grid_taps(g: E.PrimExpr, size: int, attrs: Any) -> list:

@@ -16,7 +16,7 @@ from ember.testing.conformance import compile_and_load
 from tests.frontend.onnx_testlib import make_model, run_onnxruntime
 
 # compiled: each method and each padding mode once; cubic with reflection (16 taps,
-# each mirrored: a kernel of large expressions, ~1 minute to build) only under -m slow
+# each mirrored: large expressions, ~12 s to build) only under -m slow
 COMPILED = {("nearest", "border"), ("linear", "reflection"), ("cubic", "zeros")}
 CASES = [(m, p) for m in ("nearest", "linear", "cubic") for p in ("zeros", "border", "reflection")]
 

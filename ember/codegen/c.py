@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from ember.codegen.c_expr import ExprPrinter
 from ember.codegen.dialect import C, CDialect
-from ember.codegen.syntax import C_KEYWORDS, itemsize, sanitize
+from ember.codegen.syntax import C_KEYWORDS, C_LIBRARY_NAMES, itemsize, sanitize
 from ember.errors import BuildError
 from ember.tir import expr as E
 from ember.tir.passes.flatten_storage import is_flat
@@ -55,13 +55,7 @@ from ember.version import __version__
 
 # Names the C library already declares in the headers generated code includes: a kernel
 # exported under one of them does not compile.
-_RESERVED_SYMBOLS = C_KEYWORDS | frozenset(
-    "abort abs acos asin atan atan2 atexit atof atoi atol bsearch calloc ceil cos cosh div exit "
-    "exp exp2 expf fabs floor fma fmax fmin fmod fprintf free frexp getenv labs ldexp log log10 "
-    "log1p log2 logf malloc memcmp memcpy memmove memset modf pow powf printf qsort rand realloc "
-    "round sin sinh sqrt sqrtf srand strcmp strcpy strlen system tan tanh tanhf time trunc erf "
-    "aligned_alloc nearbyint isnan isinf".split()
-)
+_RESERVED_SYMBOLS = C_KEYWORDS | C_LIBRARY_NAMES
 
 
 def c_symbol(name: str) -> str:

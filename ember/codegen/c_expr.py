@@ -131,7 +131,7 @@ class ExprPrinter:
         if entry is not None and isinstance(e, _BINARY + _UNARY_OPS):
             return self._required(entry(self, e, *map(self._expr, _operands(e))), e)
         if t is E.Cast:
-            return as_cexpr(self.d.cast(self, e.dtype, self._expr(e.value)))
+            return as_cexpr(self.d.cast(self, e.dtype, self._expr(e.value), e.value.dtype))
         if t is E.Select:
             cond, a, b = map(self._expr, (e.condition, e.true_value, e.false_value))
             return as_cexpr(self.d.select(self, e, cond, a, b))

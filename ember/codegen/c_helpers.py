@@ -122,9 +122,35 @@ def _select(d: CDialect, dtype: str) -> str:
     return f"{_head(d, 'select', dtype, vt, f'{mt} m, {vt} a, {vt} b')} {{ return {blend}; }}"
 
 
+def _bfloat16_to_float32(d: CDialect, dtype: str) -> str:
+    # bfloat16 is the upper half of a float32: widening is exact.
+    return (
+        f"static inline float {d.helper_name('bfloat16_to_float32')}(uint16_t h) {{\n"
+        "  uint32_t u = (uint32_t)h << 16;\n"
+        "  float f;\n"
+        "  memcpy(&f, &u, sizeof f);\n"
+        "  return f;\n}"
+    )
+
+
+def _float32_to_bfloat16(d: CDialect, dtype: str) -> str:
+    # Round to nearest, ties to even (numpy/ml_dtypes, every framework); a NaN stays a NaN
+    # (rounding its payload could carry into the exponent and make it an infinity).
+    return (
+        f"static inline uint16_t {d.helper_name('float32_to_bfloat16')}(float f) {{\n"
+        "  uint32_t u;\n"
+        "  memcpy(&u, &f, sizeof u);\n"
+        "  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);\n"
+        "  u += 0x7fffu + ((u >> 16) & 1u);\n"
+        "  return (uint16_t)(u >> 16);\n}"
+    )
+
+
 C_HELPERS: Mapping[str, Helper] = MappingProxyType(
     {
         "alloc": _alloc,
+        "bfloat16_to_float32": _bfloat16_to_float32,
+        "float32_to_bfloat16": _float32_to_bfloat16,
         "min": _min_max("min"),
         "max": _min_max("max"),
         "floordiv": _floordiv,

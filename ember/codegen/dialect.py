@@ -39,6 +39,9 @@ import math
 from collections.abc import Mapping
 from types import MappingProxyType
 
+import ml_dtypes
+import numpy as np
+
 from ember.codegen.c_helpers import C_HELPERS, Helper
 from ember.codegen.intrinsics import C_INTRINSICS
 from ember.codegen.syntax import (
@@ -52,6 +55,7 @@ from ember.codegen.syntax import (
     Entry,
     Infix,
     Prefix,
+    as_cexpr,
     call_helper,
     itemsize,
     padded_lanes,
@@ -137,6 +141,7 @@ class CDialect:
             "uint32": "uint32_t",
             "uint64": "uint64_t",
             "float16": "_Float16",
+            "bfloat16": "uint16_t",  # its bits: converted by helpers, never computed on
             "float32": "float",
             "float64": "double",
             "handle": "void*",
@@ -185,6 +190,9 @@ class CDialect:
 
     def float_literal(self, value: float, dtype: str) -> str:
         base = E.dtype_element(dtype)
+        if base == "bfloat16":  # the bits of the nearest bfloat16 (ties to even)
+            bits = int(np.asarray(value, np.float64).astype(ml_dtypes.bfloat16).view(np.uint16))
+            return f"((uint16_t)0x{bits:04x})"
         if math.isnan(value):
             text = "NAN"
         elif math.isinf(value):
@@ -265,7 +273,18 @@ class CDialect:
         step = self.broadcast(ctx, e.dtype, stride)
         return None if step is None else CExpr(f"{start} + {step} * {iota}", ADDITIVE)
 
-    def cast(self, ctx: Context, dtype: str, value: CExpr) -> str:
+    def cast(self, ctx: Context, dtype: str, value: CExpr, from_dtype: str = "") -> str:
+        """``value`` (of ``from_dtype``) converted to scalar ``dtype``. bfloat16 goes through
+        float32 and the rounding helper: its C type holds bits, not a number."""
+        source = E.dtype_element(from_dtype)
+        if source == "bfloat16" and dtype != "bfloat16":
+            value, source = CExpr(f"{ctx.helper('bfloat16_to_float32')}({value})"), "float32"
+            if dtype == "float32":
+                return value
+        if dtype == "bfloat16":
+            if source != "float32":
+                value = as_cexpr(self.cast(ctx, "float32", value, source))
+            return f"{ctx.helper('float32_to_bfloat16')}({value})"
         if E.is_bool(dtype):
             return f"({value.at(EQUALITY)} != 0)"
         return CExpr(f"({ctx.ctype(dtype)}){value.at(UNARY)}", UNARY)
@@ -273,6 +292,8 @@ class CDialect:
     def vector_cast(self, ctx: Context, dtype: str, value: str, from_dtype: str) -> str | None:
         if E.is_bool(dtype) or E.is_bool(from_dtype):
             return None  # bool vectors are int8 lanes of 0/1: converted lane by lane
+        if "bfloat16" in (E.dtype_element(dtype), E.dtype_element(from_dtype)):
+            return None  # converted lane by lane, through the rounding helper
         return f"__builtin_convertvector({value}, {ctx.ctype(dtype)})"
 
     def select(self, ctx: Context, e: E.Select, cond: CExpr, a: CExpr, b: CExpr) -> str:

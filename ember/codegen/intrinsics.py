@@ -41,6 +41,11 @@ _MATH: dict[str, tuple[str, str]] = {
     "cos": ("cosf", "cos"),
     "tan": ("tanf", "tan"),
     "atan": ("atanf", "atan"),
+    "asin": ("asinf", "asin"),
+    "acos": ("acosf", "acos"),
+    "asinh": ("asinhf", "asinh"),
+    "acosh": ("acoshf", "acosh"),
+    "atanh": ("atanhf", "atanh"),
     "fmod": ("fmodf", "fmod"),
     "fma": ("fmaf", "fma"),
 }

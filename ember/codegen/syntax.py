@@ -118,7 +118,7 @@ def itemsize(dtype: str) -> int:
     return _ITEMSIZE.get(base) or int(base.lstrip("uint")) // 8
 
 
-_ITEMSIZE = {"bool": 1, "float16": 2, "float32": 4, "float64": 8, "handle": 8}
+_ITEMSIZE = {"bool": 1, "float16": 2, "bfloat16": 2, "float32": 4, "float64": 8, "handle": 8}
 
 
 def padded_lanes(lanes: int) -> int:
@@ -132,6 +132,20 @@ C_KEYWORDS = frozenset(
     "union unsigned void volatile while bool main".split()
 )
 
+_LIBM_FUNCTIONS = (
+    "acos acosh asin asinh atan atan2 atanh cbrt ceil copysign cos cosh erf erfc exp exp2 expm1 "
+    "fabs floor fma fmax fmin fmod frexp hypot ldexp lgamma log log10 log1p log2 modf nearbyint "
+    "pow remainder rint round sin sinh sqrt tan tanh tgamma trunc".split()
+)
+C_LIBRARY_NAMES = frozenset(
+    [*_LIBM_FUNCTIONS, *(f + "f" for f in _LIBM_FUNCTIONS)]
+    + "abort abs aligned_alloc atexit atof atoi atol bsearch calloc div exit fprintf free "
+    "getenv isinf isnan labs malloc memcmp memcpy memmove memset printf qsort rand realloc "
+    "srand strcmp strcpy strlen system time".split()
+)
+"""Functions the headers of generated code declare (<math.h>, <stdlib.h>, <string.h>, ...):
+a variable or kernel named like one would hide it (a buffer ``log`` breaks ``log(x)``)."""
+
 
 def sanitize(name: str) -> str:
     """A C identifier from an IR name: ``"i.outer"`` -> ``"i_outer"``."""
@@ -144,9 +158,11 @@ def sanitize(name: str) -> str:
 def fresh_name(name: str, taken: set[str]) -> str:
     """A C name for IR name ``name`` not in ``taken`` (and adds it): ``"i"``, ``"i_1"``, ...
 
-    Keywords, and names ember's helpers or the compiler's own use, get a ``v_`` prefix."""
+    Keywords, C library functions, and names ember's helpers or the compiler's own use,
+    get a ``v_`` prefix."""
     base = sanitize(name)
-    if base in C_KEYWORDS or base.startswith("ember_") or base.startswith("_"):
+    reserved = base in C_KEYWORDS or base in C_LIBRARY_NAMES
+    if reserved or base.startswith("ember_") or base.startswith("_"):
         base = "v_" + base.lstrip("_")
     out, k = base, 1
     while out in taken:

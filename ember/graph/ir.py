@@ -24,6 +24,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+import ml_dtypes  # registers numpy's "bfloat16" dtype, which DTYPES names
 import numpy as np
 
 from ember.errors import AttrError, InternalError, ShapeError, VerifyError
@@ -40,7 +41,20 @@ DTYPES = (
     "int64",
     "uint32",
     "bool",
+    "uint16",
+    "uint64",
+    "bfloat16",  # numpy dtype from ml_dtypes; kernels compute it in float32
 )
+
+
+def is_float_dtype(dtype: Any) -> bool:
+    """A floating-point numpy dtype: float16/32/64 and bfloat16 (kind "V" in numpy).
+
+    >>> is_float_dtype("bfloat16"), is_float_dtype(np.int8)
+    (True, False)
+    """
+    dtype = np.dtype(dtype)
+    return dtype.kind == "f" or dtype == ml_dtypes.bfloat16
 
 
 # ----------------------------------------------------------------------------- types
@@ -410,6 +424,9 @@ _SCALAR_SUFFIX = {
     "int64": "i64",
     "uint8": "u8",
     "uint32": "u32",
+    "uint16": "u16",
+    "uint64": "u64",
+    "bfloat16": "bf16",
     "bool": "",
 }
 

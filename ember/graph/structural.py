@@ -28,7 +28,17 @@ from typing import Any
 
 import numpy as np
 
-from ember.graph.ir import Call, Constant, Expr, Function, Module, Tuple, Var, subfunctions
+from ember.graph.ir import (
+    Call,
+    Constant,
+    Expr,
+    Function,
+    Module,
+    Tuple,
+    Var,
+    is_float_dtype,
+    subfunctions,
+)
 from ember.graph.op import Op
 from ember.graph.visitor import children, post_order
 
@@ -58,7 +68,7 @@ def _constants_equal(a: Constant, b: Constant) -> bool:
         return False
     if a is b:
         return True
-    equal_nan = a.value.dtype.kind in "fc"
+    equal_nan = is_float_dtype(a.value.dtype)
     return bool(np.array_equal(a.value, b.value, equal_nan=equal_nan))
 
 
@@ -167,7 +177,7 @@ def _hash_value(value: Any, memo: dict[Any, int]) -> str:
 
 def _constant_digest(const: Constant) -> bytes:
     value = const.value
-    if value.dtype.kind == "f":
+    if is_float_dtype(value.dtype):
         # -0.0 == 0.0 and NaN == NaN under structural_equal, so hash them alike.
         value = np.where(np.isnan(value), np.nan, value + value.dtype.type(0))
     return hashlib.blake2b(np.ascontiguousarray(value).tobytes(), digest_size=16).digest()

@@ -22,9 +22,10 @@ import numpy as np
 from ember.errors import AttrError, ShapeError
 from ember.graph.ir import DTYPES, TensorType
 
-FLOAT_DTYPES = ("float16", "float32", "float64")
+FLOAT_DTYPES = ("float16", "float32", "float64", "bfloat16")
 SIGNED_INT_DTYPES = ("int8", "int16", "int32", "int64")
-INT_DTYPES = (*SIGNED_INT_DTYPES, "uint8", "uint32")
+UNSIGNED_INT_DTYPES = ("uint8", "uint16", "uint32", "uint64")
+INT_DTYPES = SIGNED_INT_DTYPES + UNSIGNED_INT_DTYPES
 NUMBER_DTYPES = FLOAT_DTYPES + INT_DTYPES
 INDEX_DTYPES = ("int32", "int64")
 
@@ -228,8 +229,10 @@ def conv_output_size(
 
 def accumulate_dtype(dtype: np.dtype) -> np.dtype:
     """Dtype to accumulate sums of ``dtype`` in (so references do not overflow or lose bits)."""
-    if dtype == np.float16:
+    if dtype in (np.float16, np.dtype("bfloat16")):
         return np.dtype(np.float32)
+    if dtype == np.uint64:
+        return np.dtype(np.uint64)  # int64 would wrap the upper half of the range
     if np.issubdtype(dtype, np.integer):
         return np.dtype(np.int64)
     return dtype

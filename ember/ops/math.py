@@ -21,6 +21,7 @@ from ember.errors import AttrError
 from ember.graph.ir import Call, TensorType
 from ember.ops._shape import (
     FLOAT_DTYPES,
+    INT_DTYPES,
     NUMBER_DTYPES,
     SIGNED_INT_DTYPES,
     broadcast_shapes,
@@ -101,6 +102,13 @@ sign = unary_op("sign", lambda x, a: np.sign(x), NUMBER_DTYPES)
 reciprocal = unary_op("reciprocal", lambda x, a: 1 / x, FLOAT_DTYPES)
 sin = unary_op("sin", lambda x, a: np.sin(x), FLOAT_DTYPES)
 cos = unary_op("cos", lambda x, a: np.cos(x), FLOAT_DTYPES)
+asin = unary_op("asin", lambda x, a: np.arcsin(x), FLOAT_DTYPES)
+acos = unary_op("acos", lambda x, a: np.arccos(x), FLOAT_DTYPES)
+atan = unary_op("atan", lambda x, a: np.arctan(x), FLOAT_DTYPES)
+asinh = unary_op("asinh", lambda x, a: np.arcsinh(x), FLOAT_DTYPES)
+acosh = unary_op("acosh", lambda x, a: np.arccosh(x), FLOAT_DTYPES)
+atanh = unary_op("atanh", lambda x, a: np.arctanh(x), FLOAT_DTYPES)
+bitwise_not = unary_op("bitwise_not", lambda x, a: np.invert(x), INT_DTYPES)
 logical_not = unary_op("logical_not", lambda x, a: np.logical_not(x), ("bool",))
 identity = unary_op("identity", lambda x, a: x.copy(), (*NUMBER_DTYPES, "bool"))
 
@@ -232,6 +240,24 @@ def _mod(a: np.ndarray, b: np.ndarray, attrs: ModAttrs) -> np.ndarray:
     return np.fmod(a, b) if attrs.fmod else np.mod(a, b)
 
 
+def _shift(a: np.ndarray, b: np.ndarray, *, left: bool) -> np.ndarray:
+    """ONNX BitShift: left shifts drop the bits past the top (signed ones too: two's
+    complement), right shifts of signed values extend the sign. A negative shift or one
+    by the bit width or more leaves only the sign extension: -1 for a right shift of a
+    negative value, else 0 (C leaves both undefined)."""
+    bits = a.dtype.itemsize * 8
+    in_range = (b >= 0) & (b < bits)
+    amount = np.where(in_range, b, 0).astype(a.dtype)
+    if left:
+        unsigned = np.dtype(f"uint{bits}")
+        shifted = np.left_shift(a.view(unsigned), amount.view(unsigned)).view(a.dtype)
+        fill = np.zeros((), a.dtype)
+    else:
+        shifted = np.right_shift(a, amount)
+        fill = np.where(a < 0, -1, 0).astype(a.dtype) if a.dtype.kind == "i" else 0
+    return np.where(in_range, shifted, fill).astype(a.dtype)
+
+
 def binary_op(
     name: str,
     fn: Callable[[np.ndarray, np.ndarray, object], np.ndarray],
@@ -269,6 +295,11 @@ power = binary_op("power", _power, NUMBER_DTYPES)
 maximum = binary_op("maximum", lambda a, b, _: np.maximum(a, b), NUMBER_DTYPES)
 minimum = binary_op("minimum", lambda a, b, _: np.minimum(a, b), NUMBER_DTYPES)
 mod = binary_op("mod", _mod, NUMBER_DTYPES, attrs_type=ModAttrs)
+bitwise_and = binary_op("bitwise_and", lambda a, b, _: a & b, INT_DTYPES)
+bitwise_or = binary_op("bitwise_or", lambda a, b, _: a | b, INT_DTYPES)
+bitwise_xor = binary_op("bitwise_xor", lambda a, b, _: a ^ b, INT_DTYPES)
+left_shift = binary_op("left_shift", lambda a, b, _: _shift(a, b, left=True), INT_DTYPES)
+right_shift = binary_op("right_shift", lambda a, b, _: _shift(a, b, left=False), INT_DTYPES)
 logical_and = binary_op("logical_and", lambda a, b, _: a & b, ("bool",))
 logical_or = binary_op("logical_or", lambda a, b, _: a | b, ("bool",))
 logical_xor = binary_op("logical_xor", lambda a, b, _: a ^ b, ("bool",))

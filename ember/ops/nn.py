@@ -296,6 +296,8 @@ log_softmax.type_rule(_softmax_type)
 @softmax.reference
 def _softmax_ref(inputs: list[np.ndarray], attrs: SoftmaxAttrs) -> np.ndarray:
     x = np.asarray(inputs[0])
+    if x.size == 0:  # numpy's max has no identity to reduce an empty axis with
+        return x.copy()
     x64 = x.astype(np.float64)
     e = np.exp(x64 - x64.max(axis=attrs.axis, keepdims=True))
     return (e / e.sum(axis=attrs.axis, keepdims=True)).astype(x.dtype)
@@ -304,6 +306,8 @@ def _softmax_ref(inputs: list[np.ndarray], attrs: SoftmaxAttrs) -> np.ndarray:
 @log_softmax.reference
 def _log_softmax_ref(inputs: list[np.ndarray], attrs: SoftmaxAttrs) -> np.ndarray:
     x = np.asarray(inputs[0])
+    if x.size == 0:
+        return x.copy()
     x64 = x.astype(np.float64)
     shifted = x64 - x64.max(axis=attrs.axis, keepdims=True)
     return (shifted - np.log(np.exp(shifted).sum(axis=attrs.axis, keepdims=True))).astype(x.dtype)

@@ -144,7 +144,7 @@ max_pool2d.type_rule(_pool_type)
 @max_pool2d.reference
 def _max_pool2d_ref(inputs: list[np.ndarray], attrs: MaxPool2DAttrs) -> np.ndarray:
     x = np.asarray(inputs[0])
-    low = -np.inf if np.issubdtype(x.dtype, np.floating) else np.iinfo(x.dtype).min
+    low = np.iinfo(x.dtype).min if np.issubdtype(x.dtype, np.integer) else -np.inf
     win, _ = _padded_windows(x, attrs, low)
     return win.max(axis=(4, 5)).astype(x.dtype)
 

@@ -15,6 +15,7 @@ Layout of ``model.ember`` (an uncompressed tar, so members can be read in place)
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import json
 import tarfile
@@ -43,7 +44,29 @@ DTYPE_CODES = {
     "int64": 7,
     "uint32": 8,
     "bool": 9,
+    "uint16": 10,
+    "uint64": 11,
+    "bfloat16": 12,
 }
+
+LAZY_DTYPES = {"bfloat16": "ml_dtypes"}
+"""Dtypes numpy has only once a package registers them: dtype -> that package, which
+the runtime imports only for an artifact that has such a tensor (it needs numpy alone
+otherwise)."""
+
+
+def require_dtypes(dtypes: set[str], where: str) -> None:
+    """Import the package behind each lazily registered dtype in ``dtypes`` (bfloat16:
+    ml_dtypes); an EmberRuntimeError saying what to install when one is missing."""
+    for dtype in sorted(dtypes & set(LAZY_DTYPES)):
+        package = LAZY_DTYPES[dtype]
+        try:
+            importlib.import_module(package)
+        except ImportError:
+            raise EmberRuntimeError(
+                f"{where} has {dtype} tensors, and numpy needs the {package} package for them",
+                hint=f"pip install {package}",
+            ) from None
 
 
 def pack_params(arrays: list[np.ndarray]) -> tuple[bytes, list[int]]:

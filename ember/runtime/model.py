@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ember.errors import EmberRuntimeError
-from ember.runtime.artifact import PARAM_ALIGNMENT, read_artifact
+from ember.runtime.artifact import PARAM_ALIGNMENT, read_artifact, require_dtypes
 from ember.runtime.cpu import check_target_record
 from ember.runtime.profile import profile_run
 
@@ -114,6 +114,8 @@ class Model:
         self.outputs = [
             TensorInfo(t["name"], tuple(t["shape"]), t["dtype"]) for t in meta["outputs"]
         ]
+        dtypes = {t["dtype"] for t in (*meta["inputs"], *meta["outputs"], *meta["params"])}
+        require_dtypes(dtypes, repr(path))
         try:
             self._lib = ctypes.CDLL(str(_library_path(contents.lib_bytes)))
         except OSError as err:
@@ -226,7 +228,7 @@ class Model:
         rng = np.random.default_rng(seed)
         return {
             i.name: rng.standard_normal(i.shape).astype(i.dtype)
-            if np.dtype(i.dtype).kind == "f"
+            if _is_float(i.dtype)
             else np.zeros(i.shape, i.dtype)
             for i in self.inputs
         }
@@ -262,13 +264,7 @@ class Model:
                 hint="recompile it with this version of ember",
             )
         if inputs is None:
-            rng = np.random.default_rng(0)
-            inputs = {
-                i.name: rng.standard_normal(i.shape).astype(i.dtype)
-                if np.dtype(i.dtype).kind == "f"
-                else np.zeros(i.shape, i.dtype)
-                for i in self.inputs
-            }
+            inputs = self.random_inputs()
         arrays = self._check_inputs(inputs)
         outs = [np.empty(o.shape, dtype=o.dtype) for o in self.outputs]
         in_ptrs = (ctypes.c_void_p * max(len(arrays), 1))(*[a.ctypes.data for a in arrays])
@@ -277,6 +273,11 @@ class Model:
         _gomp().omp_set_num_threads(self._num_threads)
         args = (in_ptrs, out_ptrs, self._param_ptrs, workspace.ctypes.data)
         return profile_run(self._lib, steps, args, repeat, warmup)
+
+
+def _is_float(dtype: str) -> bool:
+    """float16/32/64 and bfloat16 (whose numpy kind is 'V', a custom type)."""
+    return dtype == "bfloat16" or np.dtype(dtype).kind == "f"
 
 
 def load(path: str | Path) -> Model:

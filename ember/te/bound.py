@@ -95,7 +95,8 @@ def pass_up(
             values[rel.outer] = simplify(f // n_in)
             values[rel.inner] = simplify(f % n_in)
             cf = covered[rel.fused]
-            covered[rel.outer] = -(-cf // n_in)
+            # An empty axis (extent 0) makes the fused loop empty: nothing is covered.
+            covered[rel.outer] = -(-cf // n_in) if n_in else 0
             covered[rel.inner] = n_in if cf >= n_in else cf
     return values, covered
 

@@ -180,11 +180,11 @@ def _shape(shape: Any, what: str) -> tuple[E.PrimExpr, ...]:
     out = []
     for d in shape:
         d = E.convert(int(d) if hasattr(d, "__index__") and not isinstance(d, E.PrimExpr) else d)
-        if isinstance(d, E.IntImm) and d.value <= 0:
+        if isinstance(d, E.IntImm) and d.value < 0:
             raise LoweringError(
                 f"{what}: shape {tuple(int_or_expr(s) for s in out + [d])} has a dimension "
                 f"of {d.value}",
-                hint="every dimension must be at least 1",
+                hint="dimensions are sizes: 0 or more (a 0 makes an empty tensor)",
             )
         out.append(d)
     return tuple(out)

@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 from ember.errors import EmberRuntimeError, LoweringError
@@ -33,6 +34,8 @@ _BOOL = np.dtype(bool)
 def np_dtype(dtype: str) -> np.dtype:
     """The numpy dtype of a loop IR element dtype (``"float32x8"`` -> float32)."""
     base = E.dtype_element(dtype)
+    if base == "bfloat16":
+        return np.dtype(ml_dtypes.bfloat16)
     return _BOOL if base == "bool" else np.dtype(base)
 
 
@@ -78,6 +81,11 @@ INTRINSICS: dict[str, Callable[..., np.ndarray]] = {
     "cos": _float_fn(np.cos),
     "tan": _float_fn(np.tan),
     "atan": _float_fn(np.arctan),
+    "asin": _float_fn(np.arcsin),
+    "acos": _float_fn(np.arccos),
+    "asinh": _float_fn(np.arcsinh),
+    "acosh": _float_fn(np.arccosh),
+    "atanh": _float_fn(np.arctanh),
     "fmod": _float_fn(np.fmod),
     "popcount": _popcount,
     "fma": _float_fn(lambda a, b, c: a * b + c),
@@ -93,8 +101,12 @@ def _trunc_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (q + fix.astype(q.dtype)).astype(a.dtype)
 
 
+def _is_float(dtype: np.dtype) -> bool:
+    return dtype.kind == "f" or dtype == ml_dtypes.bfloat16  # bfloat16's kind is "V"
+
+
 def _cast(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    if x.dtype.kind == "f" and dtype.kind in "iu":
+    if _is_float(x.dtype) and dtype.kind in "iu":
         x = np.trunc(x)  # C truncates toward zero
     return x.astype(dtype)
 
@@ -303,7 +315,7 @@ class Evaluator:
         if buf.elem_offset is not None:
             size += int(self.eval(buf.elem_offset))
         dtype = np_dtype(buf.dtype)
-        if dtype.kind == "f":
+        if _is_float(dtype):
             mem = np.full(size, np.nan, dtype=dtype)
         elif dtype.kind == "b":
             mem = np.zeros(size, dtype=dtype)

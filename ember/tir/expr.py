@@ -19,12 +19,17 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import ml_dtypes  # noqa: F401  (registers numpy's "bfloat16" dtype for constant folding)
+
 from ember.errors import LoweringError
 
 # ----------------------------------------------------------------------------- dtypes
 
 INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
-FLOAT_DTYPES = ("float16", "float32", "float64")
+FLOAT_DTYPES = ("float16", "float32", "float64", "bfloat16")
+"""bfloat16 is a float in expressions; the ``legalize_bfloat16`` pass turns its arithmetic
+into float32 arithmetic between conversions, so code generators only load, store,
+select and convert it."""
 SCALAR_DTYPES = INT_DTYPES + FLOAT_DTYPES + ("bool",)
 
 

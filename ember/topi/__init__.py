@@ -9,5 +9,5 @@ fused kernel into TE stages with them and schedules it with
 - ``nn``: conv2d (row-vector and channel-blocked), conv2d_transpose, dense, matmul
 - ``pool``: max / avg / global pooling, lrn;  ``softmax``: softmax, log_softmax
 - ``reduce``: reduce_*, argmax / argmin;  ``transform``: layout and indexing ops, pad
-- ``image``: resize2d (nearest, linear, cubic; every coordinate mode)
+- ``image``: resize2d (nearest, linear, cubic; every coordinate mode), grid_sample
 """

@@ -27,9 +27,12 @@ DOT_MIN_K = 16
 
 
 def accumulate_dtype(dtype: str) -> str:
-    """Sums of float16 run in float32 and sums of integers in int64, like the references."""
-    if dtype == "float16":
+    """Sums of float16 and bfloat16 run in float32, sums of integers in int64, like the
+    references."""
+    if dtype in ("float16", "bfloat16"):
         return "float32"
+    if dtype == "uint64":
+        return "uint64"  # int64 would wrap the upper half of the range
     if E.is_int(dtype):
         return "int64"
     return dtype

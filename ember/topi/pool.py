@@ -161,14 +161,20 @@ def _lrn(inputs: list[Tensor], attrs: Any, out_type: Any) -> Tensor:
         ch = i[axis] + r - before
         idx[axis] = ch
         v = x[tuple(idx)]
+        v = v if v.dtype == acc else v.astype(acc)
         inside = te.all(ch >= 0, ch < channels)
-        return te.sum(E.select(inside, v * v, E.const(0, x.dtype)), axis=r)
+        return te.sum(E.select(inside, v * v, E.const(0, acc)), axis=r)
 
+    # float16 squares and their sum in float32 (a float16 square overflows past 256).
+    acc = accumulate_dtype(x.dtype)
     sq = te.compute(shape, square_sum, name="lrn_square_sum", tag="lrn")
     scale = attrs.alpha / attrs.size
 
     def normalize(*i: E.PrimExpr) -> E.PrimExpr:
-        base = E.const(attrs.bias, x.dtype) + E.const(scale, x.dtype) * sq[i]
-        return x[i] / E.call_intrin(x.dtype, "pow", base, E.const(attrs.beta, x.dtype))
+        base = E.const(attrs.bias, acc) + E.const(scale, acc) * sq[i]
+        value = x[i].astype(acc) if acc != x.dtype else x[i]
+        return _round_back(
+            value / E.call_intrin(acc, "pow", base, E.const(attrs.beta, acc)), x.dtype
+        )
 
     return te.compute(shape, normalize, name="lrn", tag=TAG_ELEMWISE)

@@ -18,8 +18,14 @@ from typing import Any
 
 from ember.errors import LoweringError
 from ember.tir.expr import (
+    BitAnd,
+    BitNot,
+    BitOr,
+    BitXor,
     Cast,
     PrimExpr,
+    ShiftLeft,
+    ShiftRight,
     call_intrin,
     const,
     dtype_element,
@@ -64,6 +70,12 @@ _INTRINSIC_OPS = (
     "ceil",
     "sin",
     "cos",
+    "asin",
+    "acos",
+    "atan",
+    "asinh",
+    "acosh",
+    "atanh",
 )
 for _name in _INTRINSIC_OPS:
     SCALAR_RULES[_name] = _intrin(_name)
@@ -99,6 +111,11 @@ def _sign(args, attrs, dtype):
 @_rule("reciprocal")
 def _reciprocal(args, attrs, dtype):
     return _c(1, args[0].dtype) / args[0]
+
+
+@_rule("bitwise_not")
+def _bitwise_not(args, attrs, dtype):
+    return BitNot(args[0])
 
 
 @_rule("logical_not")
@@ -287,6 +304,37 @@ def _mod(args, attrs, dtype):
     else:
         rem = a % safe  # FloorMod
     return select(b.equal(_c(0, b.dtype)), _c(0, a.dtype), rem)
+
+
+_BITWISE = {"bitwise_and": BitAnd, "bitwise_or": BitOr, "bitwise_xor": BitXor}
+for _name, _node in _BITWISE.items():
+    SCALAR_RULES[_name] = lambda args, attrs, dtype, _node=_node: _node(args[0], args[1])
+
+
+def _shift_rule(left: bool) -> ScalarRule:
+    """ONNX BitShift (see ember.ops.math): C leaves negative shifts, shifts by the bit
+    width or more and left shifts of negative values undefined, so the rule shifts only
+    in-range amounts and shifts left in the unsigned type."""
+
+    def rule(args, attrs, dtype):
+        a, b = args
+        base = dtype_element(a.dtype)
+        bits = int(base.lstrip("uint"))
+        zero = _c(0, a.dtype)
+        in_range = (b >= _c(0, b.dtype)) & (b < _c(bits, b.dtype))
+        amount = select(in_range, b, _c(0, b.dtype))
+        if left:
+            unsigned = base if is_unsigned(base) else "u" + base
+            shifted = Cast(base, ShiftLeft(Cast(unsigned, a), Cast(unsigned, amount)))
+            return select(in_range, shifted, zero)
+        fill = zero if is_unsigned(base) else select(a < zero, _c(-1, a.dtype), zero)
+        return select(in_range, ShiftRight(a, amount), fill)
+
+    return rule
+
+
+SCALAR_RULES["left_shift"] = _shift_rule(left=True)
+SCALAR_RULES["right_shift"] = _shift_rule(left=False)
 
 
 @_rule("nn.prelu")

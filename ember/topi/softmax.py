@@ -1,6 +1,10 @@
 """Softmax and log-softmax as TE computes, numerically stable (subtract the max first).
 
 y = softmax_compute(x, axis=-1)   # stages: max, sum of exp(x - max), output
+
+float16 data is computed in float32 (exp, the sum, the division) and rounded once
+at the end, like the reference and onnxruntime: a float16 running sum of a long
+row would lose the small terms.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from ember import te
 from ember.te.tensor import Tensor
 from ember.tir import expr as E
 from ember.topi.common import TAG_ELEMWISE, int_shape, normalize_axis, register_compute
+from ember.topi.nn import accumulate_dtype
 
 
 def softmax_compute(x: Tensor, axis: int, log: bool = False) -> Tensor:
@@ -27,21 +32,28 @@ def softmax_compute(x: Tensor, axis: int, log: bool = False) -> Tensor:
     def keep(i: tuple[E.PrimExpr, ...]) -> tuple[E.PrimExpr, ...]:
         return tuple(E.const(0) if k == axis else v for k, v in enumerate(i))
 
+    acc = accumulate_dtype(x.dtype)
+
+    def wide(value: E.PrimExpr) -> E.PrimExpr:
+        return value if value.dtype == acc else value.astype(acc)
+
     peak = te.compute(
         reduced, lambda *i: te.max(x[at(i, r1)], axis=r1), name="softmax_max", tag="reduce"
     )
     total = te.compute(
         reduced,
-        lambda *i: te.sum(E.call_intrin(x.dtype, "exp", x[at(i, r2)] - peak[i]), axis=r2),
+        lambda *i: te.sum(E.call_intrin(acc, "exp", wide(x[at(i, r2)]) - wide(peak[i])), axis=r2),
         name="softmax_sum",
         tag="reduce",
     )
 
     def out(*i: E.PrimExpr) -> E.PrimExpr:
-        shifted = x[i] - peak[keep(i)]
+        shifted = wide(x[i]) - wide(peak[keep(i)])
         if log:
-            return shifted - E.call_intrin(x.dtype, "log", total[keep(i)])
-        return E.call_intrin(x.dtype, "exp", shifted) / total[keep(i)]
+            value = shifted - E.call_intrin(acc, "log", total[keep(i)])
+        else:
+            value = E.call_intrin(acc, "exp", shifted) / total[keep(i)]
+        return value if value.dtype == x.dtype else value.astype(x.dtype)
 
     return te.compute(shape, out, name="log_softmax" if log else "softmax", tag=TAG_ELEMWISE)
 

@@ -48,6 +48,9 @@ def _constant_tensor(node: Constant, name: str) -> Tensor:
     """A small constant (fuse_ops keeps only 1-element ones inline) as a TE stage."""
     value = np.asarray(node.value)
     dtype = str(value.dtype)
+    if value.size == 0:
+        # An empty constant has no element to read: a stage of its shape is never read.
+        return te.compute(tuple(value.shape), lambda *i: E.const(0, dtype), name=name)
     if value.size != 1:
         raise ScheduleError(
             f"constant {node.name or name!r} of shape {value.shape} inside a primitive function: "

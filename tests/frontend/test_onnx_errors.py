@@ -182,12 +182,12 @@ def test_unsupported_input_dtype() -> None:
     graph = helper.make_graph(
         [helper.make_node("Identity", ["x"], ["y"])],
         "g",
-        [helper.make_tensor_value_info("x", onnx.TensorProto.BFLOAT16, [2])],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.BFLOAT16, [2])],
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT8E4M3FN, [2])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT8E4M3FN, [2])],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
     with pytest.raises(
-        UnsupportedFeatureError, match="graph input 'x' has ONNX element type BFLOAT16"
+        UnsupportedFeatureError, match="graph input 'x' has ONNX element type FLOAT8E4M3FN"
     ):
         from_onnx(model)
 

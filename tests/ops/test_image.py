@@ -122,7 +122,15 @@ def test_resize_type_rule_and_errors():
             "image.resize2d",
             [(1, 3, 8, 8)],
             size=(4, 4),
+            coordinate_transformation_mode="crop_and_resize",
+        )
+    with pytest.raises(AttrError, match=r"roi must be four numbers \(start_h"):
+        infer(
+            "image.resize2d",
+            [(1, 3, 8, 8)],
+            size=(4, 4),
             coordinate_transformation_mode="tf_crop_and_resize",
+            roi=(0.1, 0.9),
         )
     with pytest.raises(AttrError, match="nearest_mode must be one of"):
         infer("image.resize2d", [(1, 3, 8, 8)], size=(4, 4), nearest_mode="round")

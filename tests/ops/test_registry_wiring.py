@@ -28,13 +28,16 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "ops.md"
 
 EXPECTED = """
 nn.relu sigmoid tanh erf exp log sqrt rsqrt abs negative floor ceil round sign reciprocal sin cos
+asin acos atan asinh acosh atanh bitwise_not bitwise_and bitwise_or bitwise_xor
+left_shift right_shift
 logical_not nn.gelu nn.leaky_relu nn.elu nn.selu nn.softplus nn.hard_sigmoid nn.hard_swish clip
 cast identity nn.dropout add subtract multiply divide power maximum minimum mod logical_and
 logical_or logical_xor equal not_equal less less_equal greater greater_equal nn.prelu where
 nn.conv2d nn.conv2d_transpose nn.dense nn.matmul nn.batch_matmul nn.batch_norm nn.max_pool2d
 nn.avg_pool2d nn.global_avg_pool2d nn.global_max_pool2d nn.lrn nn.softmax nn.log_softmax nn.pad
 reshape flatten transpose squeeze expand_dims concatenate split strided_slice take broadcast_to
-tile image.resize2d reduce_sum reduce_mean reduce_max reduce_min reduce_prod argmax argmin
+tile image.resize2d image.grid_sample reduce_sum reduce_mean reduce_max reduce_min reduce_prod
+argmax argmin
 layout_transform nn.conv2d_nchwc nn.max_pool2d_nchwc nn.avg_pool2d_nchwc
 nn.winograd_input_transform nn.winograd_batch_matmul nn.winograd_output_transform
 cf.if cf.loop

@@ -139,6 +139,28 @@ def test_two_axis_reduction_split_non_dividing(rng):
     run_both(s, [A, B], [a], expect=a.sum((1, 2)), rtol=1e-5)
 
 
+def test_zero_extent_axes_run_no_iterations(rng):
+    """Empty tensors: a loop of extent 0 runs no iteration (so nothing reads or writes out
+    of bounds), and a reduction over an empty axis gives the reducer's identity."""
+    A = te.placeholder((3, 0), "float32", name="A")
+    r = te.reduce_axis((0, 0), name="r")
+    total = te.compute((3,), lambda i: te.sum(A[i, r], axis=r), name="total")
+    peak = te.compute((3,), lambda i: te.max(A[i, r], axis=r), name="peak")
+    doubled = te.compute((3, 0), lambda i, j: A[i, j] * 2, name="doubled")
+    s = te.create_schedule([total.op, peak.op, doubled.op])
+    fused = s[doubled].fuse(*doubled.op.axis)
+    outer, inner = s[doubled].split(fused, factor=8)
+    s[doubled].vectorize(inner)
+    s[doubled].parallel(outer)
+    a = np.zeros((3, 0), "float32")
+    run_both(
+        s,
+        [A, total, peak, doubled],
+        [a],
+        expect=[np.zeros(3, "float32"), np.full(3, -np.inf, "float32"), a],
+    )
+
+
 # ----------------------------------------------------------------------------- loop structure
 
 

@@ -214,7 +214,7 @@ def test_expression_errors():
         te.exp(te.const(1))
     with pytest.raises(LoweringError, match=r"axis .* is not a reduction axis"):
         te.compute((4,), lambda i: te.sum(A[i, 0], axis=i), name="B")
-    with pytest.raises(LoweringError, match=r"has a dimension of 0"):
-        te.placeholder((4, 0), name="Z")
+    with pytest.raises(LoweringError, match=r"has a dimension of -1"):
+        te.placeholder((4, -1), name="Z")
     with pytest.raises(LoweringError, match=r"no truth value"):
         te.compute((4,), lambda i: A[i, 0] if i > 1 else A[0, 0], name="B")

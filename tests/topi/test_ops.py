@@ -18,6 +18,27 @@ UNARY = [
 ]  # fmt: skip
 CASES = [Case(f"unary-{op}", op, [X]) for op in UNARY]
 CASES += [Case(f"unary-{op}", op, [POS]) for op in ("log", "sqrt", "rsqrt", "reciprocal")]
+CASES += [Case(f"unary-{op}", op, [X]) for op in ("atan", "asinh")]
+CASES += [Case(f"unary-{op}", op, [((2, 3, 17), F, "unit")]) for op in ("asin", "acos", "atanh")]
+CASES += [Case("unary-acosh", "acosh", [((2, 3, 17), F, "ge1")])]
+# bitwise ops and ONNX BitShift's edges: negative shifts, shifts by the width or more,
+# left shifts of negative values, sign-extending right shifts
+I32 = ((4, 9), "int32", (-(2**31), 2**31 - 1))
+I8, U64, U16 = (
+    ((4, 9), "int8", (-128, 128)),
+    ((4, 9), "uint64", (0, 2**40)),
+    ((4, 9), "uint16", (0, 2**16)),
+)
+CASES += [
+    Case("bitwise_and", "bitwise_and", [I32, ((9,), "int32", (-(2**31), 2**31 - 1))]),
+    Case("bitwise_or-uint8", "bitwise_or", [((4, 9), "uint8", (0, 256))] * 2),
+    Case("bitwise_xor-int64", "bitwise_xor", [((4, 9), "int64", (-(2**40), 2**40))] * 2),
+    Case("bitwise_not-int16", "bitwise_not", [((4, 9), "int16", (-(2**15), 2**15))]),
+    Case("left_shift-int8", "left_shift", [I8, ((4, 9), "int8", (-3, 11))]),
+    Case("left_shift-uint64", "left_shift", [U64, ((4, 9), "uint64", (0, 70))]),
+    Case("right_shift-int32", "right_shift", [I32, ((4, 9), "int32", (-3, 40))]),
+    Case("right_shift-uint16", "right_shift", [U16, ((9,), "uint16", (0, 20))]),
+]  # fmt: skip
 CASES += [
     Case("gelu-none", "nn.gelu", [X]),
     Case("gelu-tanh", "nn.gelu", [X], {"approximate": "tanh"}),

@@ -53,6 +53,10 @@ def random_input(spec: tuple, rng: np.random.Generator) -> np.ndarray:
         x = rng.standard_normal(shape)
         if kind == "pos":
             x = np.abs(x) + 0.5
+        elif kind == "unit":  # inside (-1, 1): asin, acos, atanh
+            x = rng.uniform(-0.99, 0.99, shape)
+        elif kind == "ge1":  # acosh
+            x = np.abs(x) + 1
         return x.astype(dtype)
     lo, hi = (1, 20) if kind == "pos" else (-20, 20)
     return rng.integers(lo, hi, shape).astype(dtype)

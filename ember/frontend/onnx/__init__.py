@@ -16,11 +16,14 @@ Importing this package registers every converter.
 from ember.frontend.onnx import (  # noqa: F401 (importing registers the converters)
     ops_attention,
     ops_control,
+    ops_einsum,
     ops_math,
     ops_misc,
     ops_nn,
     ops_optional,
+    ops_resize,
     ops_rnn,
+    ops_scatter,
     ops_sequence,
     ops_tensor,
 )

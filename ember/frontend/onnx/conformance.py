@@ -24,9 +24,10 @@ initializers, as a user would export such a model.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,21 +43,39 @@ from ember.frontend.onnx.importer import (
     unsupported_nodes,
 )
 from ember.graph.interpreter import interpret
+from ember.graph.ir import Module, is_float_dtype
 
 RTOL, ATOL = 1e-3, 1e-4  # onnxruntime's backend-test runner uses these
 FLOAT16_RTOL, FLOAT16_ATOL = 4e-3, 2e-3  # float16 keeps ~3 decimal digits
+BFLOAT16_RTOL, BFLOAT16_ATOL = 1.6e-2, 1e-2  # bfloat16 keeps 8 bits: two units in the last place
 MAX_FREEZE_ROUNDS = 8
+
+
+Runner = Callable[[Mapping[str, np.ndarray]], list[np.ndarray]]
+Compiler = Callable[[Module, Mapping[str, np.ndarray]], Runner]
+"""How to run a case compiled: ``compiler(mod, params)`` builds the model and returns a
+function of the input arrays giving the outputs. The frontend sits below the compiler
+driver, so the caller passes it: ``lambda mod, params: ember.compile(mod, params).load().run``
+(:func:`ember.testing.conformance.compile_and_load`)."""
 
 
 @dataclass(frozen=True)
 class CaseResult:
-    """Outcome of one conformance case: ``passed``, ``failed`` or ``skipped``, and why."""
+    """Outcome of one conformance case, and why.
+
+    ``status`` is the reference executor's: ``passed``, ``wrong`` (it ran, an output
+    differs), ``failed`` (import or run raised) or ``skipped`` (not claimed).
+    ``compiled`` is the compiled path's, when a compiler was given: ``passed``, ``wrong``,
+    ``failed``, ``did-not-compile`` (``""``: not run, e.g. a skipped case).
+    """
 
     name: str
     status: str
     reason: str = ""
     category: str = ""  # for skips: the reason's class (unsupported op, dtype, ...)
     frozen: tuple[str, ...] = ()  # graph inputs given as initializers (shape-deciding inputs)
+    compiled: str = ""
+    compiled_reason: str = ""
 
 
 @functools.cache
@@ -155,14 +174,19 @@ def _freeze(model: object, names: Iterable[str], values: dict[str, np.ndarray]) 
     return frozen
 
 
-def _compare(name: str, index: int, ours: np.ndarray, expected: np.ndarray) -> str | None:
+def _compare(index: int, ours: np.ndarray, expected: np.ndarray) -> str | None:
     """A mismatch description, or None when ``ours`` matches ``expected``."""
     if ours.shape != expected.shape:
         return f"output {index}: shape {ours.shape}, expected {expected.shape}"
     if ours.dtype != expected.dtype:
         return f"output {index}: dtype {ours.dtype}, expected {expected.dtype}"
-    if expected.dtype.kind == "f":
-        rtol, atol = (FLOAT16_RTOL, FLOAT16_ATOL) if expected.dtype == np.float16 else (RTOL, ATOL)
+    if is_float_dtype(expected.dtype):
+        rtol, atol = {
+            "float16": (FLOAT16_RTOL, FLOAT16_ATOL),
+            "bfloat16": (BFLOAT16_RTOL, BFLOAT16_ATOL),
+        }.get(str(expected.dtype), (RTOL, ATOL))
+        if expected.dtype.kind != "f":  # bfloat16: numpy compares it as float32
+            ours, expected = ours.astype(np.float32), expected.astype(np.float32)
         close = np.isclose(ours, expected, rtol=rtol, atol=atol, equal_nan=True)
         if not close.all():
             worst = np.nanmax(np.abs(ours.astype(np.float64) - expected.astype(np.float64)))
@@ -176,8 +200,64 @@ def _compare(name: str, index: int, ours: np.ndarray, expected: np.ndarray) -> s
     return None
 
 
-def run_case(case: object) -> CaseResult:
-    """Classify and (if ember claims it) run one node test case."""
+def _import(
+    case_name: str, model: object, values: dict[str, object]
+) -> tuple[Module, dict[str, np.ndarray], dict[str, object], list[str]] | CaseResult:
+    """Import one data set's model, freezing the shape-deciding inputs: (module, weights,
+    feeds, frozen input names), or the CaseResult that ends the case. ``values`` are the
+    case's inputs (arrays, lists of arrays for sequences, None for empty optionals); the
+    feeds have each sequence spread into the inputs ember made for its elements."""
+    frozen: list[str] = []
+    current = model
+    for _ in range(MAX_FREEZE_ROUNDS):
+        try:
+            given = {n: v for n, v in values.items() if n not in frozen}
+            mod, params = from_onnx(current, shape={n: _shape_of(v) for n, v in given.items()})
+            return mod, params, _spread(given), frozen
+        except NotStaticError as err:
+            new = [
+                n
+                for n in err.input_names
+                if isinstance(values.get(n), np.ndarray) and n not in frozen
+            ]
+            if not new:
+                return CaseResult(case_name, "failed", f"import: {err}")
+            frozen.extend(new)
+            current = _freeze(model, frozen, values)  # type: ignore[arg-type]
+        except UnsupportedFeatureError as err:
+            why = f"ember limitation: {err.message}"
+            return CaseResult(case_name, "skipped", why, "limitation")
+        except UnsupportedOpError as err:
+            return CaseResult(case_name, "skipped", str(err), "unsupported op")
+        except EmberError as err:
+            return CaseResult(case_name, "failed", f"import: {err}")
+        except Exception as err:  # noqa: BLE001 (an ember bug: report it as a failure)
+            return CaseResult(case_name, "failed", f"import crashed: {type(err).__name__}: {err}")
+    return CaseResult(case_name, "failed", "import: too many inputs to freeze")
+
+
+def _check(
+    run: Runner, feeds: Mapping[str, np.ndarray], outputs: list[np.ndarray]
+) -> tuple[str, str] | None:
+    """``run(feeds)`` and compare: None when every output matches, else (status, reason)
+    with status ``wrong`` (ran, but an output differs) or ``failed`` (it raised)."""
+    try:
+        with np.errstate(all="ignore"):
+            ours = run(feeds)
+    except Exception as err:  # noqa: BLE001 (an ember bug: report it as a failure)
+        return "failed", f"run: {type(err).__name__}: {err}"
+    if len(ours) != len(outputs):
+        return "wrong", f"{len(ours)} outputs, expected {len(outputs)}"
+    for i, (got, want) in enumerate(zip(ours, outputs)):
+        mismatch = _compare(i, np.asarray(got), np.asarray(want))
+        if mismatch is not None:
+            return "wrong", mismatch
+    return None
+
+
+def run_case(case: object, compiler: Compiler | None = None) -> CaseResult:
+    """Classify and (if ember claims it) run one node test case with the reference
+    executor and, given a ``compiler``, also compiled (see :data:`Compiler`)."""
     name = case.name  # type: ignore[attr-defined]
     why_not_plain = _plain_tensors(case)
     if why_not_plain is not None:
@@ -193,53 +273,37 @@ def run_case(case: object) -> CaseResult:
         return CaseResult(name, "skipped", f"unsupported op {', '.join(ops)}", "unsupported op")
     graph_inputs = [vi.name for vi in model.graph.input]
     frozen: list[str] = []
+    reference: tuple[str, str] | None = None  # the first problem found, per path
+    compiled: tuple[str, str] | None = None
     for inputs, outputs in case.data_sets:  # type: ignore[attr-defined]
         values = {n: _as_data(v) for n, v in zip(graph_inputs, inputs)}
-        outputs = [_as_array(v) for v in _flat(outputs)]
-        frozen = []
-        current = model
-        for _ in range(MAX_FREEZE_ROUNDS):
+        expected = [_as_array(v) for v in _flat(outputs)]
+        imported = _import(name, model, values)
+        if isinstance(imported, CaseResult):
+            if imported.status != "failed" or compiler is None:
+                return imported
+            return dataclasses.replace(imported, compiled="failed", compiled_reason=imported.reason)
+        mod, params, feeds, frozen = imported
+        if reference is None:
+            reference = _check(functools.partial(interpret, mod, params), feeds, expected)
+        if compiler is not None and compiled is None:
             try:
-                given = {n: v for n, v in values.items() if n not in frozen}
-                shapes = {n: _shape_of(v) for n, v in given.items()}
-                feeds = _spread(given)
-                mod, params = from_onnx(current, shape=shapes)
-                break
-            except NotStaticError as err:
-                new = [
-                    n
-                    for n in err.input_names
-                    if isinstance(values.get(n), np.ndarray) and n not in frozen
-                ]
-                if not new:
-                    return CaseResult(name, "failed", f"import: {err}")
-                frozen.extend(new)
-                current = _freeze(model, frozen, values)
-            except UnsupportedFeatureError as err:
-                return CaseResult(name, "skipped", f"ember limitation: {err.message}", "limitation")
-            except UnsupportedOpError as err:
-                return CaseResult(name, "skipped", str(err), "unsupported op")
-            except EmberError as err:
-                return CaseResult(name, "failed", f"import: {err}")
-            except Exception as err:  # noqa: BLE001 (an ember bug: report it as a failure)
-                return CaseResult(name, "failed", f"import crashed: {type(err).__name__}: {err}")
-        else:
-            return CaseResult(name, "failed", "import: too many inputs to freeze")
-        try:
-            with np.errstate(all="ignore"):
-                ours = interpret(mod, params, feeds)
-        except Exception as err:  # noqa: BLE001
-            return CaseResult(name, "failed", f"run: {type(err).__name__}: {err}")
-        if len(ours) != len(outputs):
-            return CaseResult(name, "failed", f"{len(ours)} outputs, expected {len(outputs)}")
-        for i, (got, want) in enumerate(zip(ours, outputs)):
-            mismatch = _compare(name, i, np.asarray(got), np.asarray(want))
-            if mismatch is not None:
-                return CaseResult(name, "failed", mismatch)
-    return CaseResult(name, "passed", frozen=tuple(frozen))
+                run = compiler(mod, params)
+            except Exception as err:  # noqa: BLE001 (reported as did-not-compile)
+                compiled = ("did-not-compile", f"{type(err).__name__}: {err}")
+            else:
+                compiled = _check(run, feeds, expected)
+    status, reason = reference or ("passed", "")
+    result = CaseResult(name, status, reason, frozen=tuple(frozen))
+    if compiler is None:
+        return result
+    status, reason = compiled or ("passed", "")
+    return dataclasses.replace(result, compiled=status, compiled_reason=reason)
 
 
-def run_cases(names: Iterable[str] | None = None) -> list[CaseResult]:
-    """Run the named cases (all by default), in name order."""
+def run_cases(
+    names: Iterable[str] | None = None, compiler: Compiler | None = None
+) -> list[CaseResult]:
+    """Run the named cases (all by default), in name order; compiled too given a ``compiler``."""
     cases = all_cases()
-    return [run_case(cases[n]) for n in sorted(cases if names is None else names)]
+    return [run_case(cases[n], compiler) for n in sorted(cases if names is None else names)]

@@ -62,7 +62,7 @@ ONNX_DTYPES: dict[int, str | None] = {
     1: "float32",
     2: "uint8",
     3: "int8",
-    4: None,  # uint16
+    4: "uint16",
     5: "int16",
     6: "int32",
     7: "int64",
@@ -71,10 +71,10 @@ ONNX_DTYPES: dict[int, str | None] = {
     10: "float16",
     11: "float64",
     12: "uint32",
-    13: None,  # uint64
+    13: "uint64",
     14: None,  # complex64
     15: None,  # complex128
-    16: None,  # bfloat16
+    16: "bfloat16",
 }
 
 

@@ -28,6 +28,12 @@ _UNARY = {
     "Sign": "sign",
     "Sin": "sin",
     "Cos": "cos",
+    "Asin": "asin",
+    "Acos": "acos",
+    "Atan": "atan",
+    "Asinh": "asinh",
+    "Acosh": "acosh",
+    "Atanh": "atanh",
     "Exp": "exp",
     "Log": "log",
     "Sqrt": "sqrt",
@@ -45,6 +51,32 @@ _UNARY = {
 @converter(*_UNARY)
 def _unary(node: OnnxNode) -> Expr:
     return node.call(_UNARY[node.op_type], node.input(0))
+
+
+_BITWISE = {
+    "BitwiseAnd": "bitwise_and",
+    "BitwiseOr": "bitwise_or",
+    "BitwiseXor": "bitwise_xor",
+}
+
+
+@converter(*_BITWISE, min_version=18)
+def _bitwise(node: OnnxNode) -> Expr:
+    return node.call(_BITWISE[node.op_type], node.input(0), node.input(1))
+
+
+@converter("BitwiseNot", min_version=18)
+def _bitwise_not(node: OnnxNode) -> Expr:
+    return node.call("bitwise_not", node.input(0))
+
+
+@converter("BitShift", min_version=11)
+def _bit_shift(node: OnnxNode) -> Expr:
+    direction = node.attr("direction")
+    if direction not in ("LEFT", "RIGHT"):
+        raise node.error(f"direction must be 'LEFT' or 'RIGHT', got {direction!r}")
+    op = "left_shift" if direction == "LEFT" else "right_shift"
+    return node.call(op, node.input(0), node.input(1))
 
 
 @converter("LeakyRelu", min_version=6)
@@ -288,6 +320,33 @@ def _variadic(node: OnnxNode) -> Expr:
     return result
 
 
+def _cumulative_mask(node: OnnxNode, n: int) -> np.ndarray:
+    """mask[i, j] of CumSum / CumProd: input i contributes to output j."""
+    i, j = np.indices((n, n))
+    exclusive, reverse = node.attr("exclusive", 0), node.attr("reverse", 0)
+    if reverse:
+        return i > j if exclusive else i >= j
+    return i < j if exclusive else i <= j
+
+
+@converter("CumProd", min_version=26)
+def _cumprod(node: OnnxNode) -> Expr:
+    """Each output j is the product over the inputs its mask row selects: ``x`` repeated
+    along a new axis, 1 where the mask is off, reduce_prod (exact for integers)."""
+    x = node.input(0)
+    shape = node.shape(0)
+    rank = len(shape)
+    axis = node.axis(int(node.const(1, "axis").reshape(-1)[0]), rank)
+    mask = _cumulative_mask(node, shape[axis])
+    # x[..., i, (1), ...] against mask (i, j): the new axis after ``axis`` is j
+    expanded = node.call("expand_dims", x, axes=(axis + 1,))
+    mask_shape = tuple(shape[axis] if a in (axis, axis + 1) else 1 for a in range(rank + 1))
+    cond = node.constant(mask.reshape(mask_shape))
+    one = node.constant(np.ones((), node.dtype(0)))
+    factors = node.call("where", cond, expanded, one)
+    return node.call("reduce_prod", factors, axes=(axis,))
+
+
 @converter("CumSum", min_version=11)
 def _cumsum(node: OnnxNode) -> Expr:
     """A matmul with a triangular 0/1 matrix along ``axis`` (exact for integers)."""
@@ -295,14 +354,7 @@ def _cumsum(node: OnnxNode) -> Expr:
     shape = node.shape(0)
     rank = len(shape)
     axis = node.axis(int(node.const(1, "axis").reshape(-1)[0]), rank)
-    n = shape[axis]
-    # mask[i, j]: input i contributes to output j.
-    i, j = np.indices((n, n))
-    exclusive, reverse = node.attr("exclusive", 0), node.attr("reverse", 0)
-    if reverse:
-        mask = i > j if exclusive else i >= j
-    else:
-        mask = i < j if exclusive else i <= j
+    mask = _cumulative_mask(node, shape[axis])
     perm = [a for a in range(rank) if a != axis] + [axis]
     inverse = tuple(int(p) for p in np.argsort(perm))
     moved = x if axis == rank - 1 else node.call("transpose", x, axes=tuple(perm))

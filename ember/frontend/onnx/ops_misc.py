@@ -1,4 +1,5 @@
-"""ONNX converters: integer quantize/dequantize, window functions, CenterCropPad, SwiGLU, LpPool.
+"""ONNX converters: integer quantize/dequantize, integer matmul/conv, window functions,
+CenterCropPad, SwiGLU, LpPool.
 
 QuantizeLinear(x, s, zp)    ->  cast(clip(round(x / s) + zp), zp's dtype)
 DequantizeLinear(q, s, zp)  ->  (cast(q) - cast(zp)) * s
@@ -12,10 +13,53 @@ import math
 import numpy as np
 
 from ember.frontend.onnx.context import OnnxNode, converter, ember_dtype
-from ember.frontend.onnx.ops_nn import window_pool
+from ember.frontend.onnx.ops_nn import conv, window_pool
+from ember.frontend.onnx.ops_tensor import gather_elements
 from ember.graph.ir import Constant, Expr
 
 # ----------------------------------------------------------------------------- quantization
+
+
+def _minus_zero_point(node: OnnxNode, index: int, zp_index: int, zp_axis: int | None) -> Expr:
+    """Input ``index`` as int32 minus its zero point (input ``zp_index``, 0 if omitted); a
+    1-D zero point of more than one value runs along ``zp_axis`` (None: must be a scalar)."""
+    x = node.call("cast", node.input(index), dtype="int32")
+    if not node.has_input(zp_index):
+        return x
+    zp = node.input(zp_index)
+    zshape = zp.type.shape  # type: ignore[union-attr]
+    count = math.prod(zshape)
+    if count != 1 and (zp_axis is None or len(zshape) != 1):
+        where = "a scalar" if zp_axis is None else f"a scalar or 1-D along axis {zp_axis}"
+        raise node.unsupported(f"zero point input {zp_index} of shape {zshape} must be {where}")
+    zp = node.call("cast", zp, dtype="int32")
+    rank = len(node.shape(index))
+    if count == 1:
+        newshape: tuple[int, ...] = ()
+    else:
+        axis = zp_axis % rank
+        newshape = tuple(count if a == axis else 1 for a in range(rank))
+    if tuple(zshape) != newshape:
+        zp = node.call("reshape", zp, newshape=newshape)
+    return node.call("subtract", x, zp)
+
+
+@converter("MatMulInteger", min_version=10)
+def _matmul_integer(node: OnnxNode) -> Expr:
+    """int32 (A - a_zero_point) @ (B - b_zero_point); a_zero_point may be per row of A,
+    b_zero_point per column of B."""
+    a = _minus_zero_point(node, 0, 2, -2 if len(node.shape(0)) >= 2 else None)
+    b = _minus_zero_point(node, 1, 3, -1)
+    return node.call("nn.matmul", a, b)
+
+
+@converter("ConvInteger", min_version=10)
+def _conv_integer(node: OnnxNode) -> Expr:
+    """int32 Conv of (x - x_zero_point) and (w - w_zero_point); w_zero_point may be per
+    output channel. Padding adds zeros after the subtraction (the zero point before it)."""
+    x = _minus_zero_point(node, 0, 2, None)
+    w = _minus_zero_point(node, 1, 3, 0)
+    return conv(node, x, w)
 
 
 def _per_axis(
@@ -52,6 +96,7 @@ _INT_RANGES = {
     "int16": (-32768, 32767),
     "int32": (-(2**31), 2**31 - 1),
     "uint32": (0, 2**32 - 1),
+    "uint16": (0, 2**16 - 1),
 }
 
 
@@ -182,3 +227,72 @@ def _lp_pool(node: OnnxNode) -> Expr:
     mean = window_pool(node, "nn.avg_pool2d", powered, count_include_pad=True)
     total = node.call("multiply", mean, node.constant(float(math.prod(kernel)), dtype))
     return node.call("power", total, node.constant(1.0 / p, dtype))
+
+
+# ----------------------------------------------------------------------------- selection
+
+
+@converter("Compress", min_version=9)
+def _compress(node: OnnxNode) -> Expr:
+    """A take of the positions where ``condition`` is true (it decides the output shape,
+    so it must be a constant); a condition shorter than the axis drops the rest."""
+    x = node.input(0)
+    condition = np.asarray(node.const(1, "condition")).reshape(-1).astype(bool)
+    axis = node.attr("axis")
+    if axis is None:  # compress the flattened input
+        x = node.call("reshape", x, newshape=(-1,))
+        axis = 0
+    size = x.type.shape[node.axis(axis, len(x.type.shape))]  # type: ignore[union-attr]
+    if condition.size > size:
+        raise node.error(f"condition has {condition.size} values but the axis has {size} positions")
+    positions = np.flatnonzero(condition).astype(np.int64)
+    return node.call("take", x, node.constant(positions), axis=axis)
+
+
+@converter("ReverseSequence", min_version=10)
+def _reverse_sequence(node: OnnxNode) -> Expr:
+    """Reverse the first ``sequence_lens[b]`` steps of each batch entry: a GatherElements
+    along the time axis at ``len - 1 - t`` for ``t < len``, else ``t``."""
+    shape = node.shape(0)
+    rank = len(shape)
+    batch_axis, time_axis = node.attr("batch_axis", 1), node.attr("time_axis", 0)
+    if rank < 2 or {batch_axis, time_axis} != {0, 1}:
+        raise node.error(
+            f"batch_axis={batch_axis} and time_axis={time_axis} must be 0 and 1 (in either "
+            f"order) of an input of rank >= 2, got rank {rank}"
+        )
+    lens = node.input(1)
+    if node.dtype(1) != "int64":
+        lens = node.call("cast", lens, dtype="int64")
+    lens = node.call(
+        "reshape", lens, newshape=tuple(-1 if a == batch_axis else 1 for a in range(rank))
+    )
+    steps = np.arange(shape[time_axis], dtype=np.int64)
+    steps = node.constant(steps.reshape([-1 if a == time_axis else 1 for a in range(rank)]))
+    reversed_steps = node.call(
+        "subtract", node.call("subtract", lens, node.constant(1, "int64")), steps
+    )
+    index = node.call("where", node.call("less", steps, lens), reversed_steps, steps)
+    index = node.call("broadcast_to", index, shape=tuple(shape))
+    return gather_elements(node, node.input(0), index, time_axis)
+
+
+_GRID_METHODS = {"bilinear": "linear", "bicubic": "cubic"}  # opset 16 names
+
+
+@converter("GridSample", min_version=16)
+def _grid_sample(node: OnnxNode) -> Expr:
+    if len(node.shape(0)) != 4:
+        raise node.unsupported(
+            f"{len(node.shape(0)) - 2}-D GridSample (input rank {len(node.shape(0))}) is not "
+            "supported; ember samples 2-D (N, C, H, W) inputs"
+        )
+    mode = node.attr("mode", "linear" if node.version >= 20 else "bilinear")
+    return node.call(
+        "image.grid_sample",
+        node.input(0),
+        node.input(1),
+        method=_GRID_METHODS.get(mode, mode),
+        padding_mode=node.attr("padding_mode", "zeros"),
+        align_corners=bool(node.attr("align_corners", 0)),
+    )

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ember.frontend.onnx.context import OnnxNode, converter
+from ember.frontend.onnx.context import OnnxNode, converter, ember_dtype
 from ember.graph.ir import Expr
 
 # ----------------------------------------------------------------------------- helpers
@@ -94,15 +94,21 @@ def _lower_1d(node: OnnxNode, y: Expr, spatial: int) -> Expr:
 
 @converter("Conv")
 def _conv(node: OnnxNode) -> Expr:
-    x, weight = node.input(0), node.input(1)
+    x, weight = node.input(0), node.input(1)  # first: params are made in input order
+    return conv(node, x, weight, node.input(2) if node.has_input(2) else None)
+
+
+def conv(node: OnnxNode, x: Expr, weight: Expr, bias: Expr | None = None) -> Expr:
+    """``nn.conv2d`` of ``x`` and ``weight`` with a Conv-like node's attributes (1-D and
+    2-D; ConvInteger passes its inputs with the zero points subtracted)."""
     spatial = _spatial_rank(node, len(node.shape(0)))
     kernel = tuple(node.attr("kernel_shape", node.shape(1)[2:]))
     strides = tuple(node.attr("strides", (1,) * spatial))
     dilations = tuple(node.attr("dilations", (1,) * spatial))
     pads = _window_padding(node, node.shape(0)[2:], kernel, strides, dilations)
     args = [_lift_1d(node, x, spatial), _lift_1d(node, weight, spatial)]
-    if node.has_input(2):
-        args.append(node.input(2))
+    if bias is not None:
+        args.append(bias)
     y = node.call(
         "nn.conv2d",
         *args,
@@ -285,10 +291,27 @@ def _batch_norm(node: OnnxNode) -> Expr:
     )
 
 
+# Narrow floats are normalized in float32 (ONNX's stash_type=1, what onnxruntime does):
+# a float16 mean of squares overflows past 256 and its sums lose the small terms.
+_NARROW_FLOATS = ("float16", "bfloat16")
+
+
+def _widen(node: OnnxNode, x: Expr) -> Expr:
+    """``x`` in the dtype a normalization computes in: float32 for narrow floats."""
+    dtype = x.type.dtype  # type: ignore[union-attr]
+    return node.call("cast", x, dtype="float32") if dtype in _NARROW_FLOATS else x
+
+
+def _narrow(node: OnnxNode, y: Expr, dtype: str) -> Expr:
+    """``y`` rounded back to the model's ``dtype`` (once, at the end)."""
+    return y if y.type.dtype == dtype else node.call("cast", y, dtype=dtype)  # type: ignore[union-attr]
+
+
 def _normalize(
     node: OnnxNode, x: Expr, axes: tuple[int, ...], epsilon: float
 ) -> tuple[Expr, Expr, Expr]:
-    """((x - mean) / sqrt(var + epsilon), mean, 1 / sqrt(var + epsilon)) over ``axes``."""
+    """((x - mean) / sqrt(var + epsilon), mean, 1 / sqrt(var + epsilon)) over ``axes``,
+    computed in ``x``'s dtype (widen narrow floats first)."""
     mean = node.call("reduce_mean", x, axes=axes, keepdims=True)
     centered = node.call("subtract", x, mean)
     var = node.call(
@@ -301,50 +324,62 @@ def _normalize(
 
 @converter("InstanceNormalization", min_version=6)
 def _instance_norm(node: OnnxNode) -> Expr:
-    x = node.input(0)
+    x = _widen(node, node.input(0))
     rank = len(node.shape(0))
     y, _, _ = _normalize(node, x, tuple(range(2, rank)), node.attr("epsilon", 1e-5))
     # scale and bias are per channel (C,): broadcast them over the spatial axes.
     channel_shape = (-1,) + (1,) * (rank - 2)
-    scale = node.call("reshape", node.input(1), newshape=channel_shape)
-    bias = node.call("reshape", node.input(2), newshape=channel_shape)
-    return node.call("add", node.call("multiply", y, scale), bias)
+    scale = node.call("reshape", _widen(node, node.input(1)), newshape=channel_shape)
+    bias = node.call("reshape", _widen(node, node.input(2)), newshape=channel_shape)
+    return _narrow(node, node.call("add", node.call("multiply", y, scale), bias), node.dtype(0))
+
+
+def _stash_dtype(node: OnnxNode) -> str:
+    """The dtype of LayerNormalization's Mean / InvStdDev outputs (``stash_type``)."""
+    return ember_dtype(node.attr("stash_type", 1), f"{node} stash_type")
 
 
 @converter("LayerNormalization", min_version=17)
 def _layer_norm(node: OnnxNode) -> list[Expr]:
-    x = node.input(0)
+    x = _widen(node, node.input(0))
     rank = len(node.shape(0))
     axis = node.axis(node.attr("axis", -1), rank)
     y, mean, inv_std = _normalize(node, x, tuple(range(axis, rank)), node.attr("epsilon", 1e-5))
-    y = node.call("multiply", y, node.input(1))
+    y = node.call("multiply", y, _widen(node, node.input(1)))
     if node.has_input(2):
-        y = node.call("add", y, node.input(2))
-    return [y, mean, inv_std]
+        y = node.call("add", y, _widen(node, node.input(2)))
+    stash = _stash_dtype(node)
+    return [
+        _narrow(node, y, node.dtype(0)),
+        _narrow(node, mean, stash),
+        _narrow(node, inv_std, stash),
+    ]
 
 
 @converter("MeanVarianceNormalization", min_version=9)
 def _mvn(node: OnnxNode) -> Expr:
     axes = tuple(node.attr("axes", (0, 2, 3)))
-    return _normalize(node, node.input(0), axes, 1e-9)[0]
+    y = _normalize(node, _widen(node, node.input(0)), axes, 1e-9)[0]
+    return _narrow(node, y, node.dtype(0))
 
 
 @converter("RMSNormalization", min_version=23)
 def _rms_norm(node: OnnxNode) -> Expr:
-    x = node.input(0)
+    x = _widen(node, node.input(0))
     rank = len(node.shape(0))
     axis = node.axis(node.attr("axis", -1), rank)
     mean_square = node.call(
         "reduce_mean", node.call("multiply", x, x), axes=tuple(range(axis, rank)), keepdims=True
     )
-    eps = node.constant(node.attr("epsilon", 1e-5), node.dtype(0))
+    eps = node.constant(node.attr("epsilon", 1e-5), x.type.dtype)  # type: ignore[union-attr]
     inv_rms = node.call("rsqrt", node.call("add", mean_square, eps))
-    return node.call("multiply", node.call("multiply", x, inv_rms), node.input(1))
+    y = node.call("multiply", node.call("multiply", x, inv_rms), _widen(node, node.input(1)))
+    return _narrow(node, y, node.dtype(0))
 
 
 @converter("LpNormalization")
 def _lp_norm(node: OnnxNode) -> Expr:
-    x = node.input(0)
+    x = _widen(node, node.input(0))
     p = node.attr("p", 2)
     if p not in (1, 2):
         raise node.error(f"p={p} must be 1 or 2")
@@ -355,14 +390,15 @@ def _lp_norm(node: OnnxNode) -> Expr:
         squares = node.call("multiply", x, x)
         norm = node.call("sqrt", node.call("reduce_sum", squares, axes=(axis,), keepdims=True))
     # A zero vector stays zero (the ONNX reference), rather than becoming 0/0 = NaN.
-    zero = node.constant(0, node.dtype(0))
+    zero = node.constant(0, x.type.dtype)  # type: ignore[union-attr]
     is_zero = node.call("equal", norm, zero)
-    return node.call("where", is_zero, zero, node.call("divide", x, norm))
+    y = node.call("where", is_zero, zero, node.call("divide", x, norm))
+    return _narrow(node, y, node.dtype(0))
 
 
 @converter("GroupNormalization", min_version=18)
 def _group_norm(node: OnnxNode) -> Expr:
-    x = node.input(0)
+    x = _widen(node, node.input(0))
     shape = node.shape(0)
     n, c = shape[0], shape[1]
     groups = node.attr("num_groups")
@@ -371,16 +407,17 @@ def _group_norm(node: OnnxNode) -> Expr:
     grouped = node.call("reshape", x, newshape=(n, groups, -1))
     y, _, _ = _normalize(node, grouped, (2,), node.attr("epsilon", 1e-5))
     spatial_ones = (1,) * (len(shape) - 2)
+    scale, bias = _widen(node, node.input(1)), _widen(node, node.input(2))
     if node.version < 21:
         # GroupNormalization-18: scale and bias have one value per group.
-        scale = node.call("reshape", node.input(1), newshape=(1, groups, 1))
-        bias = node.call("reshape", node.input(2), newshape=(1, groups, 1))
+        scale = node.call("reshape", scale, newshape=(1, groups, 1))
+        bias = node.call("reshape", bias, newshape=(1, groups, 1))
         y = node.call("add", node.call("multiply", y, scale), bias)
-        return node.call("reshape", y, newshape=shape)
+        return _narrow(node, node.call("reshape", y, newshape=shape), node.dtype(0))
     y = node.call("reshape", y, newshape=shape)
-    scale = node.call("reshape", node.input(1), newshape=(c, *spatial_ones))
-    bias = node.call("reshape", node.input(2), newshape=(c, *spatial_ones))
-    return node.call("add", node.call("multiply", y, scale), bias)
+    scale = node.call("reshape", scale, newshape=(c, *spatial_ones))
+    bias = node.call("reshape", bias, newshape=(c, *spatial_ones))
+    return _narrow(node, node.call("add", node.call("multiply", y, scale), bias), node.dtype(0))
 
 
 @converter("Hardmax")

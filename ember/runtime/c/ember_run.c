@@ -23,7 +23,8 @@ typedef const ember_tensor_info* (*info_fn)(int32_t);
 typedef uint64_t (*bytes_fn)(void);
 typedef int32_t (*run_fn)(void* const*, void* const*, void* const*, void*);
 
-static const char* kDescr[] = {"<f4", "<f2", "<f8", "|i1", "|u1", "<i2", "<i4", "<i8", "<u4", "|b1"};
+static const char* kDescr[] = {"<f4", "<f2", "<f8", "|i1", "|u1", "<i2", "<i4", "<i8", "<u4", "|b1",
+                               "<u2", "<u8", "<V2"}; /* bfloat16: numpy saves ml_dtypes' as V2 */
 
 static void die(const char* fmt, const char* arg) {
   fprintf(stderr, "ember_run: ");

@@ -33,7 +33,10 @@ enum {
   EMBER_INT32 = 6,
   EMBER_INT64 = 7,
   EMBER_UINT32 = 8,
-  EMBER_BOOL = 9
+  EMBER_BOOL = 9,
+  EMBER_UINT16 = 10,
+  EMBER_UINT64 = 11,
+  EMBER_BFLOAT16 = 12 /* the upper 16 bits of a float32 (numpy: ml_dtypes.bfloat16) */
 };
 
 typedef struct {

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from ember import config as _config
 from ember.errors import VerifyError
 from ember.tir.passes.flatten_storage import flatten_storage
+from ember.tir.passes.legalize_bfloat16 import legalize_bfloat16
 from ember.tir.passes.loop_partition import partition_loops
 from ember.tir.passes.partition_selects import partition_selects
 from ember.tir.passes.remove_no_op import remove_no_op
@@ -27,6 +28,7 @@ from ember.tir.stmt import PrimFunc
 from ember.tir.verifier import verify as verify_func
 
 PIPELINE: list[tuple[str, Callable[[PrimFunc], PrimFunc]]] = [
+    ("legalize_bfloat16", legalize_bfloat16),  # bfloat16 arithmetic -> float32 between casts
     ("flatten_storage", flatten_storage),  # N-D buffer accesses -> 1-D (row-major or strided)
     ("simplify", simplify_func),  # fold index arithmetic; drop guards that always hold
     ("partition_selects", partition_selects),  # split loops where select conditions change
@@ -70,6 +72,7 @@ def lower_pipeline(func: PrimFunc, *, dump: bool = False, verify: bool | None = 
 __all__ = [
     "PIPELINE",
     "flatten_storage",
+    "legalize_bfloat16",
     "lower_pipeline",
     "partition_loops",
     "partition_selects",

@@ -227,8 +227,10 @@ def _import(
         except UnsupportedFeatureError as err:
             why = f"ember limitation: {err.message}"
             return CaseResult(case_name, "skipped", why, "limitation")
-        except UnsupportedOpError as err:
-            return CaseResult(case_name, "skipped", str(err), "unsupported op")
+        except UnsupportedOpError as err:  # found while importing (a context-dependent body)
+            ops = sorted({op for op, _ in err.unsupported})
+            why = f"unsupported op {', '.join(ops)}"
+            return CaseResult(case_name, "skipped", why, "unsupported op")
         except EmberError as err:
             return CaseResult(case_name, "failed", f"import: {err}")
         except Exception as err:  # noqa: BLE001 (an ember bug: report it as a failure)

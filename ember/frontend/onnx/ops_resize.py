@@ -16,16 +16,7 @@ import numpy as np
 from ember.frontend.common import int_list
 from ember.frontend.onnx.context import OnnxNode, converter
 from ember.graph.ir import Expr
-
-_COORDINATE_MODES = (
-    "half_pixel",
-    "asymmetric",
-    "align_corners",
-    "pytorch_half_pixel",
-    "tf_half_pixel_for_nn",
-    "half_pixel_symmetric",
-    "tf_crop_and_resize",
-)
+from ember.ops.image import COORDINATE_MODES
 
 
 @converter("Resize", min_version=10)
@@ -40,7 +31,7 @@ def _resize(node: OnnxNode) -> Expr:
         sizes_value = node.maybe_const(3, "sizes")
         coordinate_mode = node.attr("coordinate_transformation_mode", "half_pixel")
         nearest_mode = node.attr("nearest_mode", "round_prefer_floor")
-    if coordinate_mode not in _COORDINATE_MODES:
+    if coordinate_mode not in COORDINATE_MODES:
         raise node.unsupported(
             f"coordinate_transformation_mode={coordinate_mode!r} is not supported"
         )

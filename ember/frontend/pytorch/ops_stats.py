@@ -19,6 +19,7 @@ import numpy as np
 
 from ember.frontend.common import scalar, shape_of
 from ember.frontend.pytorch.context import AtenNode, converter, torch_dtype_name
+from ember.frontend.pytorch.ops_tensor import channel_affine
 from ember.graph.ir import Expr, const
 
 
@@ -182,15 +183,7 @@ def _instance_norm(node: AtenNode) -> Expr:
         var = node.call("reshape", running_var, suffix="/var", newshape=per_channel)
         centered = node.call("subtract", x, mean, suffix="/centered")
     rstd = node.call("rsqrt", node.call("add", var, eps, suffix="/var_eps"), suffix="/rstd")
-    out = node.call("multiply", centered, rstd, suffix="/norm")
-    weight, bias = node.optional_tensor(1), node.optional_tensor(2)
-    if weight is not None:
-        weight = node.call("reshape", weight, suffix="/weight", newshape=per_channel)
-        out = node.call("multiply", out, weight, suffix="/scale")
-    if bias is not None:
-        bias = node.call("reshape", bias, suffix="/bias", newshape=per_channel)
-        out = node.call("add", out, bias, suffix="/shift")
-    return out
+    return channel_affine(node, node.call("multiply", centered, rstd, suffix="/norm"), 1)
 
 
 # ----------------------------------------------------------------------------- cumsum

@@ -565,8 +565,15 @@ def _group_norm(node: AtenNode) -> Expr:
     out = node.call(
         "reshape", node.call("multiply", centered, rstd, suffix="/norm"), newshape=shape
     )
+    return channel_affine(node, out, 2)
+
+
+def channel_affine(node: AtenNode, out: Expr, weight_arg: int) -> Expr:
+    """``out * weight + bias`` per channel (axis 1) of a normalization, with the optional
+    weight and bias at arguments ``weight_arg`` and ``weight_arg + 1``."""
+    shape = shape_of(out)
     per_channel = (shape[1],) + (1,) * (len(shape) - 2)
-    weight, bias = node.optional_tensor(2), node.optional_tensor(3)
+    weight, bias = node.optional_tensor(weight_arg), node.optional_tensor(weight_arg + 1)
     if weight is not None:
         weight = node.call("reshape", weight, suffix="/weight", newshape=per_channel)
         out = node.call("multiply", out, weight, suffix="/scale")

@@ -1,4 +1,6 @@
-"""The one place that reads ``EMBER_*`` environment variables, once, at import."""
+"""The one place that reads ``EMBER_*`` environment variables, once, at import (and
+``OMP_NUM_THREADS``, the convention ember's thread count follows when
+``EMBER_NUM_THREADS`` is not set)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ class Config:
     cc: str
     """The C compiler used for host builds."""
     num_threads: int
-    """Threads for parallel loops (0: let OpenMP decide)."""
+    """Threads for parallel loops: ``EMBER_NUM_THREADS``, else the first entry of
+    ``OMP_NUM_THREADS``; 0 (neither set, or ``EMBER_NUM_THREADS=0``): let OpenMP decide."""
     keep_build_dirs: bool
     """Keep temporary build folders for inspection."""
     debug: bool = False
@@ -27,11 +30,21 @@ class Config:
     verified after every TIR pass (``ember.tir.passes.lower_pipeline``)."""
 
 
+def _threads() -> int:
+    """``EMBER_NUM_THREADS``, else ``OMP_NUM_THREADS``'s first entry (``"4,2"``: 4), else 0.
+    Values that are not counts are left to the runtime, which says so when it loads."""
+    for name in ("EMBER_NUM_THREADS", "OMP_NUM_THREADS"):
+        text = os.environ.get(name, "").split(",")[0].strip()
+        if text:
+            return int(text) if text.isdigit() else 0
+    return 0
+
+
 def _read() -> Config:
     return Config(
         cache_dir=Path(os.environ.get("EMBER_CACHE_DIR") or _default_cache_dir()),
         cc=os.environ.get("EMBER_CC", "cc"),
-        num_threads=int(os.environ.get("EMBER_NUM_THREADS", "0") or 0),
+        num_threads=_threads(),
         keep_build_dirs=os.environ.get("EMBER_KEEP_BUILD_DIRS", "") not in ("", "0"),
         debug=os.environ.get("EMBER_DEBUG", "") not in ("", "0"),
     )

@@ -45,15 +45,34 @@ def _aligned_empty(nbytes: int, alignment: int = PARAM_ALIGNMENT) -> np.ndarray:
 
 
 def _env_threads() -> int:
-    """EMBER_NUM_THREADS (0 or unset: no limit). Read here, not from ember.config, so the
-    runtime imports nothing beyond numpy."""
-    try:
-        return max(0, int(os.environ.get("EMBER_NUM_THREADS", "0") or 0))
-    except ValueError:
-        raise EmberRuntimeError(
-            f"EMBER_NUM_THREADS={os.environ['EMBER_NUM_THREADS']!r} is not a thread count",
-            hint="set it to a positive integer, or unset it to use every core",
-        ) from None
+    """The thread count the environment asks for: ``EMBER_NUM_THREADS``, else
+    ``OMP_NUM_THREADS`` (its first entry: ``"4,2"`` is 4 at the outer level, as OpenMP
+    reads it), else 0 (no limit: every usable core).
+
+    Read here, not from ember.config, so the runtime imports nothing beyond numpy; ember.config
+    reads them the same way for the compiler's in-process kernels.
+
+    >>> os.environ["OMP_NUM_THREADS"] = "1"; _env_threads()  # doctest: +SKIP
+    1
+    """
+    for name in ("EMBER_NUM_THREADS", "OMP_NUM_THREADS"):
+        text = os.environ.get(name, "").split(",")[0].strip()
+        if not text:
+            continue
+        try:
+            count = int(text)
+        except ValueError:
+            count = -1
+        if count < 0 or (count == 0 and name == "OMP_NUM_THREADS"):
+            raise EmberRuntimeError(
+                f"{name}={os.environ[name]!r} is not a thread count",
+                hint="set it to a positive integer, or unset it to use every core"
+                + (" (EMBER_NUM_THREADS=0 means no limit)" if name == "EMBER_NUM_THREADS" else ""),
+            )
+        if count > 0:
+            return count
+        return 0  # EMBER_NUM_THREADS=0: no limit, whatever OMP_NUM_THREADS says
+    return 0
 
 
 def _library_path(lib_bytes: bytes) -> Path:
@@ -137,7 +156,8 @@ class Model:
         self._free_workspaces = [_aligned_empty(self._workspace_bytes)]
         self._lock = threading.Lock()
         self._in_flight = 0
-        # Threads per run: set_num_threads, else EMBER_NUM_THREADS, else all usable cores.
+        # Threads per run: set_num_threads, else EMBER_NUM_THREADS, else OMP_NUM_THREADS,
+        # else all usable cores.
         self._num_threads = _env_threads() or _cores()
 
     def __repr__(self) -> str:

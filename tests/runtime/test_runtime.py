@@ -8,6 +8,7 @@ runtime's contract independently of the compiler.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import tarfile
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ember import config as config_module
 from ember.errors import EmberRuntimeError
 from ember.runtime import load
 from ember.runtime.artifact import pack_params, write_artifact
@@ -237,4 +239,37 @@ def test_ember_num_threads_sets_the_default(tmp_path, monkeypatch):
     assert load(path).num_threads == 3
     monkeypatch.setenv("EMBER_NUM_THREADS", "many")
     with pytest.raises(EmberRuntimeError, match="EMBER_NUM_THREADS='many'"):
+        load(path)
+
+
+@pytest.mark.parametrize(
+    ("ember_env", "omp_env", "expected"),
+    [
+        (None, "1", 1),  # the convention people and tools set
+        (None, "3,1", 3),  # nested levels: the outer one counts
+        ("2", "1", 2),  # ember's own variable wins
+        ("0", "1", None),  # EMBER_NUM_THREADS=0: no limit
+        (None, None, None),  # neither: every usable core
+    ],
+)
+def test_omp_num_threads_sets_the_default_when_ember_num_threads_does_not(
+    tmp_path, monkeypatch, ember_env, omp_env, expected
+):
+    path, _ = _make_artifact(tmp_path)
+    for name, value in (("EMBER_NUM_THREADS", ember_env), ("OMP_NUM_THREADS", omp_env)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    cores = len(os.sched_getaffinity(0))
+    assert load(path).num_threads == (cores if expected is None else expected)
+    assert config_module._read().num_threads == (expected or 0)
+
+
+@pytest.mark.parametrize("value", ["0", "all", "-2"])
+def test_a_bad_omp_num_threads_is_an_error_naming_it(tmp_path, monkeypatch, value):
+    path, _ = _make_artifact(tmp_path)
+    monkeypatch.delenv("EMBER_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    with pytest.raises(EmberRuntimeError, match=f"OMP_NUM_THREADS='{value}' is not a thread"):
         load(path)

@@ -11,7 +11,6 @@ at 0 (``cf.loop``).
 from __future__ import annotations
 
 import re
-import warnings
 
 import numpy as np
 import onnx
@@ -35,6 +34,7 @@ from tests.frontend.test_onnx_control_flow import (
     const_node,
     model_of,
     rand,
+    scripted_loop_and_branch,
     vi,
 )
 
@@ -201,36 +201,8 @@ def test_nested_control_flow_and_a_conv_in_a_loop_body(rolled):
 
 @pytest.mark.frameworks
 def test_pytorch_scripted_loop_and_branch(tmp_path):
-    # a real producer: torch.jit.script + torch.onnx.export(dynamo=False) writes a Loop whose
-    # trip count is a model input and an If on a computed condition
-    torch = pytest.importorskip("torch")
-
-    @torch.jit.script
-    def loop_and_branch(x: torch.Tensor, n: int) -> torch.Tensor:
-        for i in range(n):
-            x = torch.tanh(x @ x.t() @ x * 0.5 + i)
-        if bool(x.sum() > 0):
-            x = torch.relu(x) * 2
-        else:
-            x = x - 1
-        return x
-
-    class Net(torch.nn.Module):
-        def forward(self, x, n):
-            return loop_and_branch(x, n)
-
-    path = tmp_path / "cf.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            torch.jit.script(Net()),
-            (torch.randn(4, 3), torch.tensor(3)),
-            str(path),
-            input_names=["x", "n"],
-            dynamo=False,
-            opset_version=17,
-        )
-    model = onnx.load(str(path))
+    torch = pytest.importorskip("torch")  # a real producer's Loop and If, compiled
+    model, loop_and_branch = scripted_loop_and_branch(tmp_path / "cf.onnx", rows=4)
     feeds = [
         {"x": np.abs(rand(4, 3)) * sign, "n": np.array(n, np.int64)}
         for n in (0, 1, 5)

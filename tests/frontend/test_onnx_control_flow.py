@@ -439,16 +439,18 @@ def test_a_sequence_position_must_be_static():
 # ----------------------------------------------------------------------------- PyTorch exporter
 
 
-@pytest.mark.frameworks
-def test_pytorch_scripted_control_flow(tmp_path):
+def scripted_loop_and_branch(path, rows):
+    """A real producer's control flow: torch.jit.script + torch.onnx.export(dynamo=False)
+    writes a Loop whose trip count is the model input ``n`` and an If on a computed
+    condition. Returns the ONNX model and the scripted function (torch's answer)."""
     torch = pytest.importorskip("torch")
 
     @torch.jit.script
     def loop_and_branch(x: torch.Tensor, n: int) -> torch.Tensor:
         for i in range(n):
-            x = torch.tanh(x * 1.5 + i)
+            x = torch.tanh(x @ x.t() @ x * 0.5 + i)
         if bool(x.sum() > 0):
-            x = x * 2
+            x = torch.relu(x) * 2
         else:
             x = x - 1
         return x
@@ -457,18 +459,24 @@ def test_pytorch_scripted_control_flow(tmp_path):
         def forward(self, x, n):
             return loop_and_branch(x, n)
 
-    path = tmp_path / "cf.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             torch.jit.script(Net()),
-            (torch.randn(2, 3), torch.tensor(3)),
+            (torch.randn(rows, 3), torch.tensor(3)),
             str(path),
             input_names=["x", "n"],
             dynamo=False,
             opset_version=17,
         )
-    model = onnx.load(str(path))
+    return onnx.load(str(path)), loop_and_branch
+
+
+@pytest.mark.frameworks
+def test_pytorch_scripted_control_flow(tmp_path):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "cf.onnx"
+    model, loop_and_branch = scripted_loop_and_branch(path, rows=2)
     assert {"Loop", "If"} <= {n.op_type for n in model.graph.node}
     mod, params = from_onnx(str(path))
     assert {"cf.loop", "cf.if"} <= set(ops_in(mod))

@@ -48,6 +48,12 @@ from ember.testing.onnx_builder import (
 )
 from ember.testing.zoo_densenet_inception import build_densenet121, build_inception_v3
 from ember.testing.zoo_mobile import build_mobilenet_v1, build_mobilenet_v2, build_squeezenet
+from ember.testing.zoo_modern import (
+    build_convnext_tiny,
+    build_efficientnet_b0,
+    build_mobilenet_v3_large,
+    build_regnet_y_800mf,
+)
 from ember.testing.zoo_resnet_vgg import build_resnet, build_vgg
 
 MIN_OPSET = 11  # Clip takes min/max as inputs (ReLU6) from opset 11 on
@@ -75,6 +81,8 @@ class _Entry:
     default_image_size: int
     min_image_size: int  # the smallest image for which no feature map shrinks below its window
     description: str
+    min_opset: int = MIN_OPSET
+    opset_reason: str = ""  # why min_opset is above MIN_OPSET, for the error's hint
 
 
 def _entries() -> dict[str, _Entry]:
@@ -111,6 +119,24 @@ def _entries() -> dict[str, _Entry]:
             lambda b, o, ch: build_inception_v3(b, o.num_classes, ch),
             299, 75, "Inception v3 (eval graph: no aux logits, transform_input=False)",
         ),
+        "efficientnet_b0": _Entry(
+            lambda b, o, ch: build_efficientnet_b0(b, o.num_classes, o.width_multiplier),
+            224, 1, "EfficientNet-B0 (MBConv, SiLU, squeeze-and-excitation)",
+        ),
+        "mobilenet_v3_large": _Entry(
+            lambda b, o, ch: build_mobilenet_v3_large(b, o.num_classes, o.width_multiplier),
+            224, 1, "MobileNet v3 Large (hard-swish, hard-sigmoid squeeze-and-excitation)",
+            14, "it uses HardSwish, an ONNX op from opset 14 on",
+        ),
+        "regnet_y_800mf": _Entry(
+            lambda b, o, ch: build_regnet_y_800mf(b, o.num_classes, ch),
+            224, 1, "RegNetY-800MF (grouped 3x3 bottlenecks, group width 16, SE)",
+        ),
+        "convnext_tiny": _Entry(
+            lambda b, o, ch: build_convnext_tiny(b, o.num_classes, ch),
+            224, 32, "ConvNeXt-Tiny (7x7 depthwise, channels-last LayerNorm, GELU, layer scale)",
+            17, "it uses LayerNormalization, an ONNX op from opset 17 on",
+        ),
     }  # fmt: skip
 
 
@@ -129,6 +155,10 @@ SMALL: dict[str, dict[str, Any]] = {
     "squeezenet1_1": {"image_size": 48, "width_multiplier": 0.25, "num_classes": 10},
     "densenet121": {"image_size": 32, "width_multiplier": 0.25, "num_classes": 10},
     "inception_v3": {"image_size": 75, "width_multiplier": 0.125, "num_classes": 10},
+    "efficientnet_b0": {"image_size": 32, "width_multiplier": 0.25, "num_classes": 10},
+    "mobilenet_v3_large": {"image_size": 32, "width_multiplier": 0.25, "num_classes": 10},
+    "regnet_y_800mf": {"image_size": 32, "width_multiplier": 0.25, "num_classes": 10},
+    "convnext_tiny": {"image_size": 32, "width_multiplier": 0.125, "num_classes": 10},
 }
 
 # Published trainable-parameter counts at the default options: torchvision's
@@ -146,6 +176,10 @@ PUBLISHED_PARAMETERS: dict[str, int] = {
     "squeezenet1_1": 1_235_496,
     "densenet121": 7_978_856,
     "inception_v3": 23_834_568,
+    "efficientnet_b0": 5_288_548,
+    "mobilenet_v3_large": 5_483_032,
+    "regnet_y_800mf": 6_432_512,
+    "convnext_tiny": 28_589_128,
 }
 
 
@@ -191,8 +225,12 @@ def _check(name: str, options: Mapping[str, Any]) -> tuple[_Entry, ZooOptions]:
     if isinstance(width, bool) or not isinstance(width, int | float) or not 0 < width <= 4:
         raise bad("width_multiplier", "a number in (0, 4]")
     max_opset = onnx.defs.onnx_opset_version()
-    if not isinstance(opts.opset, int) or not MIN_OPSET <= opts.opset <= max_opset:
-        raise bad("opset", f"an integer in [{MIN_OPSET}, {max_opset}]")
+    if not isinstance(opts.opset, int) or not entry.min_opset <= opts.opset <= max_opset:
+        error = bad("opset", f"an integer in [{entry.min_opset}, {max_opset}]")
+        if entry.opset_reason and isinstance(opts.opset, int) and opts.opset < entry.min_opset:
+            error = ZooError(error.message, hint=f"{name} needs opset >= {entry.min_opset}: "
+                             f"{entry.opset_reason}")  # fmt: skip
+        raise error
     size = opts.image_size
     if not isinstance(size, int | np.integer) or isinstance(size, bool):
         raise bad("image_size", "an integer")

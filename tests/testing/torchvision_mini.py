@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tests.testing.torchvision_mini_modern import build_modern
+
 Channels = Callable[[int], int]
 
 
@@ -483,5 +485,7 @@ def build(name: str, num_classes: int, width: float, make_divisible: Callable[[f
     elif name == "inception_v3":
         model = InceptionV3(num_classes, ch)
     else:
-        raise KeyError(name)
+        model = build_modern(name, num_classes, width, make_divisible)
+        if model is None:
+            raise KeyError(name)
     return model.eval()

@@ -37,7 +37,7 @@ def _conv_bn_act(
     activation: Activation | None,
     eps: float = BN_EPS,
 ) -> Tensor:
-    """torchvision's ``Conv2dNormActivation``: ``{p}.0`` conv, ``{p}.1`` BN, ``{p}.2`` activation."""
+    """torchvision's ``Conv2dNormActivation``: ``{p}.0`` conv, ``{p}.1`` BN, ``{p}.2`` act."""
     y = b.conv(x, out, kernel, stride=stride, padding=(kernel - 1) // 2, groups=groups,
                name=f"{p}.0")  # fmt: skip
     y = b.batch_norm(y, name=f"{p}.1", eps=eps)

@@ -1,4 +1,4 @@
-"""The model zoo: classic image classifiers as ONNX files with random weights.
+"""The model zoo: image classifiers (classic and modern CNNs) as ONNX files with random weights.
 
 Every model mirrors its torchvision architecture layer for layer (MobileNet v1
 follows the paper), with random weights drawn from a fixed seed and
@@ -6,22 +6,26 @@ non-trivial batch-norm statistics, stored as ONNX initializers. The input is
 named ``data`` (NCHW float32) and the output ``output`` (batch, num_classes)::
 
     from ember.testing import zoo
-    zoo.list_models()                          # ['densenet121', 'inception_v3', ...]
+    zoo.list_models()                          # ['convnext_tiny', 'densenet121', ...]
     model = zoo.to_onnx("resnet18", "resnet18.onnx")       # also writes the file
     mod, params = zoo.get("resnet18", **zoo.SMALL["resnet18"])   # through from_onnx
     zoo.input_shape("inception_v3")            # (1, 3, 299, 299)
 
 Options (all keyword): ``batch=1``, ``image_size`` (224; inception_v3 299),
 ``width_multiplier=1.0`` (in (0, 4]), ``num_classes=1000``, ``seed=0`` (the weights),
-``opset=17`` (11 or newer). Bad names or options raise ``ZooError`` (an ``EmberError``).
+``opset=17`` (11 or newer; mobilenet_v3_large needs 14 for HardSwish, convnext_tiny 17
+for LayerNormalization). Bad names or options raise ``ZooError`` (an ``EmberError``).
 
 ``width_multiplier`` scales every channel count, rounded by torchvision's
 ``_make_divisible`` (nearest multiple of 8, at least 8, never 10% below the
-exact value). For MobileNet v2 this is exactly torchvision's ``width_mult``
-(whose last conv keeps 1280 channels below 1.0); for the others it is ember's
-extension (DenseNet scales its growth rate and stem, its transitions then halve
-as usual; VGG also scales its 4096-wide classifier). The number of classes is
-never scaled.
+exact value). For MobileNet v2 (whose last conv keeps 1280 channels below 1.0),
+MobileNet v3 Large and EfficientNet-B0 this is exactly torchvision's ``width_mult``;
+for the others it is ember's extension (DenseNet scales its growth rate and stem,
+its transitions then halve as usual; VGG also scales its 4096-wide classifier;
+RegNet scales its stage widths before rounding them to its group width 16). The
+number of classes is never scaled. The modern models (``zoo_modern``) randomize
+what torchvision initializes trivially too: LayerNorm affine weights and
+ConvNeXt's layer scale (U(0.5, 1.5), not 1e-6).
 
 At the defaults the trainable parameter counts equal torchvision's
 (``onnx_builder.parameter_count``), e.g. resnet18 11,689,512.

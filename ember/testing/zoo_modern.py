@@ -165,15 +165,14 @@ def build_mobilenet_v3_large(b: OnnxGraphBuilder, num_classes: int, width: float
 # ------------------------------------------------------------------------------ RegNetY-800MF
 # torchvision's regnet_y_800mf: BlockParams.from_init_params(depth=14, w_0=56, w_a=38.84,
 # w_m=2.4, group_width=16, se_ratio=0.25); bottleneck multiplier 1, stem width 32.
-REGNET_Y_800MF = {"depth": 14, "w_0": 56, "w_a": 38.84, "w_m": 2.4, "group_width": 16}
+REGNET_Y_800MF = {"depth": 14, "w_0": 56, "w_a": 38.84, "w_m": 2.4}
+REGNET_GROUP_WIDTH = 16
 REGNET_SE_RATIO = 0.25
 REGNET_STEM_WIDTH = 32
 REGNET_WIDTH_QUANTUM = 8  # torchvision's QUANT: block widths are multiples of 8
 
 
-def regnet_stages(
-    depth: int, w_0: float, w_a: float, w_m: float, group_width: int
-) -> tuple[list[int], list[int]]:
+def regnet_stages(depth: int, w_0: float, w_a: float, w_m: float) -> tuple[list[int], list[int]]:
     """Stage widths and depths of a RegNet's linear-then-quantized width rule, computed in
     float32 like torchvision's torch code (``regnet_widths_and_groups`` then rounds the
     widths to multiples of the group width: 64, 144, 320, 784 for RegNetY-800MF).
@@ -185,12 +184,10 @@ def regnet_stages(
     widths_cont = np.arange(depth).astype(f32) * f32(w_a) + f32(w_0)
     capacity = np.round(np.log(widths_cont / f32(w_0)) / f32(np.log(w_m)))
     quantum = f32(REGNET_WIDTH_QUANTUM)
-    block_widths = (np.round(f32(w_0) * np.power(f32(w_m), capacity) / quantum) * quantum).astype(
-        int
-    )
+    block_widths = np.round(f32(w_0) * np.power(f32(w_m), capacity) / quantum) * quantum
     widths: list[int] = []
     depths: list[int] = []
-    for w in block_widths.tolist():
+    for w in block_widths.astype(int).tolist():
         if widths and widths[-1] == w:
             depths[-1] += 1
         else:
@@ -227,9 +224,7 @@ def build_regnet_y_800mf(b: OnnxGraphBuilder, num_classes: int, ch: Callable[[in
     """torchvision ``regnet_y_800mf``; the width multiplier scales the stem and stage widths
     before torchvision's group-width adjustment (ember's extension)."""
     widths, depths = regnet_stages(**REGNET_Y_800MF)
-    widths, groups = regnet_widths_and_groups(
-        [ch(w) for w in widths], REGNET_Y_800MF["group_width"]
-    )
+    widths, groups = regnet_widths_and_groups([ch(w) for w in widths], REGNET_GROUP_WIDTH)
     x = _conv_bn_act(b, b.input, ch(REGNET_STEM_WIDTH), 3, 2, 1, "stem", b.relu)
     for stage, (width, depth, group_width) in enumerate(zip(widths, depths, groups), start=1):
         for i in range(depth):

@@ -3,7 +3,9 @@
 torchvision is not a dependency, so these restate its modules (same submodule
 names, so ``state_dict`` keys match torchvision's and the zoo's initializer
 names). Used by tests/testing/test_zoo.py to check the zoo's ONNX graphs
-against an independent implementation. Importing this module needs torch.
+against an independent implementation; the modern CNNs (EfficientNet, MobileNet v3,
+RegNet, ConvNeXt) are in torchvision_mini_modern.py, reached through ``build``.
+Importing this module needs torch.
 """
 
 from __future__ import annotations

@@ -18,6 +18,10 @@ ZOO_BENCH_MODELS = [
     "squeezenet1_1",
     "densenet121",
     "inception_v3",
+    "efficientnet_b0",
+    "mobilenet_v3_large",
+    "regnet_y_800mf",
+    "convnext_tiny",
 ]
 """The zoo models the speed issues measure, in this order."""
 

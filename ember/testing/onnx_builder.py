@@ -39,6 +39,7 @@ RELU_GAIN = 2.0
 # scales, so being off by 2x is harmless.
 MAX_POOL_GROWTH = 2.0
 GLOBAL_POOL_SHRINK = 0.5
+GATE_MOMENT = 0.3  # E[sigmoid(y)^2] for y ~ N(0, 1): gates scale E[x^2] by about this
 
 PARAMETER, BUFFER, CONSTANT = "parameter", "buffer", "constant"
 
@@ -345,6 +346,77 @@ class OnnxGraphBuilder:
             inputs.append(self.weight(f"{name}.bias", self._uniform((out_features,), 1 / fan_in)))
         out = self._node("Gemm", inputs, name, transB=1)
         return Tensor(out, (n, out_features), gain)
+
+    # ------------------------------------------------------------------ modern blocks
+    def sigmoid(self, x: Tensor, *, name: str = "sigmoid") -> Tensor:
+        return Tensor(self._node("Sigmoid", [x.name], name), x.shape, GATE_MOMENT)
+
+    def hard_sigmoid(self, x: Tensor, *, name: str = "hardsigmoid") -> Tensor:
+        """``nn.Hardsigmoid`` (relu6(x + 3) / 6) as torch exports it: ``HardSigmoid(alpha=1/6)``."""
+        out = self._node("HardSigmoid", [x.name], name, alpha=1.0 / 6.0, beta=0.5)
+        return Tensor(out, x.shape, GATE_MOMENT)
+
+    def silu(self, x: Tensor, *, name: str = "silu") -> Tensor:
+        """``nn.SiLU`` as torch exports it: ``Mul(x, Sigmoid(x))``."""
+        gate = self._node("Sigmoid", [x.name], f"{name}.sigmoid")
+        return Tensor(self._node("Mul", [x.name, gate], name), x.shape, x.second_moment / 2)
+
+    def hard_swish(self, x: Tensor, *, name: str = "hardswish") -> Tensor:
+        """``nn.Hardswish``: the ``HardSwish`` op (ONNX opset 14 and newer)."""
+        return Tensor(self._node("HardSwish", [x.name], name), x.shape, x.second_moment / 2)
+
+    def gelu(self, x: Tensor, *, name: str = "gelu") -> Tensor:
+        """``nn.GELU()`` (the erf form) as torch exports it below opset 20:
+        ``Mul(Mul(x, Add(Erf(Div(x, sqrt 2)), 1)), 0.5)``."""
+        root2 = self._const_scalar("const.sqrt2", math.sqrt(2.0))
+        one = self._const_scalar("const.one", 1.0)
+        half = self._const_scalar("const.half", 0.5)
+        erf = self._node("Erf", [self._node("Div", [x.name, root2], f"{name}.div")], f"{name}.erf")
+        y = self._node("Mul", [x.name, self._node("Add", [erf, one], f"{name}.add")], f"{name}.mul")
+        return Tensor(self._node("Mul", [y, half], name), x.shape, x.second_moment / 2)
+
+    def mul(self, a: Tensor, b: Tensor, *, name: str = "mul") -> Tensor:
+        """Broadcasting ``Mul`` (squeeze-and-excitation's ``x * scale``)."""
+        shape = tuple(int(d) for d in np.broadcast_shapes(a.shape, b.shape))
+        out = self._node("Mul", [a.name, b.name], name)
+        return Tensor(out, shape, a.second_moment * b.second_moment)
+
+    def transpose(self, x: Tensor, perm: Sequence[int], *, name: str = "transpose") -> Tensor:
+        """``Tensor.permute(perm)``."""
+        out = self._node("Transpose", [x.name], name, perm=list(perm))
+        return Tensor(out, tuple(x.shape[p] for p in perm), x.second_moment)
+
+    def layer_norm(self, x: Tensor, *, name: str, eps: float = 1e-5) -> Tensor:
+        """``nn.LayerNorm`` over the last axis (``LayerNormalization``, opset 17): random
+        ``{name}.weight`` ~ U(0.5, 1.5) and ``{name}.bias`` ~ U(-0.5, 0.5), like batch norm's."""
+        c = x.shape[-1]
+        gamma = self.weight(f"{name}.weight", self.rng.uniform(0.5, 1.5, c))
+        beta = self.weight(f"{name}.bias", self.rng.uniform(-0.5, 0.5, c))
+        out = self._node(
+            "LayerNormalization", [x.name, gamma, beta], name, axis=-1, epsilon=float(eps)
+        )
+        return Tensor(out, x.shape, 1.2)  # E[gamma^2] + E[beta^2], as for batch norm
+
+    def layer_scale(self, x: Tensor, *, name: str) -> Tensor:
+        """``layer_scale * x`` with a (C, 1, 1) parameter ``name``, random U(0.5, 1.5) (not
+        ConvNeXt's 1e-6 initial value, which would make every block an identity)."""
+        scale = self.weight(name, self.rng.uniform(0.5, 1.5, (x.channels, 1, 1)))
+        return Tensor(self._node("Mul", [scale, x.name], f"{name}.mul"), x.shape, x.second_moment)
+
+    def channels_last_linear(
+        self, x: Tensor, out_features: int, *, name: str, gain: float = 1.0
+    ) -> Tensor:
+        """``nn.Linear`` on the last axis of a (N, H, W, C) tensor: ``MatMul`` by the transposed
+        (out, in) weight ``{name}.weight``, then ``Add`` of ``{name}.bias``."""
+        fan_in = x.shape[-1]
+        w = self.weight(
+            f"{name}.weight",
+            self._uniform((out_features, fan_in), gain / (fan_in * x.second_moment)),
+        )
+        bias = self.weight(f"{name}.bias", self._uniform((out_features,), 1 / fan_in))
+        w_t = self._node("Transpose", [w], f"{name}.weight_t", perm=[1, 0])
+        y = self._node("MatMul", [x.name, w_t], f"{name}.matmul")
+        return Tensor(self._node("Add", [y, bias], name), (*x.shape[:-1], out_features), gain)
 
     # ------------------------------------------------------------------ shapes
     def _pool_shape(

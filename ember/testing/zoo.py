@@ -1,4 +1,4 @@
-"""The model zoo: classic image classifiers as ONNX files with random weights.
+"""The model zoo: image classifiers (classic and modern CNNs) as ONNX files with random weights.
 
 Every model mirrors its torchvision architecture layer for layer (MobileNet v1
 follows the paper), with random weights drawn from a fixed seed and
@@ -6,22 +6,26 @@ non-trivial batch-norm statistics, stored as ONNX initializers. The input is
 named ``data`` (NCHW float32) and the output ``output`` (batch, num_classes)::
 
     from ember.testing import zoo
-    zoo.list_models()                          # ['densenet121', 'inception_v3', ...]
+    zoo.list_models()                          # ['convnext_tiny', 'densenet121', ...]
     model = zoo.to_onnx("resnet18", "resnet18.onnx")       # also writes the file
     mod, params = zoo.get("resnet18", **zoo.SMALL["resnet18"])   # through from_onnx
     zoo.input_shape("inception_v3")            # (1, 3, 299, 299)
 
 Options (all keyword): ``batch=1``, ``image_size`` (224; inception_v3 299),
 ``width_multiplier=1.0`` (in (0, 4]), ``num_classes=1000``, ``seed=0`` (the weights),
-``opset=17`` (11 or newer). Bad names or options raise ``ZooError`` (an ``EmberError``).
+``opset=17`` (11 or newer; mobilenet_v3_large needs 14 for HardSwish, convnext_tiny 17
+for LayerNormalization). Bad names or options raise ``ZooError`` (an ``EmberError``).
 
 ``width_multiplier`` scales every channel count, rounded by torchvision's
 ``_make_divisible`` (nearest multiple of 8, at least 8, never 10% below the
-exact value). For MobileNet v2 this is exactly torchvision's ``width_mult``
-(whose last conv keeps 1280 channels below 1.0); for the others it is ember's
-extension (DenseNet scales its growth rate and stem, its transitions then halve
-as usual; VGG also scales its 4096-wide classifier). The number of classes is
-never scaled.
+exact value). For MobileNet v2 (whose last conv keeps 1280 channels below 1.0),
+MobileNet v3 Large and EfficientNet-B0 this is exactly torchvision's ``width_mult``;
+for the others it is ember's extension (DenseNet scales its growth rate and stem,
+its transitions then halve as usual; VGG also scales its 4096-wide classifier;
+RegNet scales its stage widths before rounding them to its group width 16). The
+number of classes is never scaled. The modern models (``zoo_modern``) randomize
+what torchvision initializes trivially too: LayerNorm affine weights and
+ConvNeXt's layer scale (U(0.5, 1.5), not 1e-6).
 
 At the defaults the trainable parameter counts equal torchvision's
 (``onnx_builder.parameter_count``), e.g. resnet18 11,689,512.
@@ -48,6 +52,12 @@ from ember.testing.onnx_builder import (
 )
 from ember.testing.zoo_densenet_inception import build_densenet121, build_inception_v3
 from ember.testing.zoo_mobile import build_mobilenet_v1, build_mobilenet_v2, build_squeezenet
+from ember.testing.zoo_modern import (
+    build_convnext_tiny,
+    build_efficientnet_b0,
+    build_mobilenet_v3_large,
+    build_regnet_y_800mf,
+)
 from ember.testing.zoo_resnet_vgg import build_resnet, build_vgg
 
 MIN_OPSET = 11  # Clip takes min/max as inputs (ReLU6) from opset 11 on
@@ -75,6 +85,8 @@ class _Entry:
     default_image_size: int
     min_image_size: int  # the smallest image for which no feature map shrinks below its window
     description: str
+    min_opset: int = MIN_OPSET
+    opset_reason: str = ""  # why min_opset is above MIN_OPSET, for the error's hint
 
 
 def _entries() -> dict[str, _Entry]:
@@ -111,6 +123,24 @@ def _entries() -> dict[str, _Entry]:
             lambda b, o, ch: build_inception_v3(b, o.num_classes, ch),
             299, 75, "Inception v3 (eval graph: no aux logits, transform_input=False)",
         ),
+        "efficientnet_b0": _Entry(
+            lambda b, o, ch: build_efficientnet_b0(b, o.num_classes, o.width_multiplier),
+            224, 1, "EfficientNet-B0 (MBConv, SiLU, squeeze-and-excitation)",
+        ),
+        "mobilenet_v3_large": _Entry(
+            lambda b, o, ch: build_mobilenet_v3_large(b, o.num_classes, o.width_multiplier),
+            224, 1, "MobileNet v3 Large (hard-swish, hard-sigmoid squeeze-and-excitation)",
+            14, "it uses HardSwish, an ONNX op from opset 14 on",
+        ),
+        "regnet_y_800mf": _Entry(
+            lambda b, o, ch: build_regnet_y_800mf(b, o.num_classes, ch),
+            224, 1, "RegNetY-800MF (grouped 3x3 bottlenecks, group width 16, SE)",
+        ),
+        "convnext_tiny": _Entry(
+            lambda b, o, ch: build_convnext_tiny(b, o.num_classes, ch),
+            224, 32, "ConvNeXt-Tiny (7x7 depthwise, channels-last LayerNorm, GELU, layer scale)",
+            17, "it uses LayerNormalization, an ONNX op from opset 17 on",
+        ),
     }  # fmt: skip
 
 
@@ -129,6 +159,10 @@ SMALL: dict[str, dict[str, Any]] = {
     "squeezenet1_1": {"image_size": 48, "width_multiplier": 0.25, "num_classes": 10},
     "densenet121": {"image_size": 32, "width_multiplier": 0.25, "num_classes": 10},
     "inception_v3": {"image_size": 75, "width_multiplier": 0.125, "num_classes": 10},
+    "efficientnet_b0": {"image_size": 32, "width_multiplier": 0.25, "num_classes": 10},
+    "mobilenet_v3_large": {"image_size": 32, "width_multiplier": 0.25, "num_classes": 10},
+    "regnet_y_800mf": {"image_size": 32, "width_multiplier": 0.25, "num_classes": 10},
+    "convnext_tiny": {"image_size": 32, "width_multiplier": 0.125, "num_classes": 10},
 }
 
 # Published trainable-parameter counts at the default options: torchvision's
@@ -146,6 +180,10 @@ PUBLISHED_PARAMETERS: dict[str, int] = {
     "squeezenet1_1": 1_235_496,
     "densenet121": 7_978_856,
     "inception_v3": 23_834_568,
+    "efficientnet_b0": 5_288_548,
+    "mobilenet_v3_large": 5_483_032,
+    "regnet_y_800mf": 6_432_512,
+    "convnext_tiny": 28_589_128,
 }
 
 
@@ -191,8 +229,12 @@ def _check(name: str, options: Mapping[str, Any]) -> tuple[_Entry, ZooOptions]:
     if isinstance(width, bool) or not isinstance(width, int | float) or not 0 < width <= 4:
         raise bad("width_multiplier", "a number in (0, 4]")
     max_opset = onnx.defs.onnx_opset_version()
-    if not isinstance(opts.opset, int) or not MIN_OPSET <= opts.opset <= max_opset:
-        raise bad("opset", f"an integer in [{MIN_OPSET}, {max_opset}]")
+    if not isinstance(opts.opset, int) or not entry.min_opset <= opts.opset <= max_opset:
+        error = bad("opset", f"an integer in [{entry.min_opset}, {max_opset}]")
+        if entry.opset_reason and isinstance(opts.opset, int) and opts.opset < entry.min_opset:
+            error = ZooError(error.message, hint=f"{name} needs opset >= {entry.min_opset}: "
+                             f"{entry.opset_reason}")  # fmt: skip
+        raise error
     size = opts.image_size
     if not isinstance(size, int | np.integer) or isinstance(size, bool):
         raise bad("image_size", "an integer")

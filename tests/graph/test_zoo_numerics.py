@@ -113,6 +113,9 @@ def test_batched_small_model_end_to_end(name: str, tmp_path) -> None:
         ("vgg11", {"image_size": 80, "width_multiplier": 0.125, "num_classes": 5}),
         ("densenet121", {"image_size": 29, "width_multiplier": 0.25, "num_classes": 5}),
         ("resnet18", {"image_size": 7, "width_multiplier": 0.25, "num_classes": 5}),
+        # odd maps into 5x5 stride-2 depthwise convs; ConvNeXt's patchify drops a remainder
+        ("efficientnet_b0", {"image_size": 35, "width_multiplier": 0.25, "num_classes": 5}),
+        ("convnext_tiny", {"image_size": 45, "width_multiplier": 0.125, "num_classes": 5}),
     ],
 )
 def test_odd_image_sizes_end_to_end(name: str, options: dict, tmp_path) -> None:

@@ -40,7 +40,8 @@ def weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
 def test_list_models() -> None:
     assert MODELS == sorted(
         ["resnet18", "resnet34", "resnet50", "vgg11", "vgg16", "mobilenet_v1", "mobilenet_v2",
-         "squeezenet1_0", "squeezenet1_1", "densenet121", "inception_v3"]
+         "squeezenet1_0", "squeezenet1_1", "densenet121", "inception_v3", "efficientnet_b0",
+         "mobilenet_v3_large", "regnet_y_800mf", "convnext_tiny"]
     )  # fmt: skip
     assert set(zoo.SMALL) == set(MODELS)
     assert set(zoo.PUBLISHED_PARAMETERS) == set(MODELS)
@@ -188,7 +189,11 @@ def test_min_image_size_is_the_smallest_that_builds(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "options", "match"),
     [
-        ("resnet19", {}, "(?s)unknown zoo model 'resnet19'.*choose one of: densenet121"),
+        (
+            "resnet19",
+            {},
+            "(?s)unknown zoo model 'resnet19'.*choose one of: convnext_tiny, densenet121",
+        ),
         ("resnet18", {"width": 0.5}, "(?s)unknown option.*'width'.*width_multiplier"),
         ("resnet18", {"batch": 0}, "option batch=0, expected a positive integer"),
         ("resnet18", {"batch": 1.5}, "option batch=1.5"),
@@ -200,6 +205,17 @@ def test_min_image_size_is_the_smallest_that_builds(name: str) -> None:
         ("resnet18", {"image_size": "224"}, "image_size='224', expected an integer"),
         ("resnet18", {"seed": None}, "seed=None, expected an integer"),
         ("inception_v3", {"image_size": 74}, "(?s)image_size=74 is too small.*>= 75"),
+        ("convnext_tiny", {"image_size": 31}, "(?s)image_size=31 is too small.*>= 32"),
+        (
+            "mobilenet_v3_large",
+            {"opset": 13},
+            r"(?s)opset=13, expected an integer in \[14, .*HardSwish, an ONNX op from opset 14",
+        ),
+        (
+            "convnext_tiny",
+            {"opset": 16},
+            r"(?s)opset=16, expected an integer in \[17, .*needs opset >= 17: .*LayerNormalization",
+        ),
     ],
 )
 def test_bad_name_or_options_raise(name: str, options: dict, match: str) -> None:
@@ -217,6 +233,50 @@ def test_other_opsets() -> None:
             1,
             10,
         )
+
+
+@pytest.mark.parametrize(("name", "opset"), [("mobilenet_v3_large", 14), ("efficientnet_b0", 11)])
+def test_modern_models_at_their_oldest_opset(name: str, opset: int) -> None:
+    options = zoo.SMALL[name]
+    model = zoo.to_onnx(name, opset=opset, **options)
+    assert model.opset_import[0].version == opset
+    assert run_onnxruntime(model, zoo.random_input(name, **options)).shape == (1, 10)
+
+
+def test_regnet_widths_are_torchvisions() -> None:
+    from ember.testing.zoo_modern import REGNET_Y_800MF, regnet_stages, regnet_widths_and_groups
+
+    widths, depths = regnet_stages(**REGNET_Y_800MF)
+    assert depths == [1, 3, 8, 2]  # torchvision's regnet_y_800mf: 14 blocks
+    assert regnet_widths_and_groups(widths, 16) == ([64, 144, 320, 784], [16] * 4)
+    # thin variants keep every stage width a multiple of its (possibly smaller) group width
+    w = weights(zoo.to_onnx("regnet_y_800mf", **zoo.SMALL["regnet_y_800mf"]))
+    assert w["trunk_output.block2.block2-0.f.b.0.weight"].shape == (32, 16, 3, 3)  # 2 groups
+    assert w["trunk_output.block1.block1-0.f.se.fc1.weight"].shape == (2, 16, 1, 1)  # 0.25 * 8
+
+
+def test_modern_blocks_are_exported_like_torch() -> None:
+    graphs = {
+        name: zoo.to_onnx(name, **zoo.SMALL[name]).graph
+        for name in ("efficientnet_b0", "mobilenet_v3_large", "convnext_tiny")
+    }
+    ops = {name: {n.op_type for n in graph.node} for name, graph in graphs.items()}
+    assert {"Sigmoid", "Mul", "GlobalAveragePool"} <= ops["efficientnet_b0"]  # SiLU, SE
+    assert {"HardSwish", "HardSigmoid", "Relu"} <= ops["mobilenet_v3_large"]
+    assert {"LayerNormalization", "Transpose", "MatMul", "Erf"} <= ops["convnext_tiny"]
+
+    def attribute(node: onnx.NodeProto, name: str) -> object:
+        return next(onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == name)
+
+    gates = [n for n in graphs["mobilenet_v3_large"].node if n.op_type == "HardSigmoid"]
+    # torch's hardsigmoid is relu6(x + 3) / 6, not ONNX's default alpha 0.2
+    assert gates and all(np.float32(attribute(n, "alpha")) == np.float32(1 / 6) for n in gates)
+    norms = [n for n in graphs["convnext_tiny"].node if n.op_type == "LayerNormalization"]
+    assert len(norms) == 18 + 5  # one per block, the stem, three downsamplers, the head
+    assert all(attribute(n, "axis") == -1 for n in norms)
+    w = {t.name: t.dims for t in graphs["convnext_tiny"].initializer}
+    assert list(w["features.5.8.layer_scale"]) == [48, 1, 1]  # stage 3, ninth block
+    assert list(w["features.1.0.block.3.weight"]) == [64, 16]  # nn.Linear's (out, in)
 
 
 # ------------------------------------------------------------------ an independent twin in torch
@@ -244,7 +304,11 @@ def test_matches_a_torch_twin(name: str) -> None:
 
 
 @pytest.mark.frameworks
-@pytest.mark.parametrize("name", ["resnet50", "mobilenet_v2", "densenet121", "inception_v3"])
+@pytest.mark.parametrize(
+    "name",
+    ["resnet50", "mobilenet_v2", "densenet121", "inception_v3", "efficientnet_b0",
+     "mobilenet_v3_large", "regnet_y_800mf", "convnext_tiny"],
+)  # fmt: skip
 def test_torch_twin_counts_match_at_full_size(name: str) -> None:
     pytest.importorskip("torch")
     from tests.testing.torchvision_mini import build

@@ -3,7 +3,9 @@
 torchvision is not a dependency, so these restate its modules (same submodule
 names, so ``state_dict`` keys match torchvision's and the zoo's initializer
 names). Used by tests/testing/test_zoo.py to check the zoo's ONNX graphs
-against an independent implementation. Importing this module needs torch.
+against an independent implementation; the modern CNNs (EfficientNet, MobileNet v3,
+RegNet, ConvNeXt) are in torchvision_mini_modern.py, reached through ``build``.
+Importing this module needs torch.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from tests.testing.torchvision_mini_modern import build_modern
 
 Channels = Callable[[int], int]
 
@@ -483,5 +487,7 @@ def build(name: str, num_classes: int, width: float, make_divisible: Callable[[f
     elif name == "inception_v3":
         model = InceptionV3(num_classes, ch)
     else:
-        raise KeyError(name)
+        model = build_modern(name, num_classes, width, make_divisible)
+        if model is None:
+            raise KeyError(name)
     return model.eval()

@@ -14,11 +14,12 @@ same broadcast dimensions in every operand, right-aligned as numpy does.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 
 import numpy as np
 
+from ember.frontend.common import shape_of
+from ember.frontend.einsum import arrange, contract, sum_out
 from ember.frontend.onnx.context import OnnxNode, converter
 from ember.graph.ir import Expr
 
@@ -85,47 +86,6 @@ def _diagonal(node: OnnxNode, x: Expr, labels: list[Label], shape: list[int]) ->
     return x
 
 
-def _sum_out(node: OnnxNode, x: Expr, labels: list[Label], shape: list[int], keep) -> Expr:
-    """Sum over the labels ``keep`` rejects (in place in the lists)."""
-    axes = tuple(k for k, label in enumerate(labels) if not keep(label))
-    if not axes:
-        return x
-    x = node.call("reduce_sum", x, axes=axes)
-    for k in reversed(axes):
-        del labels[k], shape[k]
-    return x
-
-
-def _arrange(node: OnnxNode, x: Expr, labels: list[Label], order: list[Label]) -> Expr:
-    """Transpose ``x`` (axes ``labels``) so its axes follow ``order``."""
-    perm = tuple(labels.index(label) for label in order)
-    if perm == tuple(range(len(perm))):
-        return x
-    return node.call("transpose", x, axes=perm)
-
-
-def _matmul(node: OnnxNode, ops: list[tuple[Expr, list[Label], list[int]]], output: list[Label]):
-    """Two operands with unique labels, each label in the other operand or the output."""
-    (a, la, sa), (b, lb, sb) = ops
-    size = dict(zip(la, sa, strict=True)) | dict(zip(lb, sb, strict=True))
-    batch = [c for c in output if c in la and c in lb]
-    left = [c for c in la if c not in lb]
-    right = [c for c in lb if c not in la]
-    inner = [c for c in la if c in lb and c not in output]
-
-    def dims(labels: list[Label]) -> int:
-        return math.prod(size[c] for c in labels)
-
-    a = _arrange(node, a, la, batch + left + inner)
-    a = node.call("reshape", a, newshape=(dims(batch), dims(left), dims(inner)))
-    b = _arrange(node, b, lb, batch + inner + right)
-    b = node.call("reshape", b, newshape=(dims(batch), dims(inner), dims(right)))
-    y = node.call("nn.matmul", a, b)
-    got = batch + left + right
-    y = node.call("reshape", y, newshape=tuple(size[c] for c in got))
-    return _arrange(node, y, got, output)
-
-
 @converter("Einsum", min_version=12)
 def _einsum(node: OnnxNode) -> Expr:
     xs = node.inputs()
@@ -146,25 +106,25 @@ def _einsum(node: OnnxNode) -> Expr:
         labels, shape = list(labels), list(shape)
         x = _diagonal(node, x, labels, shape)
         others = {c for j, other in enumerate(inputs) if j != k for c in other}
-        x = _sum_out(node, x, labels, shape, lambda c: c in output or c in others)  # noqa: B023
-        ops.append((x, labels, shape))
+        ops.append(sum_out(node, x, labels, set(output) | others))
     broadcast = any(
-        d != sizes[c] for _, labels, shape in ops for c, d in zip(labels, shape, strict=True)
+        d != sizes[c] for x, labels in ops for c, d in zip(labels, shape_of(x), strict=True)
     )
     if len(ops) == 2 and not broadcast:
-        return _matmul(node, ops, output)
+        (a, a_labels), (b, b_labels) = ops
+        y, labels = contract(node, a, a_labels, b, b_labels, set(output))
+        return arrange(node, y, labels, output)
     # broadcast every operand to all labels, multiply, sum what the output drops
-    order = list(dict.fromkeys([*output, *(c for _, labels, _ in ops for c in labels)]))
+    order = list(dict.fromkeys([*output, *(c for _, labels in ops for c in labels)]))
     product: Expr | None = None
-    for x, labels, shape in ops:
-        x = _arrange(node, x, labels, [c for c in order if c in labels])
-        own = dict(zip(labels, shape, strict=True))
-        full = tuple(own.get(c, 1) for c in order)
-        x = node.call("reshape", x, newshape=full)
+    for x, labels in ops:
+        own = dict(zip(labels, shape_of(x), strict=True))
+        x = arrange(node, x, labels, [c for c in order if c in labels])
+        x = node.call("reshape", x, newshape=tuple(own.get(c, 1) for c in order))
         product = x if product is None else node.call("multiply", product, x)
     assert product is not None
-    shape = [sizes[c] for c in order]
-    if product.type.shape != tuple(shape):  # type: ignore[union-attr]
-        product = node.call("broadcast_to", product, shape=tuple(shape))
-    result = _sum_out(node, product, order, shape, lambda c: c in output)
+    shape = tuple(sizes[c] for c in order)
+    if product.type.shape != shape:  # type: ignore[union-attr]
+        product = node.call("broadcast_to", product, shape=shape)
+    result, _ = sum_out(node, product, order, set(output))  # order starts with the output
     return node.call("identity", result) if result is xs[0] else result

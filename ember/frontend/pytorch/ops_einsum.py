@@ -13,10 +13,10 @@ leading axes in every operand; their sizes must match (no broadcasting).
 
 from __future__ import annotations
 
-import math
 import string
 
 from ember.frontend.common import shape_of
+from ember.frontend.einsum import arrange, contract, sum_out
 from ember.frontend.pytorch.context import AtenNode, converter
 from ember.graph.ir import Expr
 
@@ -37,13 +37,16 @@ def _einsum(node: AtenNode) -> Expr:
                     f"{size} (broadcasting a size-1 axis is not supported)",
                     hint="expand the operand to the full size first",
                 )
-    x, term = _sum_out(node, operands[0], terms[0], keep=set(output) | set("".join(terms[1:])))
+    keep = set(output) | set("".join(terms[1:]))
+    x, term = sum_out(node, operands[0], terms[0], keep, f"/sum_{terms[0]}")
     for index in range(1, len(terms)):
         later = set(output) | set("".join(terms[index + 1 :]))
-        y, y_term = _sum_out(node, operands[index], terms[index], keep=later | set(term))
-        x, term = _contract(node, x, term, y, y_term, later, sizes, f"/pair{index}")
-    x, term = _sum_out(node, x, term, keep=set(output))
-    return _transpose(node, x, term, output, "")
+        y, y_term = sum_out(
+            node, operands[index], terms[index], later | set(term), f"/sum_{terms[index]}"
+        )
+        x, term = contract(node, x, term, y, y_term, later, f"/pair{index}")
+    x, term = sum_out(node, x, term, set(output), f"/sum_{''.join(term)}")
+    return arrange(node, x, term, output)
 
 
 def _parse(node: AtenNode, equation: str, operands: list[Expr]) -> tuple[list[str], str]:
@@ -81,56 +84,6 @@ def _parse(node: AtenNode, equation: str, operands: list[Expr]) -> tuple[list[st
     if unknown or len(set(output)) != len(output):
         raise node.error(f"einsum {equation!r}: the output names unknown or repeated indices")
     return spelled, output
-
-
-def _sum_out(node: AtenNode, x: Expr, term: str, keep: set[str]) -> tuple[Expr, str]:
-    axes = tuple(i for i, c in enumerate(term) if c not in keep)
-    if not axes:
-        return x, term
-    x = node.call("reduce_sum", x, suffix=f"/sum_{term}", axes=axes, keepdims=False)
-    return x, "".join(c for c in term if c in keep)
-
-
-def _transpose(node: AtenNode, x: Expr, term: str, order: str, suffix: str) -> Expr:
-    if term == order:
-        return x
-    axes = tuple(term.index(c) for c in order)
-    return node.call("transpose", x, suffix=suffix, axes=axes)
-
-
-def _contract(
-    node: AtenNode,
-    x: Expr,
-    x_term: str,
-    y: Expr,
-    y_term: str,
-    later: set[str],
-    sizes: dict[str, int],
-    suffix: str,
-) -> tuple[Expr, str]:
-    """x and y multiplied over their shared indices: batch, left, right axes remain."""
-    batch = [c for c in x_term if c in y_term and c in later]
-    contracted = [c for c in x_term if c in y_term and c not in later]
-    left = [c for c in x_term if c not in y_term]
-    right = [c for c in y_term if c not in x_term]
-
-    def size(letters: list[str]) -> int:
-        return math.prod(sizes[c] for c in letters)
-
-    a = _transpose(node, x, x_term, "".join(batch + left + contracted), f"{suffix}/lhs_t")
-    a = node.call(
-        "reshape", a, suffix=f"{suffix}/lhs", newshape=(size(batch), size(left), size(contracted))
-    )
-    b = _transpose(node, y, y_term, "".join(batch + contracted + right), f"{suffix}/rhs_t")
-    b = node.call(
-        "reshape", b, suffix=f"{suffix}/rhs", newshape=(size(batch), size(contracted), size(right))
-    )
-    product = node.call("nn.matmul", a, b, suffix=f"{suffix}/matmul")
-    term = "".join(batch + left + right)
-    out = node.call(
-        "reshape", product, suffix=f"{suffix}/unflatten", newshape=tuple(sizes[c] for c in term)
-    )
-    return out, term
 
 
 def _show(letter: str) -> str:

@@ -15,6 +15,8 @@ parallelizes. The argument order is the C ABI of the kernel: one input per
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -120,21 +122,34 @@ def _call_compute(node: Call, args: list[Value], func: Function) -> Value:
     for a in args:
         if not isinstance(a, Tensor):
             raise ScheduleError(f"op {op.name} (node {node.name!r}) got a tuple as an input")
-    try:
+    hint = (
+        "a compute gets (inputs: te.Tensors, attrs, out_type) and returns "
+        "te.compute(out_type.shape, ...)"
+    )
+    with _users_code(op, "TE compute", node.name, hint):
         result = fcompute(args, node.attrs, node.type)
+    _check_compute(node, result)
+    return result
+
+
+@contextlib.contextmanager
+def _users_code(op: Op, what: str, node_name: str | None, hint: str) -> Iterator[None]:
+    """Run ``op``'s compute or schedule rule: an exception that is not an ember error is
+    ember's bug for a built-in op (raised as it is) and the user's for a custom op, so it
+    becomes a CustomOpError naming the op, the node (where there is one) and its library."""
+    try:
+        yield
     except EmberError:
         raise
     except Exception as err:
         if op.is_builtin:
             raise
+        where = f"node {node_name!r}, " if node_name is not None else ""
         raise CustomOpError(
-            f"the TE compute of custom op {op.name} (node {node.name!r}, library "
-            f"{op.library!r}) failed: {type(err).__name__}: {err}",
-            hint="a compute gets (inputs: te.Tensors, attrs, out_type) and returns "
-            "te.compute(out_type.shape, ...)",
+            f"the {what} of custom op {op.name} ({where}library {op.library!r}) failed: "
+            f"{type(err).__name__}: {err}",
+            hint=hint,
         ) from err
-    _check_compute(node, result)
-    return result
 
 
 def _check_compute(node: Call, result: Any) -> None:
@@ -204,19 +219,12 @@ def _ops_with_schedule(func: Function) -> list[Op]:
 
 def _apply_schedule_rule(op: Op, outputs: list[Tensor], target: Target) -> Schedule | None:
     rule = op.extensions["schedule"]
-    try:
+    hint = (
+        "a schedule rule gets the kernel's output tensors and the target and returns "
+        "a te.Schedule of them (te.create_schedule([t.op for t in outputs])), or None"
+    )
+    with _users_code(op, "schedule rule", None, hint):
         sch = rule(list(outputs), target)
-    except EmberError:
-        raise
-    except Exception as err:
-        if op.is_builtin:
-            raise
-        raise CustomOpError(
-            f"the schedule rule of custom op {op.name} (library {op.library!r}) failed: "
-            f"{type(err).__name__}: {err}",
-            hint="a schedule rule gets the kernel's output tensors and the target and returns "
-            "a te.Schedule of them (te.create_schedule([t.op for t in outputs])), or None",
-        ) from err
     if sch is not None and not isinstance(sch, Schedule):
         raise CustomOpError(
             f"the schedule rule of op {op.name} returned {type(sch).__name__}, not a te.Schedule",

@@ -367,6 +367,20 @@ def shape_of(expr: Expr) -> tuple[int, ...]:
     return expr.type.shape
 
 
+def matmul_along(node: NodeContext, x: Expr, axis: int, matrix: np.ndarray) -> Expr:
+    """``out[..., j, ...] = sum_i x[..., i, ...] * matrix[i, j]`` along ``axis``: the axis
+    moved last, one ``nn.matmul`` by the constant (n, n) ``matrix``, moved back. With a
+    triangle of ones this is a cumulative sum (exact for integers)."""
+    rank = len(shape_of(x))
+    order = tuple(a for a in range(rank) if a != axis) + (axis,)
+    moved = node.call("transpose", x, suffix="/last", axes=order) if axis != rank - 1 else x
+    matrix_const = const(np.asarray(matrix), name=f"{node.name}/matrix")
+    product = node.call("nn.matmul", moved, matrix_const, suffix="/matmul")
+    if axis == rank - 1:
+        return product
+    return node.call("transpose", product, axes=tuple(int(i) for i in np.argsort(order)))
+
+
 def int_list(value: Any) -> list[int]:
     """The values of an int array (any shape), a sequence or a scalar as a flat list.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ember.frontend.common import int_list, scalar
+from ember.frontend.common import int_list, matmul_along, scalar
 from ember.frontend.onnx.context import (
     OnnxNode,
     converter,
@@ -350,16 +350,10 @@ def _cumprod(node: OnnxNode) -> Expr:
 @converter("CumSum", min_version=11)
 def _cumsum(node: OnnxNode) -> Expr:
     """A matmul with a triangular 0/1 matrix along ``axis`` (exact for integers)."""
-    x = node.input(0)
     shape = node.shape(0)
-    rank = len(shape)
-    axis = node.axis(int(node.const(1, "axis").reshape(-1)[0]), rank)
+    axis = node.axis(int(node.const(1, "axis").reshape(-1)[0]), len(shape))
     mask = _cumulative_mask(node, shape[axis])
-    perm = [a for a in range(rank) if a != axis] + [axis]
-    inverse = tuple(int(p) for p in np.argsort(perm))
-    moved = x if axis == rank - 1 else node.call("transpose", x, axes=tuple(perm))
-    summed = node.call("nn.matmul", moved, node.constant(mask.astype(node.dtype(0))))
-    return summed if axis == rank - 1 else node.call("transpose", summed, axes=inverse)
+    return matmul_along(node, node.input(0), axis, mask.astype(node.dtype(0)))
 
 
 # ----------------------------------------------------------------------------- reductions

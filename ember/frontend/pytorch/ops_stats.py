@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from ember.frontend.common import scalar, shape_of
+from ember.frontend.common import matmul_along, scalar, shape_of
 from ember.frontend.pytorch.context import AtenNode, converter, torch_dtype_name
 from ember.frontend.pytorch.ops_tensor import channel_affine
-from ember.graph.ir import Expr, const
+from ember.graph.ir import Expr
 
 
 def _axes(node: AtenNode, dims: Any, rank: int) -> tuple[int, ...]:
@@ -209,11 +209,4 @@ def _cumsum(node: AtenNode) -> Expr:
         target = x.type.dtype if x.type.dtype.startswith("float") else "int64"
     if x.type.dtype != target:
         x = node.call("cast", x, suffix="/cast", dtype=target)
-    rank, size = len(shape), shape[axis]
-    order = tuple(a for a in range(rank) if a != axis) + (axis,)
-    moved = node.call("transpose", x, suffix="/last", axes=order) if axis != rank - 1 else x
-    ones = const(np.triu(np.ones((size, size), dtype=target)), name=f"{node.name}/triangle")
-    summed = node.call("nn.matmul", moved, ones, suffix="/matmul")
-    if axis == rank - 1:
-        return summed
-    return node.call("transpose", summed, axes=tuple(int(i) for i in np.argsort(order)))
+    return matmul_along(node, x, axis, np.triu(np.ones((shape[axis],) * 2, dtype=target)))

@@ -381,6 +381,32 @@ def matmul_along(node: NodeContext, x: Expr, axis: int, matrix: np.ndarray) -> E
     return node.call("transpose", product, axes=tuple(int(i) for i in np.argsort(order)))
 
 
+def top_k_indices(node: NodeContext, x: Expr, axis: int, k: int, largest: bool) -> Expr:
+    """The int64 positions of the ``k`` (>= 1) largest (or smallest) entries of ``x``
+    along ``axis``, in order, the first position first among equal values: k rounds of
+    argmax (argmin), each masking the position it picked. The graph grows with k: meant
+    for short axes and small k (classification heads, routing gates).
+
+    The keys are float64 (exact for float32 and integers up to 2**53) with real
+    infinities moved to the finite ends, so the +-inf that masks a picked position
+    never ties with data."""
+    shape = shape_of(x)
+    key = x if x.type.dtype == "float64" else node.call("cast", x, suffix="/key", dtype="float64")
+    extreme = np.finfo(np.float64).min if largest else np.finfo(np.float64).max
+    key = node.call("maximum" if largest else "minimum", key, const(np.array(extreme)))
+    fill = const(np.array(-np.inf if largest else np.inf))
+    positions = np.arange(shape[axis], dtype=np.int64)
+    iota = const(positions.reshape([-1 if a == axis else 1 for a in range(len(shape))]))
+    picks = []
+    for round_ in range(k):
+        op = "argmax" if largest else "argmin"
+        picks.append(node.call(op, key, suffix=f"/pick{round_}", axis=axis, keepdims=True))
+        if round_ + 1 < k:
+            taken = node.call("equal", iota, picks[-1], suffix=f"/taken{round_}")
+            key = node.call("where", taken, fill, key, suffix=f"/masked{round_}")
+    return picks[0] if k == 1 else node.call("concatenate", *picks, suffix="/indices", axis=axis)
+
+
 def int_list(value: Any) -> list[int]:
     """The values of an int array (any shape), a sequence or a scalar as a flat list.
 

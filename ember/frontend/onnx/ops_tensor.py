@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from ember.frontend.common import int_list
+from ember.frontend.common import int_list, top_k_indices
 from ember.frontend.onnx.context import (
     OnnxNode,
     converter,
@@ -289,11 +289,8 @@ def gather_elements(node: OnnxNode, data: Expr, indices: Expr, axis: int) -> Exp
 
 @converter("TopK", min_version=10)
 def _top_k(node: OnnxNode) -> list[Expr]:
-    """k rounds of arg-max (or -min), each masking out its winner; values gathered by index.
-
-    Ties resolve to the lower index, as ONNX requires. Meant for the small k of
-    classification and detection heads: the graph grows with k.
-    """
+    """k rounds of arg-max (or -min) (:func:`top_k_indices`); values gathered by index.
+    Ties resolve to the lower index, as ONNX requires."""
     x = node.input(0)
     shape = node.shape(0)
     rank = len(shape)
@@ -307,24 +304,7 @@ def _top_k(node: OnnxNode) -> list[Expr]:
             node.constant(np.zeros(empty, node.dtype(0))),
             node.constant(np.zeros(empty, np.int64)),
         ]
-    largest = bool(node.attr("largest", 1))
-    # Work in float64 where real infinities become the extreme finite values, so the
-    # +-inf used to mask taken positions never ties with data.
-    work = node.call("cast", x, dtype="float64") if node.dtype(0) != "float64" else x
-    extreme = np.finfo(np.float64).min if largest else np.finfo(np.float64).max
-    work = node.call("maximum" if largest else "minimum", work, node.constant(extreme, "float64"))
-    fill = node.constant(-np.inf if largest else np.inf, "float64")
-    positions = node.constant(
-        np.arange(shape[axis], dtype=np.int64).reshape(
-            [-1 if a == axis else 1 for a in range(rank)]
-        )
-    )
-    winners = []
-    for _ in range(k):
-        winner = node.call("argmax" if largest else "argmin", work, axis=axis, keepdims=True)
-        winners.append(winner)
-        work = node.call("where", node.call("equal", positions, winner), fill, work)
-    indices = winners[0] if len(winners) == 1 else node.call("concatenate", *winners, axis=axis)
+    indices = top_k_indices(node, x, axis, k, bool(node.attr("largest", 1)))
     return [gather_elements(node, x, indices, axis), indices]
 
 

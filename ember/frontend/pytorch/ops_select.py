@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ember.frontend.common import shape_of
+from ember.frontend.common import shape_of, top_k_indices
 from ember.frontend.pytorch.context import AtenNode, converter
 from ember.frontend.pytorch.ops_layout import gather_along
 from ember.graph.ir import Expr, const
@@ -36,33 +36,10 @@ def _select(node: AtenNode, axis: int, k: int, largest: bool) -> tuple[Expr, Exp
             f"argmax per entry, up to {MAX_ROUNDS}",
             hint="take fewer entries (topk with a small k), or sort outside the model",
         )
-    dtype = x.type.dtype
-    key, key_dtype = x, dtype
-    if not dtype.startswith("float"):  # rank integers and bools as float64 (exact to 2**53)
-        key = node.call("cast", x, suffix="/key", dtype="float64")
-        key_dtype = "float64"
-    # a taken position's key becomes the worst value (-inf for largest); an untaken
-    # entry that is itself -inf must still rank above it: its key moves to the finite end
-    worst = -np.inf if largest else np.inf
-    finite = np.finfo(key_dtype).min if largest else np.finfo(key_dtype).max
-    is_worst = node.call("equal", key, const(np.array(worst, key_dtype)), suffix="/is_worst")
-    key = node.call("where", is_worst, const(np.array(finite, key_dtype)), key, suffix="/key")
-    positions = np.arange(length).reshape([-1 if a == axis else 1 for a in range(len(shape))])
-    iota = const(positions.astype("int64"), name=f"{node.name}/positions")
-    picks = []
-    for round_ in range(k):
-        op = "argmax" if largest else "argmin"
-        pick = node.call(op, key, suffix=f"/pick{round_}", axis=axis, keepdims=True)
-        pick = node.call("cast", pick, suffix=f"/pick{round_}/int64", dtype="int64")
-        picks.append(pick)
-        if round_ + 1 < k:
-            taken = node.call("equal", iota, pick, suffix=f"/taken{round_}")
-            fill = const(np.array(worst, key_dtype))
-            key = node.call("where", taken, fill, key, suffix=f"/masked{round_}")
-    if not picks:  # k == 0: empty results of the right shape
+    if k == 0:  # empty results of the right shape
         empty = (*shape[:axis], 0, *shape[axis + 1 :])
-        return const(np.zeros(empty, dtype)), const(np.zeros(empty, "int64"))
-    indices = picks[0] if k == 1 else node.call("concatenate", *picks, suffix="/indices", axis=axis)
+        return const(np.zeros(empty, x.type.dtype)), const(np.zeros(empty, "int64"))
+    indices = top_k_indices(node, x, axis, k, largest)
     values = gather_along(node, x, axis, indices, "/values")
     return values, indices
 

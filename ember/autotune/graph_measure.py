@@ -30,7 +30,7 @@ from ember.driver.toolchain import compile_shared
 from ember.errors import EmberRuntimeError
 from ember.graph.ir import Function, TupleType
 from ember.graph.structural import workload_key
-from ember.runtime.model import _gomp
+from ember.runtime.model import _thread_setter
 from ember.target import Target
 
 MIN_SAMPLE_SECONDS = 0.002
@@ -140,10 +140,10 @@ class KernelTimer:
         fn.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
         fn.restype = ctypes.c_int32
         arrays, argv = _arrays(func, np.random.default_rng(0))
-        gomp = _gomp()
-        gomp.omp_set_num_threads(self.threads)
+        set_threads = _thread_setter(lib)
+        set_threads(self.threads)
         start = time.perf_counter()
-        status = fn(argv)  # warm-up (page faults, OpenMP threads start)
+        status = fn(argv)  # warm-up (page faults, pool threads start)
         first = time.perf_counter() - start
         if status != 0:
             raise EmberRuntimeError(
@@ -152,7 +152,7 @@ class KernelTimer:
         number = max(1, math.ceil(MIN_SAMPLE_SECONDS / max(first, 1e-7)))
 
         def run() -> float:
-            gomp.omp_set_num_threads(self.threads)
+            set_threads(self.threads)
             fn(argv)  # untimed: brings this kernel's data and code back into cache
             samples = []
             for _ in range(SAMPLES):

@@ -19,8 +19,11 @@ parameter shapes, see :func:`shape_vars`). The return value is 0, or -1 when an
 AssertStmt failed. Buffer pointers are ``restrict``: the arrays passed must not
 overlap (the Python module checks).
 
-PARALLEL loops become ``#pragma omp parallel for schedule(guided)`` (a parallel loop
-nested in another runs serially); the ``pragma_unroll`` annotation becomes
+An outermost PARALLEL loop runs on ember's thread pool (:mod:`ember.codegen.thread_pool`):
+its body is outlined into ``static void NAME_parK(int64_t begin, int64_t end, void* env)``
+and the kernel calls ``ember_parallel_for`` (the ``OpenMP`` dialect puts
+``#pragma omp parallel for schedule(guided)`` before the loop instead); a parallel loop
+nested in another runs serially. The ``pragma_unroll`` annotation becomes
 ``#pragma GCC unroll``; scratch buffers of a constant size up to the dialect's
 ``stack_alloc_bytes`` live on the stack, larger ones are 64-byte-aligned heap blocks
 freed at the end of their scope.
@@ -32,9 +35,10 @@ from dataclasses import dataclass, field
 
 from ember.codegen.c_expr import ExprPrinter
 from ember.codegen.dialect import C, CDialect
-from ember.codegen.syntax import C_KEYWORDS, C_LIBRARY_NAMES, itemsize, sanitize
+from ember.codegen.syntax import C_KEYWORDS, C_LIBRARY_NAMES, fresh_name, itemsize, sanitize
 from ember.errors import BuildError
 from ember.tir import expr as E
+from ember.tir.functor import post_order
 from ember.tir.passes.flatten_storage import is_flat
 from ember.tir.simplify import Analyzer
 from ember.tir.stmt import (
@@ -109,6 +113,9 @@ class _FuncEmitter:
         self.parallel_depth = 0
         self.analyzer = Analyzer()
         self.p = ExprPrinter(dialect, self.analyzer, taken_globals)
+        self.pointers: dict[E.Var, str] = {}  # buffer data variable -> element C type
+        self.outlined: list[str] = []  # parallel loop bodies, emitted before the kernel
+        self.entry = c_symbol(func.name)
 
     def emit(self, text: str) -> None:
         self.lines.append("  " * self.depth + text)
@@ -148,8 +155,11 @@ class _FuncEmitter:
         lo = self.p.expr(s.min)
         name = self.p.declare(s.loop_var)
         end = self.p.expr(s.extent) if lo == "0" else self.p.expr(s.min + s.extent)
-        # OpenMP runs a parallel loop nested in another one serially: say so instead.
+        # A parallel loop nested in another one runs serially: say so instead.
         nested = s.kind is ForKind.PARALLEL and self.parallel_depth > 0
+        if s.kind is ForKind.PARALLEL and not nested and self.d.parallel_runtime == "pool":
+            self.outline(s, ctype, name, lo, end, unroll)
+            return
         pragma = self.d.nested_parallel if nested else self.d.loop_pragmas.get(s.kind)
         if pragma:
             self.emit(pragma)
@@ -163,6 +173,77 @@ class _FuncEmitter:
         self.parallel_depth -= int(s.kind is ForKind.PARALLEL)
         if old is None:
             self.analyzer.bounds.pop(s.loop_var, None)
+
+    def outline(self, s: For, ctype: str, name: str, lo: str, end: str, unroll: int | None) -> None:
+        """Run parallel loop ``s`` on the thread pool: its body becomes a function of a
+        range of the loop variable, the variables it uses travel in a struct, and the
+        kernel calls ``ember_parallel_for(lo, end, fn, &env)``."""
+        fn = f"{self.entry}_par{sum(1 for x in self.outlined if x.startswith('static void'))}"
+        fn = fresh_name(fn, self.p.taken)
+        captured = self._captured(s)
+        fields = [self._field(v) for v in captured]
+        names = [self.p.name(v) for v in captured]
+        # The body: a function whose parameters are the captured variables under their
+        # own names (restrict pointers, as in the kernel), so the loop's text is unchanged.
+        saved = self.lines, self.depth
+        self.lines, self.depth = [], 1
+        old = self.analyzer.bounds.get(s.loop_var)
+        self.analyzer.bind(s.loop_var, (s.min, s.extent))
+        self.parallel_depth += 1
+        if unroll is not None:
+            factor = unroll if unroll > 0 else self.d.default_unroll
+            self.emit(self.d.unroll_pragma.format(factor=factor))
+        self.block(self.d.for_loop(ctype, name, "_begin", "_end"), s.body)
+        self.parallel_depth -= 1
+        if old is None:
+            self.analyzer.bounds.pop(s.loop_var, None)
+        body, (self.lines, self.depth) = self.lines, saved
+        params = ", ".join(["int64_t _begin", "int64_t _end", *fields])
+        unpack = ", ".join(["_begin", "_end", *(f"_e->{n}" for n in names)])
+        struct = [f"struct {fn}_env {{", *(f"  {f};" for f in fields), "  char _unused;", "};"]
+        self.outlined += [
+            *struct,
+            f"static inline void {fn}_body({params}) {{",
+            *body,
+            "}",
+            f"static void {fn}(int64_t _begin, int64_t _end, void* _env) {{",
+            f"  const struct {fn}_env* _e = (const struct {fn}_env*)_env;",
+            f"  {fn}_body({unpack});",
+            "}",
+            "",
+        ]
+        init = ", ".join([*names, "0"])
+        self.emit("{")
+        self.emit(f"  struct {fn}_env _env = {{{init}}};")
+        self.emit(f"  {self.d.parallel_call}({lo}, {end}, {fn}, &_env);")
+        self.emit("}")
+
+    def _captured(self, s: For) -> list[E.Var]:
+        """The variables loop ``s`` reads that are defined outside it, in first-use order."""
+        bound: set[E.Var] = set()
+        used: dict[E.Var, None] = {}
+
+        def visit(n: object) -> None:
+            if isinstance(n, For):
+                bound.add(n.loop_var)
+            elif isinstance(n, LetStmt | E.Let):
+                bound.add(n.var)
+            elif isinstance(n, Allocate):
+                bound.add(n.buffer.data)
+            elif isinstance(n, BufferStore | E.BufferLoad):
+                used.setdefault(n.buffer.data)
+            elif isinstance(n, E.Var):
+                used.setdefault(n)
+
+        post_order(s, visit)
+        return [v for v in used if v not in bound and v in self.p.names]
+
+    def _field(self, v: E.Var) -> str:
+        """The declaration of captured variable ``v`` (struct field and body parameter)."""
+        name = self.p.name(v)
+        if v in self.pointers:
+            return f"{self.pointers[v]}* restrict {name}"
+        return f"{self.p.ctype(v.dtype)} {name}"
 
     def s_BufferStore(self, s: BufferStore) -> None:
         if len(s.indices) != 1:
@@ -227,6 +308,7 @@ class _FuncEmitter:
         self.emit("{")
         self.depth += 1
         name = self.p.declare(buf.data)
+        self.pointers[buf.data] = ctype
         nbytes = size.value * itemsize(buf.dtype) if isinstance(size, E.IntImm) else None
         if nbytes is not None and nbytes <= self.d.stack_alloc_bytes:
             self.emit(self.d.stack_array(ctype, name, max(size.value, 1), buf.scope))
@@ -266,7 +348,8 @@ class _FuncEmitter:
         unpack: list[str] = []
         for k, buf in enumerate(f.params):
             name = self.p.declare(buf.data)
-            param, arg = self.d.buffer_param(self.p.ctype(E.dtype_element(buf.dtype)), name, k)
+            self.pointers[buf.data] = self.p.ctype(E.dtype_element(buf.dtype))
+            param, arg = self.d.buffer_param(self.pointers[buf.data], name, k)
             params.append(param)
             unpack.append(arg)
         for k, v in enumerate(shape_vars(f)):
@@ -274,8 +357,10 @@ class _FuncEmitter:
             params.append(param)
             unpack.append(arg)
             self.analyzer.bind_range(v, 0, None)
+        self.entry = entry
         self.stmt(f.body)
-        return self.d.kernel(entry, params, self.lines) + self.d.entry_point(entry, unpack)
+        kernel = self.d.kernel(entry, params, self.lines) + self.d.entry_point(entry, unpack)
+        return self.outlined + kernel
 
 
 def codegen_c(funcs: list[PrimFunc] | PrimFunc, dialect: CDialect = C) -> CSourceModule:

@@ -60,6 +60,7 @@ from ember.codegen.syntax import (
     itemsize,
     padded_lanes,
 )
+from ember.codegen.thread_pool import POOL_SOURCE, SET_NUM_THREADS
 from ember.errors import BuildError
 from ember.target import Target
 from ember.tir import expr as E
@@ -341,14 +342,15 @@ class CDialect:
         return f"({{ {vt} {r} = {{0}}; {loop} {r}[{lane}] = {body}; {r}; }})"
 
     # ------------------------------------------------------------------ statements
-    loop_pragmas: Mapping[ForKind, str] = MappingProxyType(
-        {
-            # guided: large chunks first, then smaller ones, so a thread the OS descheduled
-            # on a shared machine does not stall the whole loop at its barrier.
-            ForKind.PARALLEL: "#pragma omp parallel for schedule(guided)",
-        }
-    )
-    """The line before a loop of each kind (an outermost one, for PARALLEL)."""
+    loop_pragmas: Mapping[ForKind, str] = MappingProxyType({})
+    """The line before a loop of each kind (an outermost one, for PARALLEL, when the
+    dialect runs parallel loops with OpenMP)."""
+    parallel_runtime = "pool"
+    """How an outermost PARALLEL loop runs: ``"pool"`` outlines its body and calls
+    ember's thread pool (:mod:`ember.codegen.thread_pool`); ``"openmp"`` puts the
+    PARALLEL entry of ``loop_pragmas`` before it (see :class:`OpenMP`)."""
+    parallel_call = "ember_parallel_for"
+    """The pool's entry: ``ember_parallel_for(begin, end, fn, &env)``."""
     nested_parallel = "/* nested parallel loop: runs serially inside the outer parallel loop */"
     unroll_pragma = "#pragma GCC unroll {factor}"
     default_unroll = 8
@@ -400,18 +402,9 @@ class CDialect:
     def header(self, version: str, names: list[str]) -> str:
         return _HEADER.format(version=version, names=", ".join(names))
 
-    support = """\
-/* Called by the loader with ember.config.num_threads (when > 0). Weak: every kernel's
- * translation unit defines it, and one library may link many of them. */
-__attribute__((weak)) void ember_set_num_threads(int32_t n) {
-#ifdef _OPENMP
-  if (n > 0) omp_set_num_threads(n);
-#else
-  (void)n;
-#endif
-}
-"""
-    """Runtime support every translation unit defines, after the helpers."""
+    support = POOL_SOURCE + SET_NUM_THREADS
+    """Runtime support every translation unit defines, after the helpers: the thread
+    pool and ``ember_set_num_threads``."""
 
     def buffer_param(self, ctype: str, name: str, index: int) -> tuple[str, str]:
         """(parameter of the typed function, its value unpacked from ``void** args``)."""
@@ -459,13 +452,48 @@ _HEADER = """\
 #include <string.h>
 #include <stdio.h>
 #include <math.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 """
 
 C = CDialect()
-"""The default dialect: C with GCC vector extensions and OpenMP."""
+"""The default dialect: C with GCC vector extensions and ember's thread pool."""
+
+
+class OpenMP(CDialect):
+    """The default dialect with OpenMP parallel loops instead of the thread pool (for
+    comparison, and for toolchains whose C library lacks pthreads)::
+
+        codegen_c(funcs, dialect=OpenMP())
+    """
+
+    name = "c-openmp"
+    parallel_runtime = "openmp"
+    loop_pragmas = CDialect.loop_pragmas | {
+        # guided: large chunks first, then smaller ones, so a thread the OS descheduled
+        # on a shared machine does not hold the whole loop as long at its barrier.
+        ForKind.PARALLEL: "#pragma omp parallel for schedule(guided)",
+    }
+    support = """\
+/* Called by the loader with ember.config.num_threads (when > 0). Weak: every kernel's
+ * translation unit defines it, and one library may link many of them. */
+__attribute__((weak)) void ember_set_num_threads(int32_t n) {
+#ifdef _OPENMP
+  if (n > 0) omp_set_num_threads(n);
+#else
+  (void)n;
+#endif
+}
+"""
+
 
 DIALECTS: dict[str, CDialect] = {"x86_64": C, "aarch64": C, "armv7l": C}
 """The dialect each CPU architecture's code is written in (a NEON dialect would override

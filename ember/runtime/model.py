@@ -8,7 +8,6 @@ print(m.benchmark(repeat=50))      # {"median_ms": ..., "p90_ms": ..., ...}
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import hashlib
 import os
 import tempfile
@@ -90,19 +89,17 @@ def _library_path(lib_bytes: bytes) -> Path:
     return lib_path
 
 
-_GOMP: Any = None
-
-
-def _gomp() -> Any:
-    """The process's OpenMP runtime (the one model.so links), loaded once."""
-    global _GOMP
-    if _GOMP is None:
-        name = ctypes.util.find_library("gomp")
-        if name is None:
-            raise EmberRuntimeError("cannot find the OpenMP runtime (libgomp) to set threads")
-        _GOMP = ctypes.CDLL(name)
-        _GOMP.omp_set_num_threads.argtypes = [ctypes.c_int]
-    return _GOMP
+def _thread_setter(lib: Any) -> Any:
+    """The library's ``ember_set_num_threads(n)`` (its thread pool's team for the calling
+    thread; OpenMP's for a library built with the OpenMP dialect), or a no-op for a
+    library without parallel kernels."""
+    try:
+        fn = lib.ember_set_num_threads
+    except AttributeError:
+        return lambda n: None
+    fn.argtypes = [ctypes.c_int32]
+    fn.restype = None
+    return fn
 
 
 def _cores() -> int:
@@ -144,6 +141,7 @@ class Model:
         self._lib.ember_abi_version.restype = ctypes.c_int32
         if self._lib.ember_abi_version() != _ABI_VERSION:
             raise EmberRuntimeError(f"{path!r}: model.so has another ABI version")
+        self._set_threads = _thread_setter(self._lib)
 
         # Weights: one aligned block, each param a view at its offset.
         blob = _aligned_empty(len(contents.params_blob))
@@ -204,13 +202,12 @@ class Model:
         return arrays
 
     def set_num_threads(self, n: int) -> None:
-        """Threads for the kernels' parallel loops (OpenMP), e.g. to match another runtime.
+        """Threads for the kernels' parallel loops, e.g. to match another runtime.
 
         Applies to every later ``run`` of this model, from any thread; concurrent runs
         share these threads (see the class docstring)."""
         if not isinstance(n, int) or n < 1:
             raise EmberRuntimeError(f"set_num_threads needs a positive count, got {n!r}")
-        _gomp()  # fail here, not in run(), when there is no OpenMP runtime
         self._num_threads = n
 
     @property
@@ -232,8 +229,8 @@ class Model:
             else:
                 workspace = _aligned_empty(self._workspace_bytes)
         try:
-            # OpenMP's thread count is per calling thread: set it on this one each run.
-            _gomp().omp_set_num_threads(threads)
+            # The thread count is per calling thread: set it on this one each run.
+            self._set_threads(threads)
             status = self._lib.ember_run(in_ptrs, out_ptrs, self._param_ptrs, workspace.ctypes.data)
         finally:
             with self._lock:
@@ -290,7 +287,7 @@ class Model:
         in_ptrs = (ctypes.c_void_p * max(len(arrays), 1))(*[a.ctypes.data for a in arrays])
         out_ptrs = (ctypes.c_void_p * max(len(outs), 1))(*[o.ctypes.data for o in outs])
         workspace = _aligned_empty(self._workspace_bytes)  # its own: runs may go on beside it
-        _gomp().omp_set_num_threads(self._num_threads)
+        self._set_threads(self._num_threads)
         args = (in_ptrs, out_ptrs, self._param_ptrs, workspace.ctypes.data)
         return profile_run(self._lib, steps, args, repeat, warmup)
 

@@ -119,30 +119,47 @@ def test_separately_generated_kernels_link_into_one_library(tmp_path):
         np.testing.assert_allclose(c, want)
 
 
-def test_num_threads_from_config_reaches_openmp(monkeypatch):
+def _thread_probe() -> PrimFunc:
+    """A parallel loop whose iteration i writes the id of the thread that ran it (each
+    iteration busy for ~20 us, so a second thread has time to join)."""
+    A = decl_buffer((64,), "int32", "A")
+    i = Var("i")
+    f = PrimFunc(
+        "thread_probe",
+        (A,),
+        For(
+            i,
+            const(0),
+            const(64),
+            ForKind.PARALLEL,
+            BufferStore(A, Call("int32", "probe_tid", (i,)), (i,)),
+        ),
+    )
+    f.attrs["c_prelude"] = [
+        "static int32_t probe_tid(int32_t i) {\n"
+        "  volatile double x = 0; for (int k = 0; k < 20000 + i; ++k) x += k;\n"
+        "  return (int32_t)syscall(SYS_gettid);\n}"
+    ]
+    return f
+
+
+def test_num_threads_from_config_reaches_the_thread_pool(monkeypatch):
     import dataclasses
 
     import ember.config
 
-    A = decl_buffer((1,), "int32", "A")
-    f = PrimFunc(
-        "max_threads_probe",
-        (A,),
-        BufferStore(A, Call("int32", "probe_max_threads", ()), (const(0),)),
-    )
-    f.attrs["c_prelude"] = [
-        "static int32_t probe_max_threads(void) {\n"
-        "#ifdef _OPENMP\n  return omp_get_max_threads();\n#else\n  return -1;\n#endif\n}"
-    ]
-    out = np.zeros(1, "int32")
-    ember.build([f]).entry(out)
-    before = int(out[0])
-    assert before >= 1
+    out = np.zeros(64, "int32")
     monkeypatch.setattr(
         ember.config, "config", dataclasses.replace(ember.config.config, num_threads=1)
     )
-    mod = ember.build([f])  # loading applies config.num_threads
-    mod.entry(out)
-    assert out[0] == 1
-    # OpenMP's setting is per process: put it back for the tests that follow.
-    mod._lib.ember_set_num_threads(before)
+    mod = ember.build([_thread_probe()])  # loading applies config.num_threads
+    for _ in range(3):
+        mod.entry(out)
+        assert len(set(out.tolist())) == 1  # one thread ran every iteration
+    mod._lib.ember_set_num_threads(2)
+    seen = set()
+    for _ in range(20):
+        mod.entry(out)
+        assert len(set(out.tolist())) <= 2
+        seen |= set(out.tolist())
+    assert 1 <= len(seen) <= 3  # the caller and at most one worker (respawned once, maybe)

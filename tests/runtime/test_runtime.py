@@ -199,15 +199,9 @@ def test_concurrent_runs_each_get_their_own_workspace(tmp_path):
 
 
 def test_concurrent_runs_share_the_threads(tmp_path, monkeypatch):
-    import ember.runtime.model as runtime_model
-
     path, _ = _make_artifact(tmp_path)
     m = load(path)
     calls: list[int] = []
-
-    class FakeGomp:
-        def omp_set_num_threads(self, n: int) -> None:
-            calls.append(n)
 
     class BlockingLib:
         """Both runs are inside ember_run at once before either returns."""
@@ -218,7 +212,7 @@ def test_concurrent_runs_share_the_threads(tmp_path, monkeypatch):
             self.barrier.wait()
             return 0
 
-    monkeypatch.setattr(runtime_model, "_GOMP", FakeGomp())
+    monkeypatch.setattr(m, "_set_threads", calls.append)  # the library's ember_set_num_threads
     m.set_num_threads(4)
     assert m.num_threads == 4
     m._lib = BlockingLib()

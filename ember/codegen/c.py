@@ -363,11 +363,23 @@ class _FuncEmitter:
         return self.outlined + kernel
 
 
-def codegen_c(funcs: list[PrimFunc] | PrimFunc, dialect: CDialect = C) -> CSourceModule:
-    """Generate one C translation unit for lowered PrimFuncs (see the module docstring),
-    spelled by ``dialect`` (default: C with GCC vector extensions and OpenMP).
+def codegen_runtime(dialect: CDialect = C) -> str:
+    """The translation unit of the runtime support a library defines once (the thread
+    pool), for a library linked from kernels generated with ``runtime=False``."""
+    return "\n".join([dialect.header(__version__, ["runtime"]), dialect.support, dialect.runtime])
 
-    Each kernel is exported as :func:`c_symbol` of its name.
+
+def codegen_c(
+    funcs: list[PrimFunc] | PrimFunc, dialect: CDialect = C, *, runtime: bool = True
+) -> CSourceModule:
+    """Generate one C translation unit for lowered PrimFuncs (see the module docstring),
+    spelled by ``dialect`` (default: C with GCC vector extensions and ember's thread pool).
+
+    Each kernel is exported as :func:`c_symbol` of its name. ``runtime``: define the
+    runtime support (the thread pool) here too, so the source builds on its own; a
+    library linked from many kernels' files passes False and links
+    :func:`codegen_runtime`'s file once instead (its definitions are weak, so a few
+    copies would link too, at the cost of compiling them).
 
     >>> print(codegen_c([lower_pipeline(f)]).get_source())
     """
@@ -402,5 +414,7 @@ def codegen_c(funcs: list[PrimFunc] | PrimFunc, dialect: CDialect = C) -> CSourc
     lines.extend(preludes)
     lines.append("")
     lines.append(dialect.support)
+    if runtime:
+        lines.append(dialect.runtime)
     lines.extend(bodies)
     return CSourceModule("\n".join(lines), list(funcs))

@@ -60,7 +60,7 @@ from ember.codegen.syntax import (
     itemsize,
     padded_lanes,
 )
-from ember.codegen.thread_pool import POOL_SOURCE, SET_NUM_THREADS
+from ember.codegen.thread_pool import POOL_DECLARATIONS, POOL_SOURCE, SET_NUM_THREADS
 from ember.errors import BuildError
 from ember.target import Target
 from ember.tir import expr as E
@@ -402,9 +402,13 @@ class CDialect:
     def header(self, version: str, names: list[str]) -> str:
         return _HEADER.format(version=version, names=", ".join(names))
 
-    support = POOL_SOURCE + SET_NUM_THREADS
-    """Runtime support every translation unit defines, after the helpers: the thread
-    pool and ``ember_set_num_threads``."""
+    support = POOL_DECLARATIONS
+    """What every translation unit has after the helpers: here, the declaration of the
+    thread pool's entry."""
+    runtime = POOL_SOURCE + SET_NUM_THREADS
+    """Runtime support defined once per library (``codegen_c(..., runtime=True)``, or
+    its own translation unit, :func:`ember.codegen.c.codegen_runtime`): the thread pool
+    and ``ember_set_num_threads``."""
 
     def buffer_param(self, ctype: str, name: str, index: int) -> tuple[str, str]:
         """(parameter of the typed function, its value unpacked from ``void** args``)."""
@@ -493,6 +497,7 @@ __attribute__((weak)) void ember_set_num_threads(int32_t n) {
 #endif
 }
 """
+    runtime = ""
 
 
 DIALECTS: dict[str, CDialect] = {"x86_64": C, "aarch64": C, "armv7l": C}

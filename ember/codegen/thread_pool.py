@@ -35,10 +35,16 @@ CHUNKS_PER_THREAD = 4
 that starts late or runs slow to leave its share to the others, few enough that claiming
 (one atomic operation) costs nothing next to a chunk."""
 
+POOL_DECLARATIONS = """\
+/* ember's thread pool (defined once per library; ember/codegen/thread_pool.py). */
+typedef void (*ember_task_fn)(int64_t begin, int64_t end, void* env);
+__attribute__((visibility("hidden"))) void ember_parallel_for(int64_t begin, int64_t end,
+                                                             ember_task_fn fn, void* env);
+"""
+"""What a kernel's translation unit needs to call the pool."""
+
 POOL_SOURCE = r"""
 /* ---- ember's thread pool (ember/codegen/thread_pool.py says how and why) ---- */
-typedef void (*ember_task_fn)(int64_t begin, int64_t end, void* env);
-
 #define EMBER_POOL_MAX 256
 #define EMBER_CHUNKS_PER_THREAD @CHUNKS@
 #define EMBER_HIDDEN __attribute__((weak, visibility("hidden")))

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from ember.codegen.c import c_symbol, codegen_c
+from ember.codegen.c import c_symbol, codegen_c, codegen_runtime
 from ember.codegen.dialect import dialect_for
 from ember.dispatch.context import DispatchContext, apply_history_best, current_context
 from ember.dispatch.graph_plan import Blocks, GraphPlan, plan_blocks
@@ -159,10 +159,17 @@ def kernel_graph(
 
 
 def lower_kernel(
-    func: Function, name: str, target: Target, schedules: DispatchContext | None = None
+    func: Function,
+    name: str,
+    target: Target,
+    schedules: DispatchContext | None = None,
+    *,
+    runtime: bool = True,
 ) -> str:
     """The C source of one fused kernel (primitive function) as compile generates it:
     the dispatch context's tuned schedule if it has one, else the op strategy's default.
+    ``runtime``: include the runtime support (the thread pool) so it builds on its own;
+    compile links one copy of it instead.
 
     >>> source = lower_kernel(kernels(fused)[0].op, "k0", Target.parse("host"))  # doctest: +SKIP
     """
@@ -177,7 +184,7 @@ def lower_kernel(
             f"could not generate kernel {name} ({func.name}): {type(err).__name__}: {err}",
             hint="please report this with the model; EMBER_DEBUG=1 shows the traceback",
         ) from err
-    return codegen_c([prim], dialect_for(target)).get_source()
+    return codegen_c([prim], dialect_for(target), runtime=runtime).get_source()
 
 
 def compile(
@@ -236,7 +243,8 @@ def compile(
     sources: dict[str, str] = {}
     for i, (key, func) in enumerate(funcs.items(), start=1):
         say(f"[{i}/{len(funcs)}] generating {names[key]}")
-        sources[names[key]] = lower_kernel(func, names[key], tgt, schedules)
+        sources[names[key]] = lower_kernel(func, names[key], tgt, schedules, runtime=False)
+    sources["ember_runtime"] = codegen_runtime(dialect_for(tgt))  # the thread pool, once
 
     input_names = [v.name for v in plan.inputs]
     out_names = output_names(opt.main, len(plan.output_types))

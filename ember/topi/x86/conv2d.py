@@ -70,6 +70,11 @@ enough tasks (at 2 blocks, blocks alone measured 5% slower on two threads)."""
 MIN_PASS_STEPS = 128
 """Reduction steps (FMAs per accumulator) per pass of a row block over its accumulators."""
 
+GROUP_BLOCKS = "group_blocks"
+"""The conv compute's attribute: output channel blocks per group (all of them when groups
+is 1). A register tile's channel blocks stay within one group so that every FMA of a
+step shares the one broadcast input value."""
+
 ROW_BLOCK_BYTES = 16 * 1024
 """Accumulator buffer of one row block at most: a third of a 48 KiB L1 data cache, next to
 the weights of one input-channel block and its input rows."""
@@ -81,12 +86,14 @@ the weights of one input-channel block and its input rows."""
 def conv2d_nchwc_compute(
     data: Tensor, weight: Tensor, attrs: Any, out_shape: tuple[int, ...]
 ) -> Tensor:
-    """Blocked convolution; groups = 1 or depthwise (weight (C/oc, 1, KH, KW, 1, oc))."""
+    """Blocked convolution: groups = 1, depthwise (weight (C/oc, 1, KH, KW, 1, oc)) or
+    grouped (weight (O/oc, G/ic, KH, KW, ic, oc) with G input channels per group; an output
+    block reads the ``G/ic`` input blocks of its group)."""
     _, _, h, w, data_block = int_shape(data)
-    _, in_blocks, kh, kw, in_block, _ = int_shape(weight)
+    out_blocks, in_blocks, kh, kw, in_block, out_block = int_shape(weight)
     (sh, sw), (dh, dw) = attrs.strides, attrs.dilation
     pt, pl, pb, pr = attrs.padding
-    if attrs.groups > 1:
+    if attrs.groups > 1 and in_blocks * in_block == 1:
         ry = te.reduce_axis((0, kh), name="kh")
         rx = te.reduce_axis((0, kw), name="kw")
         return _depthwise_compute(data, weight, attrs, out_shape, ry, rx)
@@ -104,9 +111,16 @@ def conv2d_nchwc_compute(
     ico = te.reduce_axis((0, in_blocks), name="ic_outer")
     ici = te.reduce_axis((0, in_block), name="ic_inner")
 
+    # Output blocks per group: the output block ob belongs to group ob // group_blocks,
+    # whose input blocks start at (ob // group_blocks) * in_blocks.
+    group_blocks = out_blocks // attrs.groups
+
     def dense_conv(n: Any, ob: Any, y: Any, x: Any, c: Any) -> E.PrimExpr:
         # Input channel ico*in_block + ici of the data, whose own block may differ (C < 8).
-        if in_block == data_block:
+        if attrs.groups > 1:
+            block = ob // group_blocks * in_blocks + ico
+            pixel = padded[n, block, y * sh + ry * dh, x * sw + rx * dw, ici]
+        elif in_block == data_block:
             pixel = padded[n, ico, y * sh + ry * dh, x * sw + rx * dw, ici]
         else:
             channel = ico * in_block + ici
@@ -115,7 +129,13 @@ def conv2d_nchwc_compute(
             ]
         return te.sum(pixel * weight[ob, ico, ry, rx, ici, c], axis=[ico, ry, rx, ici])
 
-    return te.compute(out_shape, dense_conv, name="conv2d_nchwc", tag=TAG_CONV_NCHWC)
+    return te.compute(
+        out_shape,
+        dense_conv,
+        name="conv2d_nchwc",
+        tag=TAG_CONV_NCHWC,
+        attrs={GROUP_BLOCKS: group_blocks},
+    )
 
 
 def _depthwise_compute(
@@ -254,6 +274,7 @@ def schedule_conv2d_nchwc(
         return None
     out = outputs[0]
     conv = convs[0].op.outputs[0]
+    group_blocks = int(conv.op.attrs.get(GROUP_BLOCKS, 0))
     if int_shape(out) != int_shape(conv):
         return None
     if out.op is conv.op:
@@ -280,9 +301,11 @@ def schedule_conv2d_nchwc(
 
     depthwise = len(s[conv].reduce_axis) == 2
     _, out_blocks, _, out_width, _ = int_shape(out)
+    # A register tile's channel blocks divide a group's (all blocks when groups is 1).
+    tile_blocks = group_blocks or out_blocks
     registers = target.vector_registers
     # With 32 registers the target has AVX-512, whose FMA broadcasts from memory.
-    tile = choose_tile(out_blocks, out_width, registers, depthwise, registers < 32)
+    tile = choose_tile(tile_blocks, out_width, registers, depthwise, registers < 32)
     lanes = int_shape(out)[4]
     out_height = int_shape(out)[2]
     choice = ConvChoices(
@@ -296,7 +319,7 @@ def schedule_conv2d_nchwc(
     if cfg is not None:
         window = (int(kh_axis.extent), int(kw_axis.extent))
         choice = _tuned_tile(
-            cfg, choice, lanes, out_blocks, out_height, out_width, window, depthwise
+            cfg, choice, lanes, (out_blocks, tile_blocks), out_height, out_width, window, depthwise
         )
     tile, rows = choice.tile, choice.rows
     ost = s[out]
@@ -426,23 +449,24 @@ def _tuned_tile(
     cfg: Any,
     default: ConvChoices,
     lanes: int,
-    out_blocks: int,
+    blocks: tuple[int, int],
     out_height: int,
     out_width: int,
     window: tuple[int, int],
     depthwise: bool,
 ) -> ConvChoices:
     """Define the conv knobs on ``cfg`` (the untuned choice first, so it is the fallback)
-    and read the chosen point.
+    and read the chosen point. ``blocks``: (output channel blocks, blocks per group).
 
     The register tile's width takes every value up to ``MAX_OW_TILE`` (a depthwise tile,
     with one weight vector per step, up to ``MAX_DW_OW_TILE``), not only the widths the
     rule weighs: a width that does not divide the row leaves a narrower last tile, and
     tiles too wide for the registers spill — points the search has to learn to avoid.
     """
+    out_blocks, group_blocks = blocks
     widest = min(out_width, MAX_DW_OW_TILE if depthwise else MAX_OW_TILE)
     tile = define_tile_knobs(
-        cfg, default.tile, out_blocks, widest, "ow_tile", (1,) if depthwise else OC_TILES
+        cfg, default.tile, group_blocks, widest, "ow_tile", (1,) if depthwise else OC_TILES
     )
     cfg.define_knob("reduce_order", [0] if depthwise else [0, 1])
     cfg.define_knob("unroll_kw", [False, True] if window[1] > 1 else [False])

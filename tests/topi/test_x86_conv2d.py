@@ -137,7 +137,11 @@ def test_register_tile_choice() -> None:
     # AVX-512 broadcasts inside the FMA: 4 x 7 also fits and needs fewer loads than 2 x 14.
     assert choose_tile(8, 56, 32, False, broadcast_register=False) == ConvTile(4, 7)
     assert choose_tile(3, 7, 16, False) == ConvTile(1, 7)  # odd block count: no pairs
-    assert choose_tile(4, 13, 16, True) == ConvTile(1, 13)  # depthwise, prime width
+    # Depthwise tiles use at most half the registers (DW_TILE_REGISTER_SHARE): a prime
+    # width of 13 runs as 7 + 6 pixels on AVX2, in one 13-pixel tile with 32 registers.
+    assert choose_tile(4, 13, 16, True) == ConvTile(1, 7)
+    assert choose_tile(4, 13, 32, True, broadcast_register=False) == ConvTile(1, 13)
+    assert choose_tile(12, 56, 16, True) == ConvTile(1, 8)  # ConvNeXt 7x7: not 14 (spills)
     # 71 and 17 are prime: the row is spread evenly over the fewest tiles that fit, and
     # the last tile is narrower (loop partitioning). 71 = 4 x 15 + 11 pixels x 2 blocks.
     assert choose_tile(12, 71, 32, False, broadcast_register=False) == ConvTile(2, 15)

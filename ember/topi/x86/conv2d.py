@@ -60,6 +60,15 @@ MAX_DW_OW_TILE = 28
 """Widest depthwise register tile the tuner may try: one weight vector per step leaves up to
 30 of AVX-512's 32 registers for accumulators and the input."""
 
+DW_TILE_REGISTER_SHARE = 2
+"""A depthwise register tile holds at most 1/2 of the vector registers in accumulators (8
+pixels with AVX2's 16, 16 with AVX-512's 32). Each step FMAs one weight vector into every
+accumulator from a fresh input vector, so 7-8 accumulators already cover the FMA latency,
+while a 14-pixel AVX2 tile leaves GCC no room for the loads and addresses of an unrolled
+7x7 window and spills accumulators: measured on ConvNeXt's 7x7 / 96 channels / 56x56,
+14 pixels ran at 12-16 GFLOP/s and 7 or 8 at 72-74; on 3x3 and 5x5 shapes 7-8 were as
+fast as 14 or up to 1.4x faster (benchmarks/depthwise.py)."""
+
 DW_MIN_BLOCKS = 8
 """A depthwise conv with at least this many channel blocks runs its parallel loop over the
 blocks alone, its output rows serial inside: ``partition_selects`` then splits the border
@@ -196,16 +205,18 @@ class ConvTile:
     ow_tile: int
 
 
-def row_tiles(out_width: int, oc_tile: int, registers: int, spare: int) -> tuple[int, int] | None:
+def row_tiles(
+    out_width: int, oc_tile: int, registers: int, spare: int, widest: int = MAX_OW_TILE
+) -> tuple[int, int] | None:
     """How a row of ``out_width`` pixels splits into register tiles of ``oc_tile`` vectors:
     (tiles, pixels per tile), the fewest tiles of the widest width that fits in
     ``registers`` beside the ``oc_tile`` weight vectors and ``spare`` other registers
-    (at most ``MAX_OW_TILE``), spread evenly; None when not even one pixel fits.
+    (at most ``widest``), spread evenly; None when not even one pixel fits.
 
-    >>> row_tiles(17, 4, 32, 0), row_tiles(56, 1, 16, 1)
-    ((3, 6), (4, 14))
+    >>> row_tiles(17, 4, 32, 0), row_tiles(56, 1, 16, 1), row_tiles(56, 1, 16, 1, 8)
+    ((3, 6), (4, 14), (7, 8))
     """
-    cap = min(out_width, MAX_OW_TILE, (registers - spare - oc_tile) // oc_tile)
+    cap = min(out_width, widest, (registers - spare - oc_tile) // oc_tile)
     if cap < 1:
         return None
     tiles = -(-out_width // cap)
@@ -242,7 +253,8 @@ def choose_tile(
     for oc_tile in (1,) if depthwise else OC_TILES:
         if out_blocks % oc_tile:
             continue
-        split = row_tiles(out_width, oc_tile, registers, spare)
+        widest = registers // DW_TILE_REGISTER_SHARE if depthwise else MAX_OW_TILE
+        split = row_tiles(out_width, oc_tile, registers, spare, widest)
         if split is None:
             continue
         tiles, ow_tile = split

@@ -7,8 +7,9 @@ zoo's nets run at 224x224 (MobileNetV2 / EfficientNet-B0 / MobileNetV3 depthwise
 5x5, ConvNeXt-Tiny's 7x7 pad 3; ``--grouped``: RegNetY-800MF's grouped 3x3 with group
 width 16), built through the op strategy for the host (``target="host"``) and timed at
 one thread (``EMBER_NUM_THREADS=1``): the minimum over ``rounds`` rounds of
-``Module.time_evaluator``'s median, since the machine is shared. The peak is the fastest of short bursts of
-``peak.py``'s FMA loop at the host's vector width, measured between the rounds. A
+``Module.time_evaluator``'s median, since the machine is shared. The peak is the fastest
+of short bursts of ``peak.py``'s FMA loop at the host's vector width, measured between
+the rounds. A
 depthwise conv does one FMA per loaded input vector and weight vector, so its ceiling is
 the load ports, not the FMA units: the column to compare is "% of peak" between the
 window sizes and strides, against the 3x3 stride-1 rows.
@@ -140,7 +141,9 @@ def main() -> None:
         for _ in range(3):
             start = time.perf_counter()
             peak_fn(BURST_ITERS)
-            peaks.append(BURST_ITERS * ACCUMULATORS * lanes * 2 / (time.perf_counter() - start) / 1e9)
+            peaks.append(
+                BURST_ITERS * ACCUMULATORS * lanes * 2 / (time.perf_counter() - start) / 1e9
+            )
         for i, (*_, timer, vals, out, _flops) in enumerate(kernels):
             best[i] = min(best[i], timer(*vals, out))
     peak = max(peaks)
@@ -148,7 +151,17 @@ def main() -> None:
     for (net, channels, size, name, *_, flops), t in zip(kernels, best):
         gflops = flops / t / 1e9
         out_size = f"{size}->{-(-size // int(name.split('s')[-1]))}"
-        rows.append([net, name, str(channels), out_size, f"{t * 1e3:.3f}", f"{gflops:.1f}", f"{gflops / peak:.0%}"])
+        rows.append(
+            [
+                net,
+                name,
+                str(channels),
+                out_size,
+                f"{t * 1e3:.3f}",
+                f"{gflops:.1f}",
+                f"{gflops / peak:.0%}",
+            ]
+        )
     rows[0] = [rows[0][0], "", "", "", "", f"{peak:.1f}", "100%"]
     kind = f"grouped (width {GROUP_WIDTH})" if args.grouped else "depthwise"
     print(header(f"{kind} conv + bias + relu kernels, NCHW{lanes}c, 1 thread"))

@@ -23,7 +23,10 @@ from ember.graph.passes import optimize
 from ember.graph.passes.alter_layout import alter_layout, plan_blocks_of, rule_blocks
 from ember.graph.visitor import post_order
 from ember.ops import call
+from ember.target import Target
 from ember.testing import zoo
+from ember.topi.strategy import schedule_primitive
+from ember.topi.x86.conv2d import MIN_PARALLEL_FLOPS
 from tests.frontend.onnx_testlib import make_model
 
 ort = pytest.importorskip("onnxruntime")
@@ -218,3 +221,21 @@ def test_regnet_y_compiles_blocked_and_matches_reference() -> None:
     np.testing.assert_allclose(
         ours, reference, rtol=1e-4, atol=1e-5 * scale, err_msg=f"seed {seed}"
     )
+
+
+@pytest.mark.parametrize(
+    ("c", "h", "groups", "parallel"),
+    [(8, 7, 8, False), (64, 14, 64, True), (16, 3, 2, False), (64, 14, 4, True)],
+)
+def test_small_conv_kernels_run_serial(c: int, h: int, groups: int, parallel: bool) -> None:
+    """Below MIN_PARALLEL_FLOPS a conv kernel has no parallel loop (the thread pool's
+    hand-off would cost more than it saves); above it, one."""
+    cg = c // groups
+    x = Var("x", TensorType((1, c // 8, h, h, 8)))
+    wshape = (c // 8, 1, 3, 3, 1, 8) if cg == 1 else (c // 8, cg // 8, 3, 3, 8, 8)
+    w = Var("w", TensorType(wshape))
+    y = call("nn.conv2d_nchwc", x, w, padding=1, groups=groups)
+    assert (conv_work := 2 * y.type.size * cg * 9) < MIN_PARALLEL_FLOPS or parallel, conv_work
+    func = Function((x, w), y, {"primitive": True, "name": "k"})
+    s, args = schedule_primitive(func, Target.parse("llvm -mcpu=haswell"))
+    assert ("parallel(" in str(ember.lower(s, args))) == parallel

@@ -84,6 +84,14 @@ GROUP_BLOCKS = "group_blocks"
 is 1). A register tile's channel blocks stay within one group so that every FMA of a
 step shares the one broadcast input value."""
 
+MIN_PARALLEL_FLOPS = 1 << 15
+"""A conv kernel with fewer FLOPs (~2 us of work at one thread) runs serial: handing out
+its loop costs more than the second thread saves. Measured at 2 threads, min of 40 rounds
+(benchmarks/depthwise.py's kernels): a 3x3 depthwise of 8 or 16 channels at 7x7 (0.01
+MFLOP) gains nothing with OpenMP's spinning team (0.98-1.04x); with a thread pool whose
+wake-up and join cost ~2 us, 64 channels (0.06 MFLOP) ran 0.84x as fast and 96 channels
+at 14x14 (0.34 MFLOP) 1.44x as fast, so the threshold stays well below both."""
+
 ROW_BLOCK_BYTES = 16 * 1024
 """Accumulator buffer of one row block at most: a third of a 48 KiB L1 data cache, next to
 the weights of one input-channel block and its input rows."""
@@ -307,9 +315,11 @@ def schedule_conv2d_nchwc(
             if isinstance(st.op, ComputeOp) and st.attach_type != "inline":
                 st.body = inline_tensors(tuple(st.body), inlined)
         s[conv].set_scope("local")
+    # A kernel too small to repay waking the thread pool runs on the calling thread alone.
+    parallel = conv_flops(conv) >= MIN_PARALLEL_FLOPS
     for st in s.stages:
         if isinstance(st.op, ComputeOp) and st.op.tag == TAG_MATERIALIZE:
-            _schedule_pad(s, st)
+            _schedule_pad(s, st, parallel)
 
     depthwise = len(s[conv].reduce_axis) == 2
     _, out_blocks, _, out_width, _ = int_shape(out)
@@ -348,7 +358,8 @@ def schedule_conv2d_nchwc(
         yo, yi = ost.split(y, factor=rows)
         ost.reorder(n, obo, yo, yi, obi, x, c)
         fused = ost.fuse(n, obo, yo)
-        ost.parallel(fused)
+        if parallel:
+            ost.parallel(fused)
         cst.compute_at(ost, fused)
         _, cob, cy, cx, cc = cst.op.axis
         cxo, cxi = cst.split(cx, factor=tile.ow_tile)
@@ -371,10 +382,12 @@ def schedule_conv2d_nchwc(
         xo, xi = ost.split(x, factor=tile.ow_tile)
         if choice.loop_order == 1:
             ost.reorder(n, y, obo, xo, obi, xi, c)
-            ost.parallel(ost.fuse(n, y))
+            outer = ost.fuse(n, y)
         else:
             ost.reorder(n, obo, y, xo, obi, xi, c)
-            ost.parallel(ost.fuse(n, obo) if choice.loop_order == 2 else ost.fuse(n, obo, y))
+            outer = ost.fuse(n, obo) if choice.loop_order == 2 else ost.fuse(n, obo, y)
+        if parallel:
+            ost.parallel(outer)
         cst.compute_at(ost, xo)
         _, cob, _, cx, cc = cst.op.axis
         reds = list(cst.reduce_axis)
@@ -506,11 +519,25 @@ def _tuned_tile(
     )
 
 
-def _schedule_pad(s: Schedule, st: Any) -> None:
+def conv_flops(conv: Tensor) -> int:
+    """Multiply-adds x 2 of a conv stage: its output elements times its reduction extent.
+
+    >>> conv_flops(conv)   # doctest: +SKIP
+    225792                 # 1x8x14x14x8 outputs, a 3x3 depthwise window
+    """
+    stage = conv.op
+    assert isinstance(stage, ComputeOp)
+    reduction = math.prod(r.extent for r in stage.reduce_axis)
+    return 2 * math.prod(int_shape(conv)) * reduction
+
+
+def _schedule_pad(s: Schedule, st: Any, parallel: bool) -> None:
     # Padded copy of the input: rows in parallel; the (x, channel) loops stay plain so GCC
     # vectorizes the select (ember's vectorizer would emit per-lane code for it).
     n, cb, y, _, _ = st.op.axis
-    st.parallel(st.fuse(n, cb, y))
+    fused = st.fuse(n, cb, y)
+    if parallel:
+        st.parallel(fused)
 
 
 __all__ = [

@@ -239,3 +239,28 @@ def test_small_conv_kernels_run_serial(c: int, h: int, groups: int, parallel: bo
     func = Function((x, w), y, {"primitive": True, "name": "k"})
     s, args = schedule_primitive(func, Target.parse("llvm -mcpu=haswell"))
     assert ("parallel(" in str(ember.lower(s, args))) == parallel
+
+
+def test_grouped_conv_is_tunable() -> None:
+    """The grouped kernel's knobs (kernel_task, as for every blocked conv): register tiles
+    stay within one group (3 blocks per group: of OC_TILES only 1 divides it), tuned
+    points match the reference, and the fallback point is the untuned schedule."""
+    from topi_testlib import check_conv_relu_kernel
+
+    from ember.dispatch.templates_fused import kernel_task
+
+    x = Var("x", TensorType((1, 12, 9, 9, 8)))  # 96 channels, 4 groups of 24
+    w = Var("w", TensorType((12, 3, 3, 3, 8, 8)))
+    b = Var("b", TensorType((96,)))
+    conv = call("nn.conv2d_nchwc", x, w, b, padding=1, groups=4)
+    func = Function((x, w, b), call("nn.relu", conv), {"primitive": True, "name": "k"})
+    target = Target.parse("llvm -mcpu=haswell")
+    task = kernel_task(func, target)
+    space = task.config_space
+    assert [e.val for e in space.space_map["oc_tile"].entities] == [1]
+    default = ember.lower(*schedule_primitive(func, target))
+    assert str(ember.lower(*task.instantiate(space.get(0)))) == str(default)
+    base = space.get(0).knob_values()
+    for want in ({"ow_tile": 5, "loop_order": 1}, {"row_block": 9}, {"reduce_order": 1}):
+        point = space.get(space.index_of({**base, **want}))
+        check_conv_relu_kernel(func, conv, task.instantiate(point))

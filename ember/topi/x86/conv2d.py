@@ -25,7 +25,11 @@ outside them, so each weight is read from memory once per row block::
       epilogue over the buffer
 
 Depthwise convolution (groups = channels) uses the same layout with ic = 1: each output
-vector multiplies an input vector of the same channels by a weight vector.
+vector multiplies an input vector of the same channels by a weight vector. Grouped
+convolution (RegNet, ResNeXt: groups of G channels) is the dense kernel with blocks that
+do not straddle groups: an output block reads only its group's G/ic input blocks, and a
+register tile's channel blocks stay within one group so each broadcast input value
+feeds all of the tile's FMAs.
 """
 
 from __future__ import annotations

@@ -245,7 +245,8 @@ def _planned_blocks(node: Call, conv_id: str, plan: tuple[int, int]) -> tuple[in
         raise AttrError(
             f"{where}: blocks ({in_block}, {out_block}) do not fit {data.shape[1]} input / "
             f"{weight.shape[0]} output channels ({shape})",
-            hint=f"blocks must divide the channels, from {PLAN_BLOCKS} (depthwise: equal); "
+            hint=f"blocks must divide the channels, from {PLAN_BLOCKS} (depthwise: equal; "
+            "grouped: equal, dividing each group's input and output channels); "
             f"this conv takes {allowed}",
         )
     if node.attrs.groups > 1 and weight.shape[1] == 1:  # depthwise

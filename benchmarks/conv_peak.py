@@ -44,9 +44,10 @@ BURST_ITERS = 50_000
 def describe_convs(mod: Any, params: dict[str, np.ndarray]) -> dict[str, str]:
     """Kernel symbol -> "3x3 256->256 14x14 s1" for each conv kernel of the model."""
     from ember.codegen.c import c_symbol
-    from ember.driver import kernel_graph, workload_key
+    from ember.driver.compiler import kernel_graph
     from ember.graph.ir import Call
     from ember.graph.passes.fuse_ops import kernels
+    from ember.graph.structural import workload_key
     from ember.graph.visitor import post_order
     from ember.target import Target
 

@@ -182,7 +182,8 @@ conv2d_nchwc = register_op(
     OpPattern.OUT_ELEMWISE_FUSABLE,
     num_inputs=None,
     doc="conv2d on NCHW[x]c data with OIHW[x]i[y]o weights and an optional (O,) bias; "
-    "groups is 1 or the channel count (depthwise, weights OIHW1i[y]o)",
+    "groups is 1, the channel count (depthwise, weights OIHW1i[y]o) or any count whose "
+    "groups the blocks do not straddle (grouped, data block x = weight input block)",
 )
 
 
@@ -209,6 +210,23 @@ def nchwc_layouts(data: TensorType, weight: TensorType) -> tuple[Layout, Layout,
     )
 
 
+def _check_grouped_blocks(
+    data: TensorType, weight: TensorType, group_out: int, groups: int
+) -> None:
+    """A grouped conv's blocks must not straddle groups: the data block is the weight's
+    input block (the kernel picks a group's input blocks by index) and the output block
+    divides the output channels of one group."""
+    data_block, in_block, out_block = data.shape[4], weight.shape[4], weight.shape[5]
+    if data_block != in_block or group_out % out_block:
+        raise ShapeError(
+            f"conv2d_nchwc: groups={groups} with data block {data_block}, weight blocks "
+            f"{in_block}i{out_block}o and {group_out} output channels per group: a block "
+            f"would straddle two groups",
+            hint="use one channel block for data and weight input that divides the group's "
+            "input channels, and an output block that divides its output channels",
+        )
+
+
 @conv2d_nchwc.type_rule
 def _conv2d_nchwc_type(types: list, attrs: Conv2DAttrs) -> TensorType:
     if len(types) not in (2, 3):
@@ -221,13 +239,17 @@ def _conv2d_nchwc_type(types: list, attrs: Conv2DAttrs) -> TensorType:
     dl, wl, ol = nchwc_layouts(data, weight)
     channels = dl.primal_shape(data.shape)[1]
     o, cg = wl.primal_shape(weight.shape)[:2]
-    if attrs.groups not in (1, channels) or channels != cg * attrs.groups:
+    if channels != cg * attrs.groups:
         raise ShapeError(
             f"conv2d_nchwc: data has {channels} channels, weight expects {cg * attrs.groups} with "
-            f"groups={attrs.groups}; only groups=1 and depthwise (groups=channels) are blocked",
+            f"groups={attrs.groups}",
+            hint="the weight's input axis times groups must be the data's channels",
         )
-    if attrs.groups > 1 and (o != channels or data.shape[4] != weight.shape[5]):
-        raise ShapeError("conv2d_nchwc: depthwise needs O == C and equal data/output blocks")
+    if attrs.groups > 1 and cg == 1:
+        if o != channels or data.shape[4] != weight.shape[5]:
+            raise ShapeError("conv2d_nchwc: depthwise needs O == C and equal data/output blocks")
+    elif attrs.groups > 1:
+        _check_grouped_blocks(data, weight, o // attrs.groups, attrs.groups)
     if len(types) == 3:
         bias = tensor(types, 2, "bias")
         if bias.shape != (o,):

@@ -137,7 +137,11 @@ def test_register_tile_choice() -> None:
     # AVX-512 broadcasts inside the FMA: 4 x 7 also fits and needs fewer loads than 2 x 14.
     assert choose_tile(8, 56, 32, False, broadcast_register=False) == ConvTile(4, 7)
     assert choose_tile(3, 7, 16, False) == ConvTile(1, 7)  # odd block count: no pairs
-    assert choose_tile(4, 13, 16, True) == ConvTile(1, 13)  # depthwise, prime width
+    # Depthwise tiles use at most half the registers (DW_TILE_REGISTER_SHARE): a prime
+    # width of 13 runs as 7 + 6 pixels on AVX2, in one 13-pixel tile with 32 registers.
+    assert choose_tile(4, 13, 16, True) == ConvTile(1, 7)
+    assert choose_tile(4, 13, 32, True, broadcast_register=False) == ConvTile(1, 13)
+    assert choose_tile(12, 56, 16, True) == ConvTile(1, 8)  # ConvNeXt 7x7: not 14 (spills)
     # 71 and 17 are prime: the row is spread evenly over the fewest tiles that fit, and
     # the last tile is narrower (loop partitioning). 71 = 4 x 15 + 11 pixels x 2 blocks.
     assert choose_tile(12, 71, 32, False, broadcast_register=False) == ConvTile(2, 15)
@@ -166,16 +170,21 @@ def test_layout_errors() -> None:
 
 
 @pytest.mark.parametrize("cpu", ["haswell", "skylake-avx512"])
-def test_depthwise_border_keeps_non_finite_inputs_exact(cpu) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "k,stride,h", [(3, 1, 7), (3, 2, 9), (5, 1, 11), (5, 2, 11), (7, 1, 13), (7, 2, 13)]
+)
+def test_depthwise_border_keeps_non_finite_inputs_exact(cpu, k, stride, h) -> None:  # type: ignore[no-untyped-def]
     """Taps that fall in the zero padding contribute exactly 0, even next to an inf or a
     NaN: a clamped load times a 0/1 mask would make 0 * inf = NaN where the true sum is
-    +-inf (the full-row tiles inline the padding that way)."""
+    +-inf (the full-row tiles inline the padding that way). Every window size the nets
+    use (3x3, 5x5, ConvNeXt's 7x7 with pad 3), both strides, rows wide enough for more
+    than one register tile."""
     import ember
 
-    c, h = 32, 7
+    c = 32
     x = Var("x", TensorType((1, c // 8, h, h, 8)))
-    w = Var("w", TensorType((c // 8, 1, 3, 3, 1, 8)))
-    y = call("nn.conv2d_nchwc", x, w, padding=1, groups=c)
+    w = Var("w", TensorType((c // 8, 1, k, k, 1, 8)))
+    y = call("nn.conv2d_nchwc", x, w, padding=k // 2, strides=stride, groups=c)
     func = Function((x, w), y, {"primitive": True, "name": "k"})
     s, args = schedule_primitive(func, Target.parse(f"llvm -mcpu={cpu}"))
     mod = ember.build(s, args, target="host", name="k")
@@ -185,6 +194,7 @@ def test_depthwise_border_keeps_non_finite_inputs_exact(cpu) -> None:  # type: i
     xv[0, 0, 0, 0, :] = np.inf  # a corner pixel: every border tap near it is clamped to it
     xv[0, 1, h - 1, 3, :] = -np.inf  # the bottom row
     xv[0, 2, 2, h - 1, :] = np.nan  # the right column
+    xv[0, 3, h // 2, 0, :] = np.inf  # the left column, inner rows (no row split-off)
     out = np.zeros(y.type.shape, F)
     mod(xv, wv, out)
     want = get_op("nn.conv2d_nchwc").evaluate([xv, wv], y.attrs)

@@ -16,7 +16,9 @@ are created. The result computes the same values.
 
 Supported convolutions: groups = 1 with output channels divisible by 8 and input
 channels divisible by 8 or fewer than one vector (the first layer's RGB input is
-blocked by 3), and depthwise (groups = channels = output channels, divisible by 8).
+blocked by 3), depthwise (groups = channels = output channels, divisible by 8), and
+grouped (1 < groups, not depthwise) when 8 divides a group's input and output channels:
+blocks of x when x divides them too, else 8 (RegNetY's, ResNeXt's group widths).
 Others keep NCHW. Max and average pooling run blocked too. A conv with at least
 ``PAD_MIN_CHANNELS`` output channels that divide by 8 but not by x (SqueezeNet's 1000
 classes on AVX-512), constant weights and groups = 1 runs on whole x-channel blocks with
@@ -146,6 +148,30 @@ def _conv_blocks(node: Call, lanes: int) -> tuple[int, int, str] | None:
         return in_block, out_block, f"OIHW{in_block}i{out_block}o"
     if groups == channels == out_channels and weight.shape[1] == 1:
         return out_block, out_block, f"OIHW1i{out_block}o"
+    block = _group_block(node, lanes)
+    return None if block is None else (block, block, f"OIHW{block}i{block}o")
+
+
+def _group_blocks(node: Call) -> list[int]:
+    """The channel blocks a grouped conv (1 < groups, not depthwise) may run in: those of
+    PLAN_BLOCKS dividing both the input and the output channels of one group, so that no
+    block straddles two groups (RegNetY's group width 16: 4, 8 and 16)."""
+    channels, out_channels = node.args[0].type.shape[1], node.args[1].type.shape[0]  # type: ignore[union-attr]
+    groups = node.attrs.groups
+    if groups <= 1 or node.args[1].type.shape[1] == 1:  # type: ignore[union-attr]
+        return []
+    group_in, group_out = channels // groups, out_channels // groups
+    return [b for b in PLAN_BLOCKS if group_in % b == 0 and group_out % b == 0]
+
+
+def _group_block(node: Call, lanes: int) -> int | None:
+    """A grouped conv's channel block: a whole vector (``lanes``) when it divides the group
+    widths, else the smallest full AVX2 vector (8), else None (the conv keeps NCHW; a
+    narrower block would run its FMAs on part of a vector)."""
+    blocks = _group_blocks(node)
+    for block in (lanes, CHANNEL_BLOCK):
+        if block in blocks:
+            return block
     return None
 
 
@@ -191,7 +217,7 @@ def plan_blocks_of(node: Call) -> list[tuple[int, int]]:
         return [(i, o) for i in ins for o in outs]
     if groups == channels == out_channels and weight.shape[1] == 1:
         return [(b, b) for b in outs]
-    return []
+    return [(b, b) for b in _group_blocks(node)]
 
 
 def _planned_blocks(node: Call, conv_id: str, plan: tuple[int, int]) -> tuple[int, int, str]:
@@ -219,10 +245,11 @@ def _planned_blocks(node: Call, conv_id: str, plan: tuple[int, int]) -> tuple[in
         raise AttrError(
             f"{where}: blocks ({in_block}, {out_block}) do not fit {data.shape[1]} input / "
             f"{weight.shape[0]} output channels ({shape})",
-            hint=f"blocks must divide the channels, from {PLAN_BLOCKS} (depthwise: equal); "
+            hint=f"blocks must divide the channels, from {PLAN_BLOCKS} (depthwise: equal; "
+            "grouped: equal, dividing each group's input and output channels); "
             f"this conv takes {allowed}",
         )
-    if node.attrs.groups > 1:
+    if node.attrs.groups > 1 and weight.shape[1] == 1:  # depthwise
         return in_block, out_block, f"OIHW1i{out_block}o"
     return in_block, out_block, f"OIHW{in_block}i{out_block}o"
 

@@ -25,7 +25,11 @@ outside them, so each weight is read from memory once per row block::
       epilogue over the buffer
 
 Depthwise convolution (groups = channels) uses the same layout with ic = 1: each output
-vector multiplies an input vector of the same channels by a weight vector.
+vector multiplies an input vector of the same channels by a weight vector. Grouped
+convolution (RegNet, ResNeXt: groups of G channels) is the dense kernel with blocks that
+do not straddle groups: an output block reads only its group's G/ic input blocks, and a
+register tile's channel blocks stay within one group so each broadcast input value
+feeds all of the tile's FMAs.
 """
 
 from __future__ import annotations
@@ -60,6 +64,15 @@ MAX_DW_OW_TILE = 28
 """Widest depthwise register tile the tuner may try: one weight vector per step leaves up to
 30 of AVX-512's 32 registers for accumulators and the input."""
 
+DW_TILE_REGISTER_SHARE = 2
+"""A depthwise register tile holds at most 1/2 of the vector registers in accumulators (8
+pixels with AVX2's 16, 16 with AVX-512's 32). Each step FMAs one weight vector into every
+accumulator from a fresh input vector, so 7-8 accumulators already cover the FMA latency,
+while a 14-pixel AVX2 tile leaves GCC no room for the loads and addresses of an unrolled
+7x7 window and spills accumulators: measured on ConvNeXt's 7x7 / 96 channels / 56x56,
+14 pixels ran at 12-16 GFLOP/s and 7 or 8 at 72-74; on 3x3 and 5x5 shapes 7-8 were as
+fast as 14 or up to 1.4x faster (benchmarks/depthwise.py)."""
+
 DW_MIN_BLOCKS = 8
 """A depthwise conv with at least this many channel blocks runs its parallel loop over the
 blocks alone, its output rows serial inside: ``partition_selects`` then splits the border
@@ -69,6 +82,19 @@ enough tasks (at 2 blocks, blocks alone measured 5% slower on two threads)."""
 
 MIN_PASS_STEPS = 128
 """Reduction steps (FMAs per accumulator) per pass of a row block over its accumulators."""
+
+GROUP_BLOCKS = "group_blocks"
+"""The conv compute's attribute: output channel blocks per group (all of them when groups
+is 1). A register tile's channel blocks stay within one group so that every FMA of a
+step shares the one broadcast input value."""
+
+MIN_PARALLEL_FLOPS = 1 << 15
+"""A conv kernel with fewer FLOPs (~2 us of work at one thread) runs serial: handing out
+its loop costs more than the second thread saves. Measured at 2 threads, min of 40 rounds
+(benchmarks/depthwise.py's kernels): a 3x3 depthwise of 8 or 16 channels at 7x7 (0.01
+MFLOP) gains nothing with OpenMP's spinning team (0.98-1.04x); with a thread pool whose
+wake-up and join cost ~2 us, 64 channels (0.06 MFLOP) ran 0.84x as fast and 96 channels
+at 14x14 (0.34 MFLOP) 1.44x as fast, so the threshold stays well below both."""
 
 ROW_BLOCK_BYTES = 16 * 1024
 """Accumulator buffer of one row block at most: a third of a 48 KiB L1 data cache, next to
@@ -81,12 +107,14 @@ the weights of one input-channel block and its input rows."""
 def conv2d_nchwc_compute(
     data: Tensor, weight: Tensor, attrs: Any, out_shape: tuple[int, ...]
 ) -> Tensor:
-    """Blocked convolution; groups = 1 or depthwise (weight (C/oc, 1, KH, KW, 1, oc))."""
+    """Blocked convolution: groups = 1, depthwise (weight (C/oc, 1, KH, KW, 1, oc)) or
+    grouped (weight (O/oc, G/ic, KH, KW, ic, oc) with G input channels per group; an output
+    block reads the ``G/ic`` input blocks of its group)."""
     _, _, h, w, data_block = int_shape(data)
-    _, in_blocks, kh, kw, in_block, _ = int_shape(weight)
+    out_blocks, in_blocks, kh, kw, in_block, out_block = int_shape(weight)
     (sh, sw), (dh, dw) = attrs.strides, attrs.dilation
     pt, pl, pb, pr = attrs.padding
-    if attrs.groups > 1:
+    if attrs.groups > 1 and in_blocks * in_block == 1:
         ry = te.reduce_axis((0, kh), name="kh")
         rx = te.reduce_axis((0, kw), name="kw")
         return _depthwise_compute(data, weight, attrs, out_shape, ry, rx)
@@ -104,9 +132,16 @@ def conv2d_nchwc_compute(
     ico = te.reduce_axis((0, in_blocks), name="ic_outer")
     ici = te.reduce_axis((0, in_block), name="ic_inner")
 
+    # Output blocks per group: the output block ob belongs to group ob // group_blocks,
+    # whose input blocks start at (ob // group_blocks) * in_blocks.
+    group_blocks = out_blocks // attrs.groups
+
     def dense_conv(n: Any, ob: Any, y: Any, x: Any, c: Any) -> E.PrimExpr:
         # Input channel ico*in_block + ici of the data, whose own block may differ (C < 8).
-        if in_block == data_block:
+        if attrs.groups > 1:
+            block = ob // group_blocks * in_blocks + ico
+            pixel = padded[n, block, y * sh + ry * dh, x * sw + rx * dw, ici]
+        elif in_block == data_block:
             pixel = padded[n, ico, y * sh + ry * dh, x * sw + rx * dw, ici]
         else:
             channel = ico * in_block + ici
@@ -115,7 +150,13 @@ def conv2d_nchwc_compute(
             ]
         return te.sum(pixel * weight[ob, ico, ry, rx, ici, c], axis=[ico, ry, rx, ici])
 
-    return te.compute(out_shape, dense_conv, name="conv2d_nchwc", tag=TAG_CONV_NCHWC)
+    return te.compute(
+        out_shape,
+        dense_conv,
+        name="conv2d_nchwc",
+        tag=TAG_CONV_NCHWC,
+        attrs={GROUP_BLOCKS: group_blocks},
+    )
 
 
 def _depthwise_compute(
@@ -176,16 +217,18 @@ class ConvTile:
     ow_tile: int
 
 
-def row_tiles(out_width: int, oc_tile: int, registers: int, spare: int) -> tuple[int, int] | None:
+def row_tiles(
+    out_width: int, oc_tile: int, registers: int, spare: int, widest: int = MAX_OW_TILE
+) -> tuple[int, int] | None:
     """How a row of ``out_width`` pixels splits into register tiles of ``oc_tile`` vectors:
     (tiles, pixels per tile), the fewest tiles of the widest width that fits in
     ``registers`` beside the ``oc_tile`` weight vectors and ``spare`` other registers
-    (at most ``MAX_OW_TILE``), spread evenly; None when not even one pixel fits.
+    (at most ``widest``), spread evenly; None when not even one pixel fits.
 
-    >>> row_tiles(17, 4, 32, 0), row_tiles(56, 1, 16, 1)
-    ((3, 6), (4, 14))
+    >>> row_tiles(17, 4, 32, 0), row_tiles(56, 1, 16, 1), row_tiles(56, 1, 16, 1, 8)
+    ((3, 6), (4, 14), (7, 8))
     """
-    cap = min(out_width, MAX_OW_TILE, (registers - spare - oc_tile) // oc_tile)
+    cap = min(out_width, widest, (registers - spare - oc_tile) // oc_tile)
     if cap < 1:
         return None
     tiles = -(-out_width // cap)
@@ -222,7 +265,8 @@ def choose_tile(
     for oc_tile in (1,) if depthwise else OC_TILES:
         if out_blocks % oc_tile:
             continue
-        split = row_tiles(out_width, oc_tile, registers, spare)
+        widest = registers // DW_TILE_REGISTER_SHARE if depthwise else MAX_OW_TILE
+        split = row_tiles(out_width, oc_tile, registers, spare, widest)
         if split is None:
             continue
         tiles, ow_tile = split
@@ -254,6 +298,7 @@ def schedule_conv2d_nchwc(
         return None
     out = outputs[0]
     conv = convs[0].op.outputs[0]
+    group_blocks = int(conv.op.attrs.get(GROUP_BLOCKS, 0))
     if int_shape(out) != int_shape(conv):
         return None
     if out.op is conv.op:
@@ -274,15 +319,19 @@ def schedule_conv2d_nchwc(
             if isinstance(st.op, ComputeOp) and st.attach_type != "inline":
                 st.body = inline_tensors(tuple(st.body), inlined)
         s[conv].set_scope("local")
+    # A kernel too small to repay waking the thread pool runs on the calling thread alone.
+    parallel = conv_flops(conv) >= MIN_PARALLEL_FLOPS
     for st in s.stages:
         if isinstance(st.op, ComputeOp) and st.op.tag == TAG_MATERIALIZE:
-            _schedule_pad(s, st)
+            _schedule_pad(s, st, parallel)
 
     depthwise = len(s[conv].reduce_axis) == 2
     _, out_blocks, _, out_width, _ = int_shape(out)
+    # A register tile's channel blocks divide a group's (all blocks when groups is 1).
+    tile_blocks = group_blocks or out_blocks
     registers = target.vector_registers
     # With 32 registers the target has AVX-512, whose FMA broadcasts from memory.
-    tile = choose_tile(out_blocks, out_width, registers, depthwise, registers < 32)
+    tile = choose_tile(tile_blocks, out_width, registers, depthwise, registers < 32)
     lanes = int_shape(out)[4]
     out_height = int_shape(out)[2]
     choice = ConvChoices(
@@ -296,7 +345,7 @@ def schedule_conv2d_nchwc(
     if cfg is not None:
         window = (int(kh_axis.extent), int(kw_axis.extent))
         choice = _tuned_tile(
-            cfg, choice, lanes, out_blocks, out_height, out_width, window, depthwise
+            cfg, choice, lanes, (out_blocks, tile_blocks), out_height, out_width, window, depthwise
         )
     tile, rows = choice.tile, choice.rows
     ost = s[out]
@@ -313,7 +362,8 @@ def schedule_conv2d_nchwc(
         yo, yi = ost.split(y, factor=rows)
         ost.reorder(n, obo, yo, yi, obi, x, c)
         fused = ost.fuse(n, obo, yo)
-        ost.parallel(fused)
+        if parallel:
+            ost.parallel(fused)
         cst.compute_at(ost, fused)
         _, cob, cy, cx, cc = cst.op.axis
         cxo, cxi = cst.split(cx, factor=tile.ow_tile)
@@ -336,10 +386,12 @@ def schedule_conv2d_nchwc(
         xo, xi = ost.split(x, factor=tile.ow_tile)
         if choice.loop_order == 1:
             ost.reorder(n, y, obo, xo, obi, xi, c)
-            ost.parallel(ost.fuse(n, y))
+            outer = ost.fuse(n, y)
         else:
             ost.reorder(n, obo, y, xo, obi, xi, c)
-            ost.parallel(ost.fuse(n, obo) if choice.loop_order == 2 else ost.fuse(n, obo, y))
+            outer = ost.fuse(n, obo) if choice.loop_order == 2 else ost.fuse(n, obo, y)
+        if parallel:
+            ost.parallel(outer)
         cst.compute_at(ost, xo)
         _, cob, _, cx, cc = cst.op.axis
         reds = list(cst.reduce_axis)
@@ -426,23 +478,24 @@ def _tuned_tile(
     cfg: Any,
     default: ConvChoices,
     lanes: int,
-    out_blocks: int,
+    blocks: tuple[int, int],
     out_height: int,
     out_width: int,
     window: tuple[int, int],
     depthwise: bool,
 ) -> ConvChoices:
     """Define the conv knobs on ``cfg`` (the untuned choice first, so it is the fallback)
-    and read the chosen point.
+    and read the chosen point. ``blocks``: (output channel blocks, blocks per group).
 
     The register tile's width takes every value up to ``MAX_OW_TILE`` (a depthwise tile,
     with one weight vector per step, up to ``MAX_DW_OW_TILE``), not only the widths the
     rule weighs: a width that does not divide the row leaves a narrower last tile, and
     tiles too wide for the registers spill — points the search has to learn to avoid.
     """
+    out_blocks, group_blocks = blocks
     widest = min(out_width, MAX_DW_OW_TILE if depthwise else MAX_OW_TILE)
     tile = define_tile_knobs(
-        cfg, default.tile, out_blocks, widest, "ow_tile", (1,) if depthwise else OC_TILES
+        cfg, default.tile, group_blocks, widest, "ow_tile", (1,) if depthwise else OC_TILES
     )
     cfg.define_knob("reduce_order", [0] if depthwise else [0, 1])
     cfg.define_knob("unroll_kw", [False, True] if window[1] > 1 else [False])
@@ -470,11 +523,25 @@ def _tuned_tile(
     )
 
 
-def _schedule_pad(s: Schedule, st: Any) -> None:
+def conv_flops(conv: Tensor) -> int:
+    """Multiply-adds x 2 of a conv stage: its output elements times its reduction extent.
+
+    >>> conv_flops(conv)   # doctest: +SKIP
+    225792                 # 1x8x14x14x8 outputs, a 3x3 depthwise window
+    """
+    stage = conv.op
+    assert isinstance(stage, ComputeOp)
+    reduction = math.prod(r.extent for r in stage.reduce_axis)
+    return 2 * math.prod(int_shape(conv)) * reduction
+
+
+def _schedule_pad(s: Schedule, st: Any, parallel: bool) -> None:
     # Padded copy of the input: rows in parallel; the (x, channel) loops stay plain so GCC
     # vectorizes the select (ember's vectorizer would emit per-lane code for it).
     n, cb, y, _, _ = st.op.axis
-    st.parallel(st.fuse(n, cb, y))
+    fused = st.fuse(n, cb, y)
+    if parallel:
+        st.parallel(fused)
 
 
 __all__ = [

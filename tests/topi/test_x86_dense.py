@@ -16,7 +16,12 @@ from ember.ops import call
 from ember.ops.nn_dense import pack_weight, panel_block
 from ember.target import Target
 from ember.topi.strategy import schedule_primitive
-from ember.topi.x86.dense import STREAM_WEIGHT_BYTES, schedule_dense_pack, tile_rows
+from ember.topi.x86.dense import (
+    STREAM_WEIGHT_BYTES,
+    schedule_dense_pack,
+    schedule_matmul,
+    tile_rows,
+)
 
 F = "float32"
 
@@ -40,6 +45,20 @@ CASES = [
     _gemm("streamed_row_blocks", 70, 2048, 528, 16),
     # N-D data: the default schedule (the pass only makes 2-D products).
     _gemm("leading_rank3", (2, 3, 5), 16, 24, 8),
+    # Products of two activations (schedule_matmul): attention's shapes, odd sizes.
+    Case("qk_t", "nn.batch_matmul", [((3, 37, 16), F), ((3, 16, 37), F)], rtol=1e-4),
+    Case("attn_v", "nn.batch_matmul", [((2, 19, 19), F), ((2, 19, 24), F)], rtol=1e-4),
+    Case("bcast_batch", "nn.batch_matmul", [((1, 7, 9), F), ((4, 9, 40), F)], rtol=1e-4),
+    Case(
+        "transpose_b_default",
+        "nn.batch_matmul",
+        [((2, 9, 8), F), ((2, 21, 8), F)],
+        dict(transpose_b=True),
+        rtol=1e-4,
+    ),
+    Case("matmul_4d", "nn.matmul", [((1, 3, 13, 8), F), ((1, 3, 8, 29), F)], rtol=1e-4),
+    Case("matmul_2d_narrow", "nn.matmul", [((11, 5), F), ((5, 3), F)], rtol=1e-4),
+    Case("matmul_vector", "nn.matmul", [((6, 20), F), ((20,), F)], rtol=1e-4),
 ]
 
 X86_TARGETS = {"avx2": "llvm -mcpu=haswell", "avx512": "llvm -mcpu=skylake-avx512"}
@@ -101,10 +120,16 @@ def _output_tensor(func: Function):  # type: ignore[no-untyped-def]
     return outputs[0]
 
 
-def test_rule_declines_other_kernels() -> None:
+def test_rules_decline_other_kernels() -> None:
     x = Var("x", TensorType((4, 8)))
-    func = Function((x,), call("nn.relu", x), {"primitive": True, "name": "k"})
-    assert schedule_dense_pack([_output_tensor(func)], Target.parse("host")) is None
+    relu = Function((x,), call("nn.relu", x), {"primitive": True, "name": "k"})
+    assert schedule_dense_pack([_output_tensor(relu)], Target.parse("host")) is None
+    assert schedule_matmul([_output_tensor(relu)], Target.parse("host")) is None
+    # B read across its rows (transpose_b): no contiguous columns to load as vectors.
+    b = Var("b", TensorType((1, 16, 8)))
+    qk = call("nn.batch_matmul", call("expand_dims", x, axes=(0,)), b, transpose_b=True)
+    func = Function((x, b), qk, {"primitive": True, "name": "k"})
+    assert schedule_matmul([_output_tensor(func)], Target.parse("host")) is None
 
 
 def test_register_tile_rows() -> None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from ember import te
 from ember.target import Target
-from ember.te.exprutil import inline_tensors
+from ember.te.exprutil import inline_tensors, producer_loads
 from ember.te.schedule import Schedule
 from ember.te.tensor import ComputeOp, Tensor
 from ember.tir import expr as E
@@ -109,22 +109,10 @@ def schedule_dense_pack(outputs: list[Tensor], target: Target) -> Schedule | Non
     if len(panels) != 1:
         return None
     block = int_shape(panels[0])[2]
-    if out.op is gemm.op:
-        gemm = s.cache_write(out, "local")
-    else:
-        inlined: dict[Tensor, tuple[list[E.Var], E.PrimExpr]] = {}
-        for st in s.stages:
-            if not isinstance(st.op, ComputeOp) or st.op is out.op or st.op is gemm.op:
-                continue
-            if st.reduce_axis:
-                return None  # a second reduction: not a GEMM + epilogue kernel
-            st.compute_inline()
-            inlined[st.op.outputs[0]] = ([iv.var for iv in st.axis], st.body[0])
-        # Substitute now so the output reads the GEMM directly (compute_at needs the edge).
-        for st in s.stages:
-            if isinstance(st.op, ComputeOp) and st.attach_type != "inline":
-                st.body = inline_tensors(tuple(st.body), inlined)
-        s[gemm].set_scope("local")
+    acc = _inline_epilogue(s, out, gemm)
+    if acc is None:
+        return None  # a second reduction: not a GEMM + epilogue kernel
+    gemm = acc
     rows_total, columns = int_shape(out)
     (k_axis,) = s[gemm].reduce_axis
     depth = int(k_axis.extent)
@@ -155,15 +143,113 @@ def schedule_dense_pack(outputs: list[Tensor], target: Target) -> Schedule | Non
         anchor = mo
     ost.parallel(outer)
     s[gemm].compute_at(ost, anchor)
-    gst = s[gemm]
-    ci, cj = gst.op.axis
-    cjo, cji = gst.split(cj, factor=lanes)
-    gst.reorder(k_axis, ci, cjo, cji)
-    gst.unroll(ci)
-    gst.unroll(cjo)
-    gst.vectorize(cji)
+    _tile_loops(s, gemm, lanes)
     # The epilogue's loops stay plain (as the conv's do): GCC vectorizes the contiguous
     # row of ``block`` columns itself, max / min / select included.
+    return s
+
+
+def _inline_epilogue(s: Schedule, out: Tensor, anchor: Tensor) -> Tensor | None:
+    """Make ``anchor`` the kernel's local accumulator: cache-write it when it is the output,
+    else inline every other stage (the elementwise epilogue) into the output. Returns the
+    accumulator, or None when another stage reduces too (not an anchor + epilogue kernel)."""
+    if out.op is anchor.op:
+        return s.cache_write(out, "local")
+    inlined: dict[Tensor, tuple[list[E.Var], E.PrimExpr]] = {}
+    for st in s.stages:
+        if not isinstance(st.op, ComputeOp) or st.op is out.op or st.op is anchor.op:
+            continue
+        if st.reduce_axis:
+            return None
+        st.compute_inline()
+        inlined[st.op.outputs[0]] = ([iv.var for iv in st.axis], st.body[0])
+    # Substitute now so the output reads the anchor directly (compute_at needs the edge).
+    for st in s.stages:
+        if isinstance(st.op, ComputeOp) and st.attach_type != "inline":
+            st.body = inline_tensors(tuple(st.body), inlined)
+    s[anchor].set_scope("local")
+    return anchor
+
+
+def _tile_loops(s: Schedule, acc: Tensor, lanes: int) -> None:
+    """The accumulator's loops: the reduction outermost, then the unrolled rows and column
+    vectors of the register tile, the vector lanes innermost."""
+    st = s[acc]
+    *batch, ci, cj = st.op.axis
+    (k_axis,) = st.reduce_axis
+    cjo, cji = st.split(cj, factor=lanes)
+    st.reorder(*batch, k_axis, ci, cjo, cji)
+    st.unroll(ci)
+    st.unroll(cjo)
+    st.vectorize(cji)
+
+
+def _activation_operands(body: E.PrimExpr, out_axes: list[E.Var], k: E.Var) -> bool:
+    """Whether the product reads one operand along the reduction (A[..., m, k]) and the
+    other along the output's columns (B[..., k, n], n contiguous): then a register tile
+    broadcasts A's values and loads B's columns as vectors."""
+    loads = producer_loads(body)
+    along_k = [ld for ld in loads if ld.indices and ld.indices[-1] is k]
+    along_n = [ld for ld in loads if ld.indices and ld.indices[-1] is out_axes[-1]]
+    return len(loads) == 2 and len(along_k) == 1 and len(along_n) == 1
+
+
+def schedule_matmul(outputs: list[Tensor], target: Target) -> Schedule | None:
+    """Schedule a fused kernel anchored on a float32 ``nn.matmul`` / ``nn.batch_matmul`` of
+    rank >= 2 whose second operand is read along its last axis (``B[..., k, n]``, not
+    transposed): products of two activations (attention's QK^T after its transpose, and
+    attention x V), which ``pack_dense`` leaves alone. None for any other kernel.
+
+    The register tile is the GEMM's (``rows`` x ``vectors`` vectors of columns, k
+    innermost), reading B's rows in place instead of packed panels; the parallel loop runs
+    over the batch x row tiles::
+
+        parallel batch, row_tile:
+          for column_tile:
+            acc[rows][vectors] = 0
+            for k: unrolled rows, vectors: acc += broadcast(A[b, row, k]) * B[b, k, cols]
+            epilogue, stored
+
+    A column count that is not a multiple of the tile leaves a narrower last tile.
+    """
+    if len(outputs) != 1:
+        return None
+    s = te.create_schedule([t.op for t in outputs])
+    products = [
+        st
+        for st in s.stages
+        if isinstance(st.op, ComputeOp) and st.op.tag == "matmul" and st.reduce_axis
+    ]
+    if len(products) != 1 or products[0].op.outputs[0].dtype != "float32":
+        return None
+    out = outputs[0]
+    product = products[0].op.outputs[0]
+    shape = int_shape(out)
+    if len(shape) < 2 or shape != int_shape(product) or len(products[0].reduce_axis) != 1:
+        return None
+    axes = [iv.var for iv in products[0].op.axis]
+    k_var = products[0].reduce_axis[0].var
+    if not _activation_operands(products[0].op.body[0], axes, k_var):
+        return None
+    acc = _inline_epilogue(s, out, product)
+    if acc is None:
+        return None
+    *batch_shape, rows_total, columns = shape
+    registers = target.vector_registers
+    lanes = target.vector_lanes("float32")
+    if columns < lanes * 2:
+        lanes = 8
+    vectors = 2 if columns >= 2 * lanes else 1
+    rows = min(rows_total, tile_rows(vectors, registers, registers < 32))
+    ost = s[out]
+    *batch, m, n = ost.op.axis
+    mo, mi = ost.split(m, factor=rows)
+    no, ni = ost.split(n, factor=vectors * lanes)
+    ost.reorder(*batch, mo, no, mi, ni)
+    outer = ost.fuse(*batch, mo) if batch else mo
+    ost.parallel(outer)
+    s[acc].compute_at(ost, no)
+    _tile_loops(s, acc, lanes)
     return s
 
 
@@ -171,5 +257,6 @@ __all__ = [
     "NAME_DENSE_PACK",
     "dense_pack_compute",
     "schedule_dense_pack",
+    "schedule_matmul",
     "tile_rows",
 ]

@@ -139,3 +139,41 @@ def test_register_tile_rows() -> None:
     assert tile_rows(3, 32, broadcast_register=False) == 8
     assert panel_block(768, 16, 32) == 48 and panel_block(96, 8, 16) == 16
     assert panel_block(12, 8, 16) == 0
+
+
+def _dense_pack_kernel(rows: int, k: int, n: int, block: int) -> Function:
+    x = Var("x", TensorType((rows, k)))
+    w = Var("w", TensorType((n // block, k, block)))
+    b = Var("b", TensorType((n,)))
+    body = call("nn.relu", call("add", call("nn.dense_pack", x, w), b))
+    return Function((x, w, b), body, {"primitive": True, "name": "k"})
+
+
+@pytest.mark.parametrize(
+    "want",
+    [dict(), dict(tile_rows=4), dict(tile_rows=5, panels_outer=True), dict(panels_outer=True)],
+    ids=["fallback", "rows4", "rows5_streamed", "streamed"],
+)
+def test_tuning_knobs_match_reference(want) -> None:  # type: ignore[no-untyped-def]
+    """The fused_kernel tuning template hands dense_pack kernels to this schedule with its
+    knobs; the fallback point is exactly the untuned schedule, every point is correct."""
+    from ember.dispatch.templates_fused import kernel_task
+
+    target = Target.parse("llvm -mcpu=haswell")
+    func = _dense_pack_kernel(23, 40, 32, 16)
+    task = kernel_task(func, target)
+    space = task.config_space
+    values = {name: [e.val for e in knob.entities] for name, knob in space.space_map.items()}
+    assert values["tile_rows"][0] == 6 and values["panels_outer"] == [False, True]
+    if not want:
+        default = ember.lower(*schedule_primitive(func, target))
+        assert str(ember.lower(*task.instantiate(space.get(0)))) == str(default)
+    point = space.get(space.index_of({**space.get(0).knob_values(), **want}))
+    s, args = task.instantiate(point)
+    mod = ember.build(s, args, target="host", name="k")
+    rng = np.random.default_rng()
+    weight = rng.standard_normal((40, 32)).astype(F)
+    x, bias = rng.standard_normal((23, 40)).astype(F), rng.standard_normal(32).astype(F)
+    got = np.zeros((23, 32), F)
+    mod(x, pack_weight(weight, 16), bias, got)
+    np.testing.assert_allclose(got, np.maximum(x @ weight + bias, 0), rtol=1e-4, atol=1e-4)

@@ -25,6 +25,8 @@ for ConvNeXt's and ViT's Linear layers, ~95% of the FMA peak.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ember import te
 from ember.target import Target
 from ember.te.exprutil import inline_tensors, producer_loads
@@ -33,6 +35,7 @@ from ember.te.tensor import ComputeOp, Tensor
 from ember.tir import expr as E
 from ember.topi.common import int_shape, register_compute, shape_of
 from ember.topi.nn import _finish, _mul, accumulate_dtype
+from ember.topi.x86.conv2d import default_first
 
 NAME_DENSE_PACK = "dense_pack"
 """The reduction stage's name: the schedule rule recognizes its kernels by it (its tag is
@@ -87,9 +90,14 @@ def _dense_pack(inputs: list[Tensor], attrs: object, out_type: object) -> Tensor
     return out
 
 
-def schedule_dense_pack(outputs: list[Tensor], target: Target) -> Schedule | None:
+def schedule_dense_pack(outputs: list[Tensor], target: Target, cfg: Any = None) -> Schedule | None:
     """Schedule a fused kernel anchored on a 2-D float32 ``nn.dense_pack`` (see the module
     doc); None for any other kernel.
+
+    With an autotuner config ``cfg`` the choices become knobs whose first candidate, and
+    so the fallback, is the untuned choice: ``tile_rows`` (register tile rows, 1 to
+    ``MAX_TILE_ROWS``) and ``panels_outer`` (whether the weights stream panel by panel
+    with the rows in L2-sized blocks inside, or the row tiles run outermost).
 
     >>> s = schedule_dense_pack(outputs, Target.parse("host"))   # doctest: +SKIP
     """
@@ -122,10 +130,16 @@ def schedule_dense_pack(outputs: list[Tensor], target: Target) -> Schedule | Non
         return None
     vectors = block // lanes
     rows = min(rows_total, tile_rows(vectors, registers, registers < 32))
+    panels_outer = depth * columns * 4 > STREAM_WEIGHT_BYTES
+    if cfg is not None:
+        cfg.define_knob(
+            "tile_rows", default_first(rows, range(1, min(rows_total, MAX_TILE_ROWS) + 1))
+        )
+        cfg.define_knob("panels_outer", default_first(panels_outer, (False, True)))
+        rows, panels_outer = int(cfg["tile_rows"].val), bool(cfg["panels_outer"].val)
     ost = s[out]
     m, n = ost.op.axis
-    weight_bytes = depth * columns * 4
-    if weight_bytes <= STREAM_WEIGHT_BYTES:
+    if not panels_outer:
         # Row tiles outermost: each reads the weights from L2 / L3 once, its rows from L1.
         mo, mi = ost.split(m, factor=rows)
         no, ni = ost.split(n, factor=block)

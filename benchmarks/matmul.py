@@ -3,6 +3,7 @@ vectorized, parallel kernel, measured against numpy's matmul (OpenBLAS) in the s
 
     python benchmarks/matmul.py            # 1024^3 and 512^3, fp32, 1 and 2 threads
     python benchmarks/matmul.py --steps    # also every step of docs/tutorials/custom_operator.md
+    python benchmarks/matmul.py --graph    # the compiler's own GEMM kernels (graph shapes)
 
 Prints GFLOP/s (median of repeated runs) per schedule and the ratio to numpy.
 """
@@ -287,12 +288,103 @@ def measure(mod, a, b, c, rounds: int) -> tuple[list[float], list[float]]:
     return ours, ref
 
 
+GRAPH_CASES = (
+    # (label, a shape, b shape, b is a constant weight)
+    ("ViT Linear [1,197,768]x[768,3072]", (1, 197, 768), (768, 3072), True),
+    ("ConvNeXt Linear [1,56,56,96]x[96,384]", (1, 56, 56, 96), (96, 384), True),
+    ("ConvNeXt Linear [1,7,7,3072]x[3072,768]", (1, 7, 7, 3072), (3072, 768), True),
+    ("attention QK^T [12,197,64]x[12,64,197]", (12, 197, 64), (12, 64, 197), False),
+    ("attention AV [12,197,197]x[12,197,64]", (12, 197, 197), (12, 197, 64), False),
+)
+"""Products as the compiler makes them from a model: ``nn.matmul`` by a constant weight
+(``pack_dense`` turns it into a GEMM on packed panels) and of two activations."""
+
+
+def graph_kernel(a_shape: tuple, b_shape: tuple, weight: np.ndarray | None):
+    """The compiled kernel of ``nn.matmul(a, b)`` as ``ember.compile`` generates it: through
+    ``pack_dense`` and ``fuse_ops`` when ``weight`` is given (b a constant), the op
+    strategy's schedule, built alone. Returns (module, extra args before the output)."""
+    from ember.graph.ir import Constant, Function, Module, TensorType, Var
+    from ember.graph.passes.dense_rewrite import pack_dense
+    from ember.graph.passes.fuse_ops import fuse_ops, kernels
+    from ember.ops import call
+    from ember.target import Target
+    from ember.topi.strategy import schedule_primitive
+
+    target = Target.parse("host")
+    a = Var("a", TensorType(a_shape))
+    if weight is None:
+        b = Var("b", TensorType(b_shape))
+        main = Function((a, b), call("nn.matmul", a, b))
+    else:
+        main = Function((a,), call("nn.matmul", a, Constant(weight, "w")))
+    fused = fuse_ops(pack_dense(Module({"main": main}), target=target))
+    (gemm,) = [k for k in kernels(fused) if "matmul" in k.op.name or "dense" in k.op.name]
+    s, args = schedule_primitive(gemm.op, target)
+    mod = ember.build(s, args, name="gemm")
+    return mod, [np.array(p.value) for p in gemm.args if isinstance(p, Constant)]
+
+
+def graph_main(rounds: int) -> None:
+    """GFLOP/s of the compiler's kernels for GRAPH_CASES against numpy at 1 and 2 threads."""
+    rng = np.random.default_rng(0)
+    blas = Blas()
+    print(f"{'product':<42} {'thr':>3} {'ember':>14} {'numpy':>14} {'ratio':>11}")
+    for label, a_shape, b_shape, constant in GRAPH_CASES:
+        a = rng.standard_normal(a_shape, dtype=np.float32)
+        b = rng.standard_normal(b_shape, dtype=np.float32)
+        mod, constants = graph_kernel(a_shape, b_shape, b if constant else None)
+        want = a @ b
+        c = np.zeros(want.shape, np.float32)
+        # The kernel's inputs: the rows (reshaped when pack_dense flattened them), then the
+        # packed weight, or the second activation.
+        rows = a.reshape(-1, a_shape[-1]) if constant else a
+        out = c.reshape(-1, b_shape[-1]) if constant else c
+        inputs = [rows, *constants] if constant else [a, b]
+        mod(*inputs, out)
+        np.testing.assert_allclose(c, want, rtol=1e-3, atol=1e-3)
+        flops = 2.0 * want.size * a_shape[-1]
+        for t in (1, 2):
+            set_kernel_threads(mod, t)
+            blas.set_threads(t)
+            ours, ref = measure_calls(mod, [*inputs, out], lambda a=a, b=b: a @ b, rounds)
+            g = [flops / x / 1e9 for x in (statistics.median(ours), min(ours))]
+            r = [flops / x / 1e9 for x in (statistics.median(ref), min(ref))]
+            print(
+                f"{label:<42} {t:>3} {g[0]:>6.1f} ({g[1]:>5.1f}) {r[0]:>6.1f} ({r[1]:>5.1f}) "
+                f"{g[0] / r[0]:>4.2f} ({g[1] / r[1]:.2f})",
+                flush=True,
+            )
+    blas.set_threads(os.cpu_count() or 1)
+
+
+def measure_calls(mod, args: list, reference: Callable, rounds: int) -> tuple[list, list]:
+    """:func:`measure` for any kernel arguments and any reference call."""
+    argv, _keep = mod.entry.pack(*args)
+    fn = mod.entry._fn
+    ours: list[float] = []
+    ref: list[float] = []
+    for _ in range(max(1, -(-rounds // BLOCK))):
+        for run, times in ((lambda: fn(argv), ours), (reference, ref)):
+            time.sleep(PAUSE_S)
+            run()
+            for _ in range(BLOCK):
+                t0 = time.perf_counter()
+                run()
+                times.append(time.perf_counter() - t0)
+    return ours, ref
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", action="store_true", help="time every tutorial step too")
     parser.add_argument("--sizes", default="1024,512")
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--graph", action="store_true", help="the compiler's GEMM kernels")
     args = parser.parse_args()
+    if args.graph:
+        graph_main(args.rounds)
+        return
     sizes = [int(x) for x in args.sizes.split(",")]
     rng = np.random.default_rng(0)
     blas = Blas()

@@ -23,7 +23,9 @@ register-tiled schedule instead (ember.topi.x86.conv2d), whose knobs are ``oc_ti
 ``ow_tile``, ``reduce_order``, ``unroll_kw`` and ``row_block`` with the untuned choice as
 fallback. The Winograd batched GEMM (``nn.winograd_batch_matmul``, a kernel of its own)
 uses its register-tiled schedule (ember.topi.x86.winograd) with knobs ``oc_tile``,
-``p_tile``, ``loop_order`` and ``unroll_ic``.
+``p_tile``, ``loop_order`` and ``unroll_ic``; the GEMM on packed weight panels
+(``nn.dense_pack``, after pack_dense) its own (ember.topi.x86.dense), knobs ``tile_rows``
+and ``panels_outer``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from ember.topi.common import TAG_ANCHOR, TAG_MATERIALIZE
 from ember.topi.schedule_x86 import schedule_injective, schedule_reduction, vector_lanes
 from ember.topi.strategy import build_compute
 from ember.topi.x86.conv2d import schedule_conv2d_nchwc
+from ember.topi.x86.dense import NAME_DENSE_PACK, schedule_dense_pack
 from ember.topi.x86.winograd import schedule_winograd
 
 ANCHOR_TAGS = ("conv2d", "conv2d_nchwc", "dense", "matmul", "winograd_gemm", TAG_ANCHOR)
@@ -123,6 +126,12 @@ def fused_kernel(cfg: _ConfigBase, func: Any, target: Target) -> tuple[Any, list
         fast = schedule_conv2d_nchwc(outputs, target, cfg)
         if fast is not None:
             return fast, params + outputs
+    if anchor_op.name == NAME_DENSE_PACK:
+        # The GEMM on packed weight panels (ember.topi.x86.dense), its register tile rows
+        # and loop order as knobs; the fallback is the untuned schedule.
+        gemm = schedule_dense_pack(outputs, target, cfg)
+        if gemm is not None:
+            return gemm, params + outputs
     if anchor_op.tag == "winograd_gemm":
         # The Winograd batched GEMM's register-tiled schedule (ember.topi.x86.winograd).
         gemm = schedule_winograd(outputs, target, cfg)

@@ -9,7 +9,8 @@ The pipeline, one line per step:
 1. ``optimize``: bind weights, fold batch norm and constants, drop dead code;
 2. ``layout_kernels``: on x86 CPUs the blocked NCHW[x]c layout (``alter_layout``, channel
    blocks from the target's vector width or a graph tuning plan) and Winograd for the
-   3x3 convs where it pays; then ``fuse_ops`` groups ops into kernels (primitive
+   3x3 convs where it pays, products by constant weights as GEMMs on packed panels
+   (``pack_dense``); then ``fuse_ops`` groups ops into kernels (primitive
    functions). Steps 1 and 2 run through ``run_passes`` (verified, timed, dumpable);
 3. ``plan_memory``: place every intermediate tensor in one reused workspace;
 4. per distinct kernel workload: a schedule from the dispatch context (a tuned config)
@@ -52,6 +53,7 @@ from ember.graph.analysis import call_flops, function_flops, output_names, summa
 from ember.graph.ir import Call, Function, Module
 from ember.graph.passes import optimize, run_passes
 from ember.graph.passes.alter_layout import alter_layout
+from ember.graph.passes.dense_rewrite import pack_dense
 from ember.graph.passes.fuse_ops import fuse_ops, kernels
 from ember.graph.passes.winograd import winograd_conv2d
 from ember.graph.structural import workload_key
@@ -125,6 +127,7 @@ def layout_kernels(
     if target.kind == "cpu" and target.is_x86:
         passes.append(functools.partial(alter_layout, target=target, lanes=lanes, blocks=blocks))
         passes.append(winograd_conv2d)  # the 3x3 stride-1 convs where it measured faster
+        passes.append(functools.partial(pack_dense, target=target))  # GEMMs on weight panels
     passes.append(fuse_ops)
     return run_passes(opt, passes, dump=_dump_to(dump, "2_kernels"))
 

@@ -13,6 +13,7 @@ from ember.ops import (
     math,
     nn,
     nn_conv,
+    nn_dense,  # nn.dense_pack: weights in column panels, made by the pack_dense pass
     nn_pool,
     reduce,
     transform,
@@ -33,6 +34,7 @@ __all__ = [
     "math",
     "nn",
     "nn_conv",
+    "nn_dense",
     "nn_pool",
     "reduce",
     "register_op",

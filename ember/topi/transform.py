@@ -26,11 +26,22 @@ from ember.topi.common import (
 def reshape_compute(x: Tensor, shape: tuple[int, ...], name: str = "reshape") -> Tensor:
     """Row-major reshape of ``x`` to ``shape`` (same element count)."""
     in_shape = int_shape(x)
-    if in_shape == tuple(shape):
+    shape = tuple(shape)
+    if in_shape == shape:
         return te.compute(shape, lambda *i: x[i], name=name, tag=TAG_INJECTIVE)
-    return te.compute(
-        shape, lambda *i: x[tuple(unravel(ravel(i, shape), in_shape))], name=name, tag=TAG_INJECTIVE
-    )
+    # Trailing axes the reshape keeps pass through unchanged, so only the leading ones are
+    # raveled: (1, 56, 56, 96) -> (3136, 96) reads x[0, i // 56, i % 56, j], whose last
+    # index stays the vector loop's (the full ravel hid it in (i * 96 + j) % 96).
+    kept = 0
+    while kept < min(len(shape), len(in_shape)) - 1 and shape[-1 - kept] == in_shape[-1 - kept]:
+        kept += 1
+    out_lead, in_lead = shape[: len(shape) - kept], in_shape[: len(in_shape) - kept]
+
+    def fcompute(*i: E.PrimExpr) -> E.PrimExpr:
+        lead, tail = i[: len(out_lead)], i[len(out_lead) :]
+        return x[(*unravel(ravel(lead, out_lead), in_lead), *tail)]
+
+    return te.compute(shape, fcompute, name=name, tag=TAG_INJECTIVE)
 
 
 @register_compute("reshape", "flatten", "squeeze", "expand_dims")

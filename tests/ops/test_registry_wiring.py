@@ -19,6 +19,7 @@ from ember.ops import (
     list_ops,
     math,
     nn,
+    nn_dense,
     reduce,
     transform,
     winograd,
@@ -40,6 +41,7 @@ tile image.resize2d image.grid_sample reduce_sum reduce_mean reduce_max reduce_m
 argmax argmin
 layout_transform nn.conv2d_nchwc nn.max_pool2d_nchwc nn.avg_pool2d_nchwc
 nn.winograd_input_transform nn.winograd_batch_matmul nn.winograd_output_transform
+nn.dense_pack
 cf.if cf.loop
 """.split()
 
@@ -60,9 +62,9 @@ def test_op_is_complete_and_a_module_attribute(name):
     assert op.attrs_type.__dataclass_params__.frozen
     prefix, _, short = name.rpartition(".")
     # ember.ops.layout: the blocked-layout ops alter_layout makes (x86 helper);
-    # ember.ops.winograd: the ops the winograd_conv2d pass makes
+    # ember.ops.winograd: the ops the winograd_conv2d pass makes; ember.ops.nn_dense: pack_dense's
     modules = {
-        "nn": [nn, layout, winograd],
+        "nn": [nn, layout, winograd, nn_dense],
         "image": [image],
         "cf": [control_flow],
         "": [math, transform, reduce, layout],

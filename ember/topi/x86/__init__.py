@@ -2,8 +2,9 @@
 and their schedules.
 
 :func:`schedule_fast` is the hook the op strategy calls before its default schedule: it
-returns a schedule for kernels it knows (anchored on ``nn.conv2d_nchwc`` ...) and None
-otherwise, so every other kernel keeps the default schedule::
+returns a schedule for kernels it knows (anchored on ``nn.conv2d_nchwc``,
+``nn.dense_pack``, ``nn.matmul`` of activations ...) and None otherwise, so every other
+kernel keeps the default schedule::
 
     s = schedule_fast(outputs, target)   # None: not ours
 """
@@ -13,12 +14,19 @@ from __future__ import annotations
 from ember.target import Target
 from ember.te.schedule import Schedule
 from ember.te.tensor import Tensor
-from ember.topi.x86 import conv2d, layout, winograd  # noqa: F401  (registers the computes)
+from ember.topi.x86 import conv2d, dense, layout, winograd  # noqa: F401  (registers the computes)
 from ember.topi.x86.conv2d import schedule_conv2d_nchwc
+from ember.topi.x86.dense import schedule_dense_pack, schedule_matmul
 from ember.topi.x86.layout import schedule_layout_transform
 from ember.topi.x86.winograd import schedule_winograd
 
-_RULES = (schedule_conv2d_nchwc, schedule_winograd, schedule_layout_transform)
+_RULES = (
+    schedule_conv2d_nchwc,
+    schedule_dense_pack,
+    schedule_matmul,
+    schedule_winograd,
+    schedule_layout_transform,
+)
 
 
 def schedule_fast(outputs: list[Tensor], target: Target) -> Schedule | None:

@@ -23,7 +23,7 @@ inputs, the table is in docs/codegen.md):
   s = f / (2 + f); log1p adds the rounding error of 1 + x as (1 + x - u) / u.
 - sigmoid: e = exp(-|x|), then 1 / (1 + e) or e / (1 + e) (no overflow, denormal
   results right).
-- tanh: x + x^3 * P6(x^2) below 0.625, else 1 - 2 / (exp(2|x|) + 1) with x's sign.
+- tanh: a + a^3 * P6(a^2) (a = |x|) below 0.625, else 1 - 2 / (exp(2|x|) + 1) with x's sign.
 - erf: x + x * P6(x^2) below 1, else 1 - exp(P9(|x| - 2.5)) (P9 fits log(erfc)) with x's
   sign; |x| >= 3.9375 gives +-1.
 
@@ -241,12 +241,12 @@ def _tanh(v: _Flavor) -> str:
     return f"""\
   {In} sign = {v.bits("x")} & INT32_MIN;
   {T} a = {v.flt(v.bits("x") + " & 0x7fffffff")};
-  {T} z = x * x;
-  {T} small = x + (x * z) * ({_horner("z", _TANH_P)});
+  {T} z = a * a;
+  {T} small = a + (a * z) * ({_horner("z", _TANH_P)});
   /* 1 - 2 / (e^2a + 1): e^2a = inf gives 1; NaN stays NaN */
   {T} big = 1.0f - 2.0f / ({v.name["exp"]}(2.0f * a) + 1.0f);
-  big = {v.flt(v.bits("big") + " | sign")};
-  return {v.sel(f"a < {TANH_SMALL}f", "small", "big")};"""
+  {T} y = {v.sel(f"a < {TANH_SMALL}f", "small", "big")};
+  return {v.flt(v.bits("y") + " | sign")};  /* x's sign: tanh(-0) = -0 */"""
 
 
 def _erf(v: _Flavor) -> str:

@@ -131,14 +131,16 @@ def _popcount(ctx: Context, call: E.Call, x: str) -> str:
     return f"(({ctype}){builtin}(({unsigned})({x})))"
 
 
-_LIBM: dict[str, Entry] = {name: libm(f32, f64) for name, (f32, f64) in _MATH.items()} | {
-    "sigmoid": _sigmoid
-}
+LIBM_INTRINSICS: Mapping[str, Entry] = MappingProxyType(
+    {name: libm(f32, f64) for name, (f32, f64) in _MATH.items()} | {"sigmoid": _sigmoid}
+)
+"""The <math.h> spelling of the math intrinsics for every float dtype (float32 ``expf``):
+what a dialect overrides ``intrinsics`` with to use libm instead of ember's helpers."""
 
 C_INTRINSICS: Mapping[str, Entry] = MappingProxyType(
-    _LIBM
+    dict(LIBM_INTRINSICS)
     # float32 exp, log, log1p, sigmoid, tanh, erf: ember's helpers; float64 and float16 libm
-    | {name: vecmath(name, _LIBM[name]) for name in VECMATH_FUNCTIONS}
+    | {name: vecmath(name, LIBM_INTRINSICS[name]) for name in VECMATH_FUNCTIONS}
     | {
         "rsqrt": _rsqrt,
         "abs": _abs,

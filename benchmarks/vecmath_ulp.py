@@ -73,16 +73,22 @@ def main() -> None:
         out = subprocess.run([str(exe)], check=True, capture_output=True, text=True, env=env)
         seconds = time.perf_counter() - start
     lanes = target.vector_lanes("float32")
-    print(f"float32 vector math vs libm double, {2**32 // args.step} inputs, {target} "
-          f"({platform.processor() or platform.machine()}), {lanes}-lane vectors, "
-          f"{seconds:.0f} s on {args.threads} threads\n")
-    print("| function | max ulp (vector) | at x | max ulp (scalar) | at x "
-          "| non-finite mismatches (vector, scalar) | vector != scalar |")
+    print(
+        f"float32 vector math vs libm double, {2**32 // args.step} inputs, {target} "
+        f"({platform.processor() or platform.machine()}), {lanes}-lane vectors, "
+        f"{seconds:.0f} s on {args.threads} threads\n"
+    )
+    print(
+        "| function | max ulp (vector) | at x | max ulp (scalar) | at x "
+        "| non-finite mismatches (vector, scalar) | vector != scalar |"
+    )
     print("|---|---|---|---|---|---|---|")
     for line in out.stdout.splitlines():
         name, vmax, vat, smax, sat, vnf, snf, diff = line.split()
-        print(f"| {name} | {float(vmax):.3f} | {vat} | {float(smax):.3f} | {sat} "
-              f"| {vnf}, {snf} | {diff} |")
+        print(
+            f"| {name} | {float(vmax):.3f} | {vat} | {float(smax):.3f} | {sat} "
+            f"| {vnf}, {snf} | {diff} |"
+        )
 
 
 if __name__ == "__main__":

@@ -43,7 +43,6 @@ import ml_dtypes
 import numpy as np
 
 from ember.codegen.c_helpers import C_HELPERS, Helper
-from ember.codegen.vecmath import VECMATH_REQUIRES
 from ember.codegen.intrinsics import C_INTRINSICS, C_VECTOR_INTRINSICS
 from ember.codegen.syntax import (
     ADDITIVE,
@@ -61,6 +60,7 @@ from ember.codegen.syntax import (
     itemsize,
     padded_lanes,
 )
+from ember.codegen.vecmath import VECMATH_REQUIRES
 from ember.errors import BuildError
 from ember.target import Target
 from ember.tir import expr as E

@@ -23,7 +23,6 @@ from ember.tir import expr as E
 from ember.topi.common import TAG_ELEMWISE, int_shape, normalize_axis, register_compute
 from ember.topi.nn import accumulate_dtype
 
-
 PARTIAL_SUMS = 8
 """Partial sums of a softmax row along its last axis: one AVX2 vector of float32 (the
 schedule splits it for narrower vectors; AVX-512 runs it as an 8-lane vector)."""
@@ -51,6 +50,7 @@ def softmax_compute(x: Tensor, axis: int, log: bool = False) -> Tensor:
     peak = te.compute(
         reduced, lambda *i: te.max(x[at(i, r1)], axis=r1), name="softmax_max", tag="reduce"
     )
+
     def exp_shifted(i: tuple[E.PrimExpr, ...], k: E.PrimExpr) -> E.PrimExpr:
         return E.call_intrin(acc, "exp", wide(x[at(i, k)]) - wide(peak[i]))
 

@@ -21,6 +21,8 @@ from ember.codegen.dialect import C, CDialect
 from ember.codegen.vecmath import VECMATH_FUNCTIONS
 from ember.te.lower import lower
 from ember.tir import expr as E
+from ember.topi.schedule_x86 import schedule_outputs
+from ember.topi.softmax import softmax_compute
 from tests.frontend.onnx_testlib import make_model, run_onnxruntime
 
 PER_LANE = "for (int _l"  # the lane-by-lane form of a vector expression
@@ -56,17 +58,10 @@ N = 12_003  # 8k + 3: the vector loop has a 3-lane tail
 def kernels():
     """One library: for each function a kernel whose loop is vectorized (8 lanes, with a
     3-lane tail) and one whose loop is not."""
-    n = N
     funcs = []
     for name in VECMATH_FUNCTIONS:
         for form in ("vector", "scalar"):
-            A = te.placeholder((n,), "float32", name="A")
-            out = te.compute((n,), lambda i: E.call_intrin("float32", name, A[i]), name="out")
-            s = te.create_schedule(out.op)
-            if form == "vector":
-                _, inner = s[out].split(out.op.axis[0], factor=8)
-                s[out].vectorize(inner)
-            funcs.append(lower(s, [A, out], name=f"{name}_{form}"))
+            funcs.append(_elementwise(name, "float32", 8 if form == "vector" else 0, N, form))
     return ember.build(funcs, target="host")
 
 
@@ -164,13 +159,15 @@ def test_vector_loops_call_vector_helpers(kernels):
     assert src.count("static inline float32x8 ember_exp_float32x8(") == 1
 
 
-def _elementwise(name: str, dtype: str, lanes: int = 8):
-    A = te.placeholder((64,), dtype, name="A")
-    out = te.compute((64,), lambda i: E.call_intrin(dtype, name, A[i]), name="out")
+def _elementwise(name: str, dtype: str, lanes: int = 8, n: int = 64, suffix: str = ""):
+    """``out[i] = name(A[i])``, its loop split by ``lanes`` and vectorized (0: a plain loop)."""
+    A = te.placeholder((n,), dtype, name="A")
+    out = te.compute((n,), lambda i: E.call_intrin(dtype, name, A[i]), name="out")
     s = te.create_schedule(out.op)
-    _, inner = s[out].split(out.op.axis[0], factor=lanes)
-    s[out].vectorize(inner)
-    return lower(s, [A, out], name=f"k_{name}")
+    if lanes:
+        _, inner = s[out].split(out.op.axis[0], factor=lanes)
+        s[out].vectorize(inner)
+    return lower(s, [A, out], name=f"{name}_{suffix}" if suffix else f"k_{name}")
 
 
 def test_float64_keeps_libm_and_float16_widens():
@@ -251,3 +248,51 @@ def test_onnx_activations_match_reference_and_onnxruntime():
         atol = 1e-6 if k == 5 else 1e-7
         np.testing.assert_allclose(compiled[k], reference[k], rtol=2e-6, atol=atol)
         np.testing.assert_allclose(compiled[k], want, rtol=2e-6, atol=atol)
+
+
+@pytest.mark.parametrize("op", ["Sigmoid", "Softplus", "Elu"])
+def test_blocked_activation_kernels_are_vector_code(op):
+    """x * act(x) between two convolutions: a standalone kernel on NCHW8c data (SiLU when
+    act is Sigmoid); its channel block is vectorized with the vector helpers."""
+    rng = np.random.default_rng()
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"]),
+        helper.make_node(op, ["c1"], ["a"]),
+        helper.make_node("Mul", ["a", "c1"], ["m"]),
+        helper.make_node("Conv", ["m", "w2"], ["y"]),
+    ]
+    weights = {
+        "w1": rng.standard_normal((32, 16, 1, 1)).astype(np.float32) * 0.3,
+        "w2": rng.standard_normal((16, 32, 1, 1)).astype(np.float32) * 0.3,
+    }
+    shape = (1, 16, 6, 6)
+    model = make_model(nodes, {"x": (shape, "float32")}, ["y"], weights)
+    x = rng.standard_normal(shape).astype(np.float32)
+    mod, params = ember.frontend.from_onnx(model, shape={"x": shape})
+    compiled = ember.compile(mod, params)
+    (got,) = compiled.load().run({"x": x})
+    (reference,) = ember.graph.interpret(mod, params, {"x": x})
+    (want,) = run_onnxruntime(model, {"x": x})
+    np.testing.assert_allclose(got, reference, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    kernels = [src for name, src in compiled.sources.items() if "multiply" in name]
+    assert kernels
+    for src in kernels:
+        body = src[src.index("static int32_t ") :]
+        assert "_float32x8(" in body and PER_LANE not in body
+        assert not any(f"ember_{f}_float32(" in body for f in VECMATH_FUNCTIONS)
+
+
+def test_softmax_sums_exp_as_vectors():
+    A = te.placeholder((4, 50), "float32", name="A")
+    out = softmax_compute(A, axis=-1)
+    f = ember.build(schedule_outputs([out]), [A, out], target="host", name="softmax")
+    body = f.get_source()[f.get_source().index("static int32_t ") :]
+    sums = [line for line in body.splitlines() if "softmax_partial_sum[" in line and "exp" in line]
+    assert sums and all("ember_exp_float32x8(" in line for line in sums)
+    # (a scalar exp is left only in the output stage's guarded tail: 50 = 6 * 8 + 2)
+    x = (np.random.default_rng().standard_normal((4, 50)) * 10).astype(np.float32)
+    y = np.zeros_like(x)
+    f(x, y)
+    e = np.exp(x.astype(np.float64) - x.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(y, e / e.sum(axis=1, keepdims=True), rtol=2e-6, atol=1e-9)

@@ -7,7 +7,9 @@
  * compares the vector and the scalar result with the double-precision libm value
  * rounded nowhere: error = |y - ref| / ulp(ref), ulp(ref) = 2^(e - 23) of ref's binade
  * (2^-149 for denormals). A non-finite mismatch is a NaN where ref is not, or the other
- * way round, or an infinity where float(ref) is not the same infinity.
+ * way round, or an infinity where float(ref) is not the same infinity. The scalar form is
+ * compared with the vector form bit for bit on every input; where they are equal its
+ * error is the vector form's, elsewhere it is measured on its own.
  */
 #include <math.h>
 #include <stdint.h>
@@ -45,6 +47,16 @@ typedef struct {
 static float from_bits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 static uint32_t to_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 
+/* 1 / ulp of a double's binade, by its exponent field (2^-149 below FLT_MIN). */
+static double INV_ULP[2048];
+
+static void init_ulps(void) {
+  for (int e = 0; e < 2048; ++e) {
+    int binade = e - 1023;
+    INV_ULP[e] = ldexp(1.0, 23 - (binade < -126 ? -126 : binade));
+  }
+}
+
 static void check(stat_t* s, float x, float y, double ref) {
   if (isnan(ref) || isnan(y)) {
     if (!(isnan(ref) && isnan(y))) s->nonfinite++;
@@ -55,11 +67,9 @@ static void check(stat_t* s, float x, float y, double ref) {
     if (rounded != y) s->nonfinite++;
     return;
   }
-  int e;
-  frexp(ref, &e);  /* ref = m * 2^e, m in [0.5, 1) */
-  if (e < -125) e = -125;
-  double ulp = ldexp(1.0, e - 24);
-  double err = fabs((double)y - ref) / ulp;
+  uint64_t bits;
+  memcpy(&bits, &ref, 8);
+  double err = fabs((double)y - ref) * INV_ULP[(bits >> 52) & 0x7ff];
   if (err > s->max_ulp || (err == s->max_ulp && fabsf(x) < fabsf(s->at))) {
     s->max_ulp = err;
     s->at = x;
@@ -67,9 +77,7 @@ static void check(stat_t* s, float x, float y, double ref) {
 }
 
 int main(void) {
-  stat_t vec[NFN], sca[NFN];
-  memset(vec, 0, sizeof vec);
-  memset(sca, 0, sizeof sca);
+  init_ulps();
   const int64_t chunk = (int64_t)VM_LANES * VM_STEP;
   const int64_t n_chunks = ((int64_t)1 << 32) / chunk;
   for (int f = 0; f < NFN; ++f) {
@@ -88,8 +96,11 @@ int main(void) {
           double ref = FNS[f].ref((double)x[l]);
           float ys = FNS[f].scalar(x[l]);
           check(&v, x[l], y[l], ref);
-          check(&s, x[l], ys, ref);
-          if (to_bits(ys) != to_bits(y[l]) && !(isnan(ys) && isnan(y[l]))) v.differ++;
+          /* the scalar form's error is measured where its bits differ (nowhere, so far) */
+          if (to_bits(ys) != to_bits(y[l]) && !(isnan(ys) && isnan(y[l]))) {
+            v.differ++;
+            check(&s, x[l], ys, ref);
+          }
         }
       }
 #pragma omp critical
@@ -101,6 +112,8 @@ int main(void) {
         diff += v.differ;
       }
     }
+    if (smax < vmax) { smax = vmax; sat = vat; } /* equal bits elsewhere: the same errors */
+    snf += vnf;
     printf("%-8s %10.3f %16.9g %10.3f %16.9g %10llu %10llu %10llu\n", FNS[f].name, vmax,
            (double)vat, smax, (double)sat, (unsigned long long)vnf, (unsigned long long)snf,
            (unsigned long long)diff);

@@ -247,7 +247,9 @@ def test_onnx_activations_match_reference_and_onnxruntime():
         # GELU's 1 + erf(x / sqrt 2) cancels for negative x: an absolute error of |x| ulp(1)
         atol = 1e-6 if k == 5 else 1e-7
         np.testing.assert_allclose(compiled[k], reference[k], rtol=2e-6, atol=atol)
-        np.testing.assert_allclose(compiled[k], want, rtol=2e-6, atol=atol)
+        # onnxruntime's Sigmoid / Tanh (MLAS) are rational approximations accurate to
+        # about 1e-7 absolute: a sigmoid of 3e-4 may differ from ours by 3e-4 relative.
+        np.testing.assert_allclose(compiled[k], want, rtol=2e-6, atol=max(atol, 3e-7))
 
 
 @pytest.mark.parametrize("op", ["Sigmoid", "Softplus", "Elu"])

@@ -10,8 +10,8 @@ row per function: the maximum error of the vector and the scalar form against li
 double function (and the input where it is reached), the non-finite mismatches of each
 (NaN or infinity where the reference is not, or the other way round: must be 0) and the
 inputs whose vector and scalar results differ in any bit (must be 0). ``--step k``
-checks every k-th bit pattern (a quick look); the full run takes a few minutes on two
-cores.
+checks every k-th bit pattern (``--step 997``: seconds); the full run takes about 19
+CPU-minutes (10 minutes on two idle cores).
 """
 
 from __future__ import annotations

@@ -409,7 +409,7 @@ def codegen_c(
         lines.append(dialect.vector_typedef(vt))
     if vector_types:
         lines.append("")
-    for h in sorted(helpers):
+    for h in dialect.helper_order(helpers):
         lines.append(dialect.helper_source(h))
     lines.extend(preludes)
     lines.append("")

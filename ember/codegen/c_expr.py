@@ -11,9 +11,11 @@ Scalars are plain C. Vectors use the dialect's vector types (GCC/Clang vector ex
 typedefs such as ``float32x8``; a lane count that is not a power of two is padded to the
 next one, and loads, stores and lane loops touch only the real lanes). Operations the
 dialect has ``vector_ops`` entries for stay vector code (+ - * / on floats, bitwise ops,
-shifts), and so do comparisons, min/max and selects (below); everything else
-(intrinsics, integer division, gathers) is computed lane by lane in a GNU statement
-expression the compiler vectorizes on its own.
+shifts), and so do comparisons, min/max and selects (below), and the float32 math
+intrinsics the dialect has ``vector_intrinsics`` for (exp, log, log1p, sigmoid, tanh,
+erf: :mod:`ember.codegen.vecmath`); everything else (other intrinsics, integer division,
+gathers) is computed lane by lane in a GNU statement expression the compiler vectorizes
+on its own.
 
 Comparisons, min/max and select on vectors. A vector comparison ``a < b`` gives a
 *mask*: an integer vector as wide as the operands' elements, all ones where it holds
@@ -97,6 +99,8 @@ class ExprPrinter:
 
     def helper(self, kind: str, dtype: str = "") -> str:
         self.helpers.add(f"{kind}:{dtype}" if dtype else kind)
+        for required in self.d.helper_requires.get(kind, ()):
+            self.helper(required, dtype)
         if E.dtype_lanes(dtype or "int32") > 1:
             self.ctype(dtype)  # the helper's signature uses the vector type
         return self.d.helper_name(kind, dtype)
@@ -187,6 +191,9 @@ class ExprPrinter:
             native = self._attempt(
                 lambda: self.d.vector_cast(self, e.dtype, self.expr(value), value.dtype)
             )
+        elif t is E.Call and e.name in self.d.vector_intrinsics:
+            entry = self.d.vector_intrinsics[e.name]
+            native = self._attempt(lambda: entry(self, e, *map(self._expr, e.args)))
         if native is None:
             native = self._vector_select(e)
         if native is None:

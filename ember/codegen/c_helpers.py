@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from ember.codegen.syntax import itemsize, padded_lanes
+from ember.codegen.vecmath import VECMATH_FUNCTIONS, vecmath_source
 from ember.tir import expr as E
 
 if TYPE_CHECKING:
@@ -146,6 +147,13 @@ def _float32_to_bfloat16(d: CDialect, dtype: str) -> str:
     )
 
 
+def _vecmath(kind: str) -> Helper:
+    def source(d: CDialect, dtype: str) -> str:
+        return vecmath_source(d, kind, dtype)
+
+    return source
+
+
 C_HELPERS: Mapping[str, Helper] = MappingProxyType(
     {
         "alloc": _alloc,
@@ -161,5 +169,7 @@ C_HELPERS: Mapping[str, Helper] = MappingProxyType(
         "store": _store,
         "select": _select,
     }
+    # float32 exp, log, log1p, sigmoid, tanh, erf: scalar and vector twins (vecmath.py)
+    | {kind: _vecmath(kind) for kind in VECMATH_FUNCTIONS}
 )
 """Helper kind -> source(dialect, dtype) of its C definition."""

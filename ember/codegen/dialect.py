@@ -43,7 +43,7 @@ import ml_dtypes
 import numpy as np
 
 from ember.codegen.c_helpers import C_HELPERS, Helper
-from ember.codegen.intrinsics import C_INTRINSICS
+from ember.codegen.intrinsics import C_INTRINSICS, C_VECTOR_INTRINSICS
 from ember.codegen.syntax import (
     ADDITIVE,
     EQUALITY,
@@ -61,6 +61,7 @@ from ember.codegen.syntax import (
     padded_lanes,
 )
 from ember.codegen.thread_pool import POOL_DECLARATIONS, POOL_SOURCE, SET_NUM_THREADS
+from ember.codegen.vecmath import VECMATH_REQUIRES
 from ember.errors import BuildError
 from ember.target import Target
 from ember.tir import expr as E
@@ -246,8 +247,16 @@ class CDialect:
     intrinsics: Mapping[str, Entry] = C_INTRINSICS
     """Math intrinsics by name: ``entry(ctx, call, *args)`` (see ``ember.codegen.intrinsics``)."""
 
+    vector_intrinsics: Mapping[str, Entry] = C_VECTOR_INTRINSICS
+    """Intrinsics computed on whole vectors: ``entry(ctx, call, *args)``. A missing entry,
+    or one that returns None, computes the vector lane by lane with ``intrinsics`` (a
+    dialect without vector math still gets correct code)."""
+
     helpers: Mapping[str, Helper] = C_HELPERS
     """Helper function definitions by kind (see :mod:`ember.codegen.c_helpers`)."""
+
+    helper_requires: Mapping[str, tuple[str, ...]] = VECMATH_REQUIRES
+    """Helper kind -> kinds (of the same dtype) its definition calls: emitted before it."""
 
     # ------------------------------------------------------------------ expressions
     def load(self, ctx: Context, buf: str, index: str) -> str:
@@ -437,6 +446,15 @@ class CDialect:
         if not dtype:
             return f"ember_{kind}"
         return f"ember_{kind}_{dtype if E.dtype_lanes(dtype) == 1 else self.ctype(dtype)}"
+
+    def helper_order(self, keys: set[str]) -> list[str]:
+        """Helper keys in the order their definitions are emitted: by name, each after
+        the helpers it calls (``helper_requires``)."""
+
+        def depth(kind: str) -> int:
+            return 1 + max((depth(k) for k in self.helper_requires.get(kind, ())), default=-1)
+
+        return sorted(keys, key=lambda key: (depth(key.partition(":")[0]), key))
 
     def helper_source(self, key: str) -> str:
         """C definition of helper ``"kind:dtype"`` (``"alloc"``: no dtype)."""

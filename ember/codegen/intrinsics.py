@@ -6,7 +6,8 @@ meaning is ``ember.tir.evaluator.INTRINSICS``). Any other name except ``tir.addr
 is an extern C function, called as written. An entry takes the render context, the
 scalar ``Call`` and its rendered arguments:
 
-    C_INTRINSICS["exp"](ctx, Call("float32", "exp", (x,)), "x")      # 'expf(x)'
+    C_INTRINSICS["exp"](ctx, Call("float32", "exp", (x,)), "x")      # 'ember_exp_float32(x)'
+    C_INTRINSICS["exp"](ctx, Call("float64", "exp", (x,)), "x")      # 'exp(x)'
     C_INTRINSICS["popcount"](ctx, Call("int8", "popcount", (x,)), "x")
     # '((int8_t)__builtin_popcount((uint8_t)(x)))'
 """
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from ember.codegen.syntax import Context, Entry
+from ember.codegen.vecmath import VECMATH_FUNCTIONS
 from ember.errors import BuildError
 from ember.tir import expr as E
 
@@ -83,6 +85,33 @@ def _sigmoid(ctx: Context, call: E.Call, x: str) -> str:
     return f"(({ctx.ctype(call.dtype)})(1.0f / (1.0f + expf(-(float)({x})))))"
 
 
+def vecmath(name: str, otherwise: Entry) -> Entry:
+    """float32 ``name`` as ember's own helper (``ember_exp_float32(x)``, the scalar twin of
+    the vector form, see :mod:`ember.codegen.vecmath`); other dtypes as ``otherwise``."""
+
+    def render(ctx: Context, call: E.Call, *args: str) -> str | None:
+        if call.dtype != "float32":
+            return otherwise(ctx, call, *args)
+        return f"{ctx.helper(name, 'float32')}({', '.join(args)})"
+
+    render.__qualname__ = f"vecmath({name!r})"
+    return render
+
+
+def vector_vecmath(name: str) -> Entry:
+    """A float32 vector ``name`` as ember's vector helper (``ember_exp_float32x8(x)``);
+    declines other dtypes (computed lane by lane, each lane by the scalar entry)."""
+
+    def render(ctx: Context, call: E.Call, *args: str) -> str | None:
+        if E.dtype_element(call.dtype) != "float32":
+            return None
+        ctx.ctype(f"int32x{E.dtype_lanes(call.dtype)}")  # the helper's masks and bits
+        return f"{ctx.helper(name, call.dtype)}({', '.join(args)})"
+
+    render.__qualname__ = f"vector_vecmath({name!r})"
+    return render
+
+
 def _abs(ctx: Context, call: E.Call, x: str) -> str:
     ctype = ctx.ctype(call.dtype)
     if call.dtype == "float64":
@@ -102,15 +131,27 @@ def _popcount(ctx: Context, call: E.Call, x: str) -> str:
     return f"(({ctype}){builtin}(({unsigned})({x})))"
 
 
+LIBM_INTRINSICS: Mapping[str, Entry] = MappingProxyType(
+    {name: libm(f32, f64) for name, (f32, f64) in _MATH.items()} | {"sigmoid": _sigmoid}
+)
+"""The <math.h> spelling of the math intrinsics for every float dtype (float32 ``expf``):
+what a dialect overrides ``intrinsics`` with to use libm instead of ember's helpers."""
+
 C_INTRINSICS: Mapping[str, Entry] = MappingProxyType(
-    {name: libm(f32, f64) for name, (f32, f64) in _MATH.items()}
+    dict(LIBM_INTRINSICS)
+    # float32 exp, log, log1p, sigmoid, tanh, erf: ember's helpers; float64 and float16 libm
+    | {name: vecmath(name, LIBM_INTRINSICS[name]) for name in VECMATH_FUNCTIONS}
     | {
         "rsqrt": _rsqrt,
-        "sigmoid": _sigmoid,
         "abs": _abs,
         "popcount": _popcount,
         "isnan": lambda ctx, call, x: f"isnan({x})",
         "isinf": lambda ctx, call, x: f"isinf({x})",
     }
 )
-"""Intrinsic name -> entry(ctx, call, *args) for C (<math.h> and GCC builtins)."""
+"""Intrinsic name -> entry(ctx, call, *args) for C (<math.h>, GCC builtins, vecmath)."""
+
+C_VECTOR_INTRINSICS: Mapping[str, Entry] = MappingProxyType(
+    {name: vector_vecmath(name) for name in VECMATH_FUNCTIONS}
+)
+"""Intrinsics computed on whole float32 vectors (the vector twins of the scalar helpers)."""

@@ -250,6 +250,7 @@ def test_dump_ir_writes_every_graph_pass(tmp_path):
     assert [n.split("_", 2)[-1] for n in kernels[1:]] == [
         "alter_layout.txt",
         "winograd_conv2d.txt",
+        "pack_dense.txt",
         "fuse_ops.txt",
     ]
     assert "nn.conv2d_nchwc" in (tmp_path / "2_kernels" / "01_alter_layout.txt").read_text()

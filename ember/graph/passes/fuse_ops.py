@@ -237,14 +237,19 @@ def _partition(nodes: list[Expr], uses: dict[Expr, int], body: Expr) -> dict[Cal
         chosen.nodes.append(node)
         chosen.kind = max(chosen.kind, pattern)
         group_of[node] = chosen
-        # A diamond from this node (now its group's output) joins the group whole;
-        # its last node, the post-dominator, becomes the output and may go on growing.
-        if uses[node] > 1 and node is not body:
-            region = _diamond(chosen, node, users, ipdom, order)
-            for member in region or ():
+        # A diamond from this node (now its group's output) joins the group whole; its
+        # last node, the post-dominator, becomes the output, and may start another one
+        # (single users join it later, when the loop reaches them).
+        output = node
+        while uses[output] > 1 and output is not body:
+            region = _diamond(chosen, output, users, ipdom, order)
+            if not region:
+                break
+            for member in region:
                 chosen.nodes.append(member)
                 chosen.kind = max(chosen.kind, _pattern(member))
                 group_of[member] = chosen
+            output = chosen.output
     return group_of
 
 

@@ -99,27 +99,19 @@ def _can_join(group: _Group, node: Call, pattern: OpPattern) -> bool:
 def _use_counts(nodes: list[Expr], body: Expr) -> dict[Expr, int]:
     uses: dict[Expr, int] = {n: 0 for n in nodes}
     for n in nodes:
-        if isinstance(n, Call):
-            children = n.args
-        elif isinstance(n, Tuple):
-            children = n.fields
-        elif isinstance(n, TupleGetItem):
-            children = (n.tuple_value,)
-        else:
-            children = ()
-        for c in children:
+        for c in _children(n):
             uses[c] += 1
     uses[body] += 1  # the function result is a use the graph cannot see
     return uses
 
 
 def _users(nodes: list[Expr]) -> dict[Expr, list[Expr]]:
-    users: dict[Expr, list[Expr]] = {n: [] for n in nodes}
+    """The distinct consumers of every node, in execution order."""
+    users: dict[Expr, dict[Expr, None]] = {n: {} for n in nodes}
     for n in nodes:
         for c in _children(n):
-            if n not in users[c]:
-                users[c].append(n)
-    return users
+            users[c][n] = None
+    return {n: list(u) for n, u in users.items()}
 
 
 def _children(n: Expr) -> tuple[Expr, ...]:

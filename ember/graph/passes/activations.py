@@ -13,19 +13,18 @@ are matched in any order and grouping, with divisions by a constant as multiplie
 constants match with relative tolerance ``CONSTANT_RTOL`` (float32 spellings of
 1/sqrt(2) and 1/6). Only floating-point tensors of unchanged type are rewritten.
 
-===================================================  ====================================
-pattern                                              becomes
-===================================================  ====================================
-``x * sigmoid(x)``                                   ``nn.silu(x)``
-``x * tanh(softplus(x))``, softplus as                ``nn.mish(x)``
-``nn.softplus`` or ``log(exp(x) + 1)``
-``0.5 * x * (1 + erf(x / sqrt(2)))``                 ``nn.gelu(x)``
-``0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))``  ``nn.gelu(x, approximate="tanh")``
-``x * relu6(x + 3) / 6``, relu6 as ``clip(0, 6)``,    ``nn.hard_swish(x)``
-``minimum(maximum(., 0), 6)`` or ``minimum(relu(.), 6)``
-``x * hard_sigmoid(x, alpha=1/6, beta=0.5)``         ``nn.hard_swish(x)``
-``relu6(x + 3) / 6``                                 ``nn.hard_sigmoid(x, 1/6, 0.5)``
-===================================================  ====================================
+Patterns (``x`` any expression; each becomes one call on ``x``):
+
+- ``x * sigmoid(x)`` -> ``nn.silu(x)``;
+- ``x * tanh(softplus(x))``, softplus as ``nn.softplus`` or ``log(exp(x) + 1)``
+  -> ``nn.mish(x)``;
+- ``0.5 * x * (1 + erf(x / sqrt(2)))`` -> ``nn.gelu(x)``;
+- ``0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))``, the cube as
+  ``x * x * x`` or ``power(x, 3)`` -> ``nn.gelu(x, approximate="tanh")``;
+- ``x * relu6(x + 3) / 6``, relu6 as ``clip(0, 6)``, ``minimum(maximum(., 0), 6)``
+  or ``minimum(relu(.), 6)``, and ``x * hard_sigmoid(x, 1/6, 0.5)``
+  -> ``nn.hard_swish(x)``;
+- ``relu6(x + 3) / 6`` -> ``nn.hard_sigmoid(x, alpha=1/6, beta=0.5)``.
 
     mod = rewrite_activations(mod)
     # multiply(%conv, sigmoid(%conv))  ->  nn.silu(%conv)
@@ -171,10 +170,6 @@ class _Matcher:
         if len(factors) == 1 and _name(factors[0]) == "power" and self.single(factors[0]):
             base, exponent = factors[0].args  # type: ignore[union-attr]
             return base is x and _scalar(exponent) == 3.0
-        if len(factors) == 2 and x in factors:
-            other = factors[1] if factors[0] is x else factors[0]
-            square = self.product(other, root=self.single(other))
-            return square[1] == 1.0 and len(square[0]) == 2 and all(f is x for f in square[0])
         return False
 
 

@@ -74,6 +74,23 @@ def test_an_outside_user_or_a_tuple_blocks_the_diamond():
     _same(mod, fused)
 
 
+def test_overlapping_diamonds_take_each_node_once():
+    """A rotary embedding's shape: four values each read by two of four products that
+    meet again at one sum. The first diamond takes the shared nodes; the later ones,
+    which would need them too, do not fuse (found by the ONNX RotaryEmbedding case)."""
+    x = Var("x", TensorType(SHAPE, "float32"))
+    cos, sin = call("sigmoid", x), call("tanh", x)
+    first, second = call("negative", x), call("exp", x)
+    rotated_1 = call("subtract", call("multiply", cos, first), call("multiply", sin, second))
+    rotated_2 = call("add", call("multiply", sin, first), call("multiply", cos, second))
+    mod = Module.from_function(Function((x,), call("add", rotated_1, rotated_2)))
+    fused = fuse_ops(mod)
+    verify(fused)
+    ops = sorted(op for g in _groups(fused) for op in g)
+    assert ops == sorted(n.op.name for n in post_order(mod.main.body) if isinstance(n, Call))
+    _same(mod, fused)
+
+
 def test_inlined_copies_are_bounded():
     """A diamond from an inlined (not buffered) node evaluates it once per user; chains
     of such diamonds stop fusing once MAX_INLINE_COPIES would be passed."""

@@ -159,6 +159,7 @@ def _diamond(
     users: dict[Expr, list[Expr]],
     ipdom: dict[Expr, Expr | None],
     order: dict[Expr, int],
+    group_of: dict[Call, _Group],
 ) -> list[Call] | None:
     """The nodes between ``start`` (``group``'s output, several users) and its immediate
     post-dominator, in execution order, when they may all join ``group``; else None."""
@@ -178,8 +179,8 @@ def _diamond(
         n = stack.pop()
         if n in region:
             continue
-        if not isinstance(n, Call) or subfunctions(n.attrs):
-            return None
+        if not isinstance(n, Call) or subfunctions(n.attrs) or n in group_of:
+            return None  # not a kernel's op, or taken by an earlier diamond
         pattern = _pattern(n)
         if anchored:
             # An epilogue is computed per element of the anchor's output.
@@ -234,7 +235,7 @@ def _partition(nodes: list[Expr], uses: dict[Expr, int], body: Expr) -> dict[Cal
         # (single users join it later, when the loop reaches them).
         output = node
         while uses[output] > 1 and output is not body:
-            region = _diamond(chosen, output, users, ipdom, order)
+            region = _diamond(chosen, output, users, ipdom, order, group_of)
             if not region:
                 break
             for member in region:

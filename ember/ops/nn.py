@@ -61,10 +61,12 @@ __all__ = [
     "lrn",
     "matmul",
     "max_pool2d",
+    "mish",
     "pad",
     "prelu",
     "relu",
     "selu",
+    "silu",
     "softmax",
     "softplus",
 ]
@@ -148,6 +150,32 @@ selu = unary_op(
     SeluAttrs,
 )
 softplus = unary_op("nn.softplus", lambda x, a: np.logaddexp(0, x), FLOAT_DTYPES)
+
+
+def _silu(x: np.ndarray, attrs: NoAttrs) -> np.ndarray:
+    x64 = x.astype(np.float64)
+    return x64 * np.exp(-np.logaddexp(0, -x64))  # the sigmoid that never overflows
+
+
+def _mish(x: np.ndarray, attrs: NoAttrs) -> np.ndarray:
+    x64 = x.astype(np.float64)
+    return x64 * np.tanh(np.logaddexp(0, x64))
+
+
+silu = unary_op("nn.silu", _silu, FLOAT_DTYPES, doc="``x * sigmoid(x)`` (SiLU, swish with beta 1).")
+mish = unary_op("nn.mish", _mish, FLOAT_DTYPES, doc="``x * tanh(softplus(x))``.")
+
+
+# FLOPs as the primitive ops they replace count them (sigmoid + multiply; softplus + tanh
+# + multiply), so a profile reads the same before and after rewrite_activations.
+@silu.flop_rule
+def _silu_flops(call: Call) -> int:
+    return 2 * call.type.size  # type: ignore[union-attr]
+
+
+@mish.flop_rule
+def _mish_flops(call: Call) -> int:
+    return 3 * call.type.size  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)

@@ -173,6 +173,18 @@ def _softplus(args, attrs, dtype):
     return max_(x, _c(0, x.dtype)) + tail
 
 
+@_rule("nn.silu")
+def _silu(args, attrs, dtype):
+    (x,) = args
+    return x * call_intrin(x.dtype, "sigmoid", x)
+
+
+@_rule("nn.mish")
+def _mish(args, attrs, dtype):
+    (x,) = args
+    return x * call_intrin(x.dtype, "tanh", _softplus(args, attrs, dtype))
+
+
 @_rule("nn.gelu")
 def _gelu(args, attrs, dtype):
     (x,) = args

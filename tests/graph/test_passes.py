@@ -359,8 +359,9 @@ def test_run_passes_dumps_ir_after_each_pass(tmp_path, capsys) -> None:
         "00_input.txt",
         "01_infer_types.txt",
         "02_simplify.txt",
-        "03_fold_constants.txt",
-        "04_eliminate_dead_code.txt",
+        "03_rewrite_activations.txt",
+        "04_fold_constants.txt",
+        "05_eliminate_dead_code.txt",
     ]
     assert "nn.batch_norm" in (tmp_path / "00_input.txt").read_text()
     assert "nn.batch_norm" not in (tmp_path / "02_simplify.txt").read_text()

@@ -5,7 +5,8 @@ import pytest
 from ops_testlib import assert_close, infer, randint, randn, run_onnx, run_op
 
 from ember.errors import AttrError, ShapeError
-from ember.ops import nn
+from ember.graph.ir import TensorType, Var
+from ember.ops import call, nn
 
 ACTIVATIONS = [
     # (ember op, ember attrs, ONNX op, ONNX attrs, opset)
@@ -22,6 +23,7 @@ ACTIVATIONS = [
     ("nn.hard_sigmoid", {}, "HardSigmoid", {}, 6),
     ("nn.hard_sigmoid", {"alpha": 0.1, "beta": 0.3}, "HardSigmoid", {"alpha": 0.1, "beta": 0.3}, 6),
     ("nn.hard_swish", {}, "HardSwish", {}, 14),
+    ("nn.mish", {}, "Mish", {}, 18),
 ]
 
 
@@ -41,6 +43,21 @@ def test_activation_module_attributes_and_errors():
         infer("nn.leaky_relu", [(2,)], alpha=None)
     with pytest.raises(ShapeError, match="dtype int32"):
         infer("nn.gelu", [(2,)], ["int32"])
+
+
+def test_silu_and_mish_match_torch_and_count_flops_like_their_parts():
+    torch = pytest.importorskip("torch")
+    for dtype in ("float32", "float64"):
+        x = randn((3, 4, 5), scale=6).astype(dtype)
+        x.flat[:3] = [-90.0, 90.0, 0.0]  # exp(-x) overflows without care
+        t = torch.from_numpy(x)
+        assert_close(run_op("nn.silu", [x]), torch.nn.functional.silu(t).numpy())
+        assert_close(run_op("nn.mish", [x]), torch.nn.functional.mish(t).numpy())
+    x = Var("x", TensorType((2, 8), "float32"))
+    silu, mish = call("nn.silu", x), call("nn.mish", x)
+    assert (nn.silu.flops(silu), nn.mish.flops(mish)) == (32, 48)  # sigmoid+mul; 3 ops
+    with pytest.raises(ShapeError, match="dtype int32"):
+        infer("nn.silu", [(2,)], ["int32"])
 
 
 def test_prelu():

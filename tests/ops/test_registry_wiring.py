@@ -31,7 +31,8 @@ EXPECTED = """
 nn.relu sigmoid tanh erf exp log sqrt rsqrt abs negative floor ceil round sign reciprocal sin cos
 asin acos atan asinh acosh atanh bitwise_not bitwise_and bitwise_or bitwise_xor
 left_shift right_shift
-logical_not nn.gelu nn.leaky_relu nn.elu nn.selu nn.softplus nn.hard_sigmoid nn.hard_swish clip
+logical_not nn.gelu nn.leaky_relu nn.elu nn.selu nn.softplus nn.hard_sigmoid nn.hard_swish nn.silu
+nn.mish clip
 cast identity nn.dropout add subtract multiply divide power maximum minimum mod logical_and
 logical_or logical_xor equal not_equal less less_equal greater greater_equal nn.prelu where
 nn.conv2d nn.conv2d_transpose nn.dense nn.matmul nn.batch_matmul nn.batch_norm nn.max_pool2d

@@ -15,6 +15,7 @@ POS = ((2, 3, 17), F, "pos")
 UNARY = [
     "nn.relu", "sigmoid", "tanh", "erf", "exp", "abs", "negative", "floor", "ceil", "round",
     "sign", "sin", "cos", "identity", "nn.softplus", "nn.hard_swish",
+    "nn.silu", "nn.mish",
 ]  # fmt: skip
 CASES = [Case(f"unary-{op}", op, [X]) for op in UNARY]
 CASES += [Case(f"unary-{op}", op, [POS]) for op in ("log", "sqrt", "rsqrt", "reciprocal")]

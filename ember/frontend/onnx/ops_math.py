@@ -125,15 +125,16 @@ def _softsign(node: OnnxNode) -> Expr:
 
 @converter("Mish", min_version=18)
 def _mish(node: OnnxNode) -> Expr:
-    x = node.input(0)
-    return node.call("multiply", x, node.call("tanh", node.call("nn.softplus", x)))
+    return node.call("nn.mish", node.input(0))
 
 
 @converter("Swish", min_version=24)
 def _swish(node: OnnxNode) -> Expr:
     x = node.input(0)
     alpha = node.attr("alpha", 1.0)
-    scaled = x if alpha == 1.0 else node.call("multiply", x, scalar(alpha, x))
+    if alpha == 1.0:
+        return node.call("nn.silu", x)
+    scaled = node.call("multiply", x, scalar(alpha, x))
     return node.call("multiply", x, node.call("sigmoid", scaled))
 
 

@@ -216,16 +216,13 @@ def _hardsigmoid(node: AtenNode) -> Expr:
 
 @converter("silu")
 def _silu(node: AtenNode) -> Expr:
-    x = node.tensor(0)
-    return node.call("multiply", x, node.call("sigmoid", x, suffix="/sigmoid"))
+    return node.call("nn.silu", node.tensor(0))
 
 
 @converter("mish")
 def _mish(node: AtenNode) -> Expr:
     # x * tanh(softplus(x)); PyTorch's softplus threshold (x > 20 -> x) changes nothing in float32
-    x = node.tensor(0)
-    soft = node.call("nn.softplus", x, suffix="/softplus")
-    return node.call("multiply", x, node.call("tanh", soft, suffix="/tanh"))
+    return node.call("nn.mish", node.tensor(0))
 
 
 @converter("glu")

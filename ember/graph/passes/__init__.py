@@ -6,6 +6,7 @@
     mod = optimize(mod, params)          # bind weights, then the default pipeline
 """
 
+from ember.graph.passes.activations import rewrite_activations
 from ember.graph.passes.bind_params import bind_params
 from ember.graph.passes.eliminate_dead_code import eliminate_dead_code
 from ember.graph.passes.fold_constants import fold_constants
@@ -23,6 +24,7 @@ __all__ = [
     "infer_types",
     "optimize",
     "pass_name",
+    "rewrite_activations",
     "run_passes",
     "simplify",
 ]

@@ -7,10 +7,14 @@ Guarantees: every float32 ``nn.conv2d`` that the blocked kernel supports becomes
 ``nn.conv2d_nchwc`` on NCHW[x]c data with OIHW[i]i[x]o weights (folded into constants),
 x = 16 on an AVX-512 host when the channels divide by 16, else 8;
 elementwise / broadcast ops whose operands all have the output's shape (or are scalar
-or per-channel (C, 1, 1) constants, re-blocked to (C/x, 1, 1, x)), and channel
-concatenations, stay blocked when an input already is, so a chain of convs
-with its bias / relu / residual adds stays blocked end to end; every other consumer
-(pooling, flatten, dense, the model's outputs) reads an NCHW copy made by one
+or per-channel (C, 1, 1) constants, re-blocked to (C/x, 1, 1, x), or broadcast along
+batch and space only, like a squeeze-and-excitation scale (N, C, 1, 1)), and channel
+concatenations, stay blocked when an input of the output's shape already is, so a
+chain of convs with its bias / relu / residual adds stays blocked end to end; global
+average / max pooling of blocked data becomes ``reduce_mean`` / ``reduce_max`` over its
+spatial axes (N, C/x, 1, 1, x), so squeeze-and-excitation (pool, 1x1 convs, gate,
+channel multiply) never lays the feature map out in NCHW; every other consumer
+(flatten, dense, the model's outputs) reads an NCHW copy made by one
 ``layout_transform``, shared by all such consumers. No back-to-back transform pairs
 are created. The result computes the same values.
 
@@ -51,6 +55,7 @@ from ember.graph.ir import Call, Constant, Expr, Function, Module, TensorType, T
 from ember.graph.passes.fold_constants import fold_constants
 from ember.graph.visitor import post_order, with_bodies
 from ember.ops.layout import LayoutTransformAttrs
+from ember.ops.reduce import ReduceAttrs
 from ember.ops.registry import Op, OpPattern, get_op
 from ember.ops.transform import StridedSliceAttrs
 from ember.target import Target
@@ -64,6 +69,10 @@ PLAN_BLOCKS = (4, 8, 16)
 block (a half, one or two AVX2 vectors / up to one AVX-512 vector), and reads the input
 block one broadcast scalar at a time. An input block may also hold all of a conv's
 channels when they are fewer than the widest block (the RGB input: NCHW3c)."""
+
+
+GLOBAL_POOLS = {"nn.global_avg_pool2d": "reduce_mean", "nn.global_max_pool2d": "reduce_max"}
+"""Global pooling ops and the reduction that computes them on blocked data."""
 
 
 def _block_for(channels: int, lanes: int) -> int | None:
@@ -267,17 +276,25 @@ def _check_plan(plan: Mapping[str, tuple[int, int]], ids: dict[Call, str]) -> No
 
 
 def _elementwise_block(node: Call, natural: dict[Expr, int]) -> int | None:
-    """The block an elementwise / concat op runs in (its first blocked input's), or None
-    when it must run in NCHW."""
+    """The block an elementwise / concat op runs in (its first blocked input's of the
+    output's shape), or None when it must run in NCHW."""
     op = node.op
     if not isinstance(op, Op) or not isinstance(node.type, TensorType):
         return None
     shape = node.type.shape
-    blocks = [natural[a] for a in node.args if a in natural]
+    concat = op.name == "concatenate"
+    # A concat's fields differ in channels; an elementwise op takes its block from an
+    # input of its own shape, so a small blocked operand (a squeeze-and-excitation
+    # scale) never re-blocks the large NCHW one.
+    blocks = [
+        natural[a]
+        for a in node.args
+        if a in natural and (concat or getattr(a.type, "shape", None) == shape)
+    ]
     if len(shape) != 4 or not blocks or shape[1] % blocks[0]:
         return None
     block = blocks[0]
-    if op.name == "concatenate":
+    if concat:
         ok = node.attrs.axis in (1, -3) and all(
             isinstance(a.type, TensorType) and a.type.shape[1] % block == 0 for a in node.args
         )
@@ -294,9 +311,20 @@ def _elementwise_block(node: Call, natural: dict[Expr, int]) -> int | None:
         if not isinstance(t, TensorType):
             return None
         if t.shape != shape and not (isinstance(a, Constant) and t.size == 1):
-            if _per_channel(a, shape[1]) is None:
+            if _per_channel(a, shape[1]) is None and not _spatial_broadcast(t.shape, shape):
                 return None
     return block
+
+
+def _spatial_broadcast(arg_shape: tuple[int, ...], shape: tuple[int, ...]) -> bool:
+    """Whether an (N, C, h, w) operand broadcasts to NCHW ``shape`` along batch and space
+    only (a squeeze-and-excitation scale (N, C, 1, 1)): blocked, (N, C/x, h, w, x)
+    broadcasts against the blocked data the same way."""
+    return (
+        len(arg_shape) == 4
+        and arg_shape[1] == shape[1]
+        and all(a in (1, s) for k, (a, s) in enumerate(zip(arg_shape, shape)) if k != 1)
+    )
 
 
 def _per_channel(arg: Expr, channels: int) -> np.ndarray | None:
@@ -413,6 +441,8 @@ class _Rewriter:
         values = _per_channel(arg, shape[1])
         if values is not None:
             return _blocked_per_channel(values, block, arg.name)
+        if _spatial_broadcast(arg.type.shape, shape):  # type: ignore[union-attr]
+            return self.get_blocked(arg, block)  # (N, C/x, 1, 1, x): blocked already in SE
         return self.get_primal(arg)  # a size-1 constant
 
     def visit(self, node: Expr) -> None:
@@ -448,6 +478,15 @@ class _Rewriter:
             block = self.natural[node.args[0]]
             data = self.blocked[(node.args[0], block)]
             pool = Call(get_op(f"{op.name}_nchwc"), (data,), node.attrs, node.name)
+            self._set_blocked(node, block, pool)
+        elif op.name in GLOBAL_POOLS and node.args[0] in self.natural:
+            # Global pooling of blocked data: a mean / max over its spatial axes, which
+            # leaves (N, C/x, 1, 1, x), the blocked (N, C, 1, 1). Squeeze-and-excitation
+            # then stays blocked, and a classifier head re-lays out N*C values, not the map.
+            block = self.natural[node.args[0]]
+            data = self.blocked[(node.args[0], block)]
+            attrs = ReduceAttrs(axes=(2, 3), keepdims=True)
+            pool = Call(get_op(GLOBAL_POOLS[op.name]), (data,), attrs, node.name)
             self._set_blocked(node, block, pool)
         elif (block := _elementwise_block(node, self.natural)) is not None:
             same = node.type.shape  # type: ignore[union-attr]

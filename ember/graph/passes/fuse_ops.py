@@ -13,6 +13,12 @@ The rules, by op pattern (``OpPattern``):
   that producer's only consumer: a conv2d / dense / matmul (OUT_ELEMWISE_FUSABLE)
   takes its bias, remaining batch norm, activation and residual add as an
   epilogue, as long as the epilogue keeps the anchor's output shape;
+- diamonds (TVM's post-dominator rule): a group output with several users takes
+  all of them when every path from it meets again at its immediate
+  post-dominator through ops that could join the group one by one. So
+  ``conv -> {sigmoid, multiply(conv, sigmoid)}`` (SiLU as exported: Sigmoid + Mul)
+  is one kernel whose epilogue reads the conv's result twice, and the same holds
+  for GELU, hard-swish and mish written out of primitive ops;
 - injective ops (reshape, transpose, pad, concatenate, ...) fuse with
   elementwise / injective neighbours, so chains of data movement become one pass
   over memory;
@@ -50,6 +56,12 @@ from ember.ops.registry import Op, OpPattern
 MAX_GROUP_SIZE = 64
 """Upper bound on ops per kernel: keeps generated kernels (and compile time) small."""
 
+MAX_INLINE_COPIES = 4
+"""How often a diamond may make a kernel evaluate its inlined group output (the
+epilogue reads it once per user, recomputing what led to it); an anchor's own
+result is buffered, so reading it twice copies nothing. Bounds chains of diamonds,
+whose copies multiply."""
+
 INLINE_CONSTANT_MAX_ELEMENTS = 1
 """Constants up to this size stay inside the kernel as immediates; larger ones are arguments."""
 
@@ -58,6 +70,7 @@ INLINE_CONSTANT_MAX_ELEMENTS = 1
 class _Group:
     nodes: list[Call] = field(default_factory=list)
     kind: OpPattern = OpPattern.ELEMWISE
+    copies: int = 1  # evaluations of the output's inlined expression (MAX_INLINE_COPIES)
 
     @property
     def output(self) -> Call:
@@ -86,25 +99,118 @@ def _can_join(group: _Group, node: Call, pattern: OpPattern) -> bool:
 def _use_counts(nodes: list[Expr], body: Expr) -> dict[Expr, int]:
     uses: dict[Expr, int] = {n: 0 for n in nodes}
     for n in nodes:
-        if isinstance(n, Call):
-            children = n.args
-        elif isinstance(n, Tuple):
-            children = n.fields
-        elif isinstance(n, TupleGetItem):
-            children = (n.tuple_value,)
-        else:
-            children = ()
-        for c in children:
+        for c in _children(n):
             uses[c] += 1
     uses[body] += 1  # the function result is a use the graph cannot see
     return uses
 
 
-def _partition(nodes: list[Expr], uses: dict[Expr, int]) -> dict[Call, _Group]:
+def _users(nodes: list[Expr]) -> dict[Expr, list[Expr]]:
+    """The distinct consumers of every node, in execution order."""
+    users: dict[Expr, dict[Expr, None]] = {n: {} for n in nodes}
+    for n in nodes:
+        for c in _children(n):
+            users[c][n] = None
+    return {n: list(u) for n, u in users.items()}
+
+
+def _children(n: Expr) -> tuple[Expr, ...]:
+    if isinstance(n, Call):
+        return n.args
+    if isinstance(n, Tuple):
+        return n.fields
+    if isinstance(n, TupleGetItem):
+        return (n.tuple_value,)
+    return ()
+
+
+def _post_dominators(nodes: list[Expr], users: dict[Expr, list[Expr]], body: Expr) -> dict:
+    """Immediate post-dominator of every node (None: only the function result is).
+
+    ``nodes`` is in post order (producers first); the function result and every node
+    without users flow into a virtual sink, the root of the post-dominator tree.
+    """
+    ipdom: dict[Expr, Expr | None] = {}
+    depth: dict[Expr | None, int] = {None: 0}
+
+    def common(a: Expr | None, b: Expr | None) -> Expr | None:
+        while a is not b:
+            if depth[a] < depth[b]:
+                a, b = b, a
+            a = ipdom[a]  # type: ignore[index]
+        return a
+
+    for n in reversed(nodes):
+        outs = users[n]
+        if n is body or not outs:
+            dom: Expr | None = None
+        else:
+            dom = outs[0]
+            for u in outs[1:]:
+                dom = common(dom, u)
+        ipdom[n] = dom
+        depth[n] = depth[dom] + 1
+    return ipdom
+
+
+def _diamond(
+    group: _Group,
+    start: Call,
+    users: dict[Expr, list[Expr]],
+    ipdom: dict[Expr, Expr | None],
+    order: dict[Expr, int],
+    group_of: dict[Call, _Group],
+) -> list[Call] | None:
+    """The nodes between ``start`` (``group``'s output, several users) and its immediate
+    post-dominator, in execution order, when they may all join ``group``; else None."""
+    sink = ipdom[start]
+    if not isinstance(sink, Call) or group.kind in (OpPattern.OPAQUE, OpPattern.TUPLE):
+        return None
+    if group.kind == OpPattern.COMM_REDUCE:
+        return None  # a reduction ends its group
+    anchored = group.kind == OpPattern.OUT_ELEMWISE_FUSABLE
+    buffered = anchored and _pattern(start) == OpPattern.OUT_ELEMWISE_FUSABLE
+    copies = group.copies * (1 if buffered else len(users[start]))
+    if copies > MAX_INLINE_COPIES:
+        return None
+    region: set[Call] = set()
+    stack = list(users[start])
+    while stack:
+        n = stack.pop()
+        if n in region:
+            continue
+        if not isinstance(n, Call) or subfunctions(n.attrs) or n in group_of:
+            return None  # not a kernel's op, or taken by an earlier diamond
+        pattern = _pattern(n)
+        if anchored:
+            # An epilogue is computed per element of the anchor's output.
+            if pattern > OpPattern.BROADCAST or n.type != start.type:
+                return None
+        elif pattern > OpPattern.INJECTIVE:
+            return None
+        # Inside the diamond only ``start`` may be read twice: other multi-use nodes
+        # would be recomputed once per read.
+        if n is not sink and len(users[n]) != 1:
+            return None
+        region.add(n)
+        if len(group.nodes) + len(region) > MAX_GROUP_SIZE:
+            return None
+        if n is not sink:
+            stack.extend(users[n])
+    group.copies = copies
+    return sorted(region, key=order.__getitem__)
+
+
+def _partition(nodes: list[Expr], uses: dict[Expr, int], body: Expr) -> dict[Call, _Group]:
     group_of: dict[Call, _Group] = {}
+    users = _users(nodes)
+    ipdom = _post_dominators(nodes, users, body)
+    order = {n: k for k, n in enumerate(nodes)}
     for node in nodes:
         if not isinstance(node, Call) or subfunctions(node.attrs):
             continue  # control flow is no kernel: it stays a call of its own
+        if node in group_of:
+            continue  # taken by a diamond
         pattern = _pattern(node)
         chosen: _Group | None = None
         if pattern not in (OpPattern.OPAQUE, OpPattern.TUPLE):
@@ -124,6 +230,19 @@ def _partition(nodes: list[Expr], uses: dict[Expr, int]) -> dict[Call, _Group]:
         chosen.nodes.append(node)
         chosen.kind = max(chosen.kind, pattern)
         group_of[node] = chosen
+        # A diamond from this node (now its group's output) joins the group whole; its
+        # last node, the post-dominator, becomes the output, and may start another one
+        # (single users join it later, when the loop reaches them).
+        output = node
+        while uses[output] > 1 and output is not body:
+            region = _diamond(chosen, output, users, ipdom, order, group_of)
+            if not region:
+                break
+            for member in region:
+                chosen.nodes.append(member)
+                chosen.kind = max(chosen.kind, _pattern(member))
+                group_of[member] = chosen
+            output = chosen.output
     return group_of
 
 
@@ -171,7 +290,7 @@ def fuse_ops(mod: Module) -> Module:
     main = mod.main
     nodes = post_order(main.body)
     uses = _use_counts(nodes, main.body)
-    group_of = _partition(nodes, uses)
+    group_of = _partition(nodes, uses, main.body)
 
     outer: dict[Expr, Expr] = {}  # original node -> node of the fused graph
     for node in nodes:

@@ -20,6 +20,7 @@ from typing import Any
 
 from ember.errors import VerifyError
 from ember.graph.ir import Module, print_module
+from ember.graph.passes.activations import rewrite_activations
 from ember.graph.passes.bind_params import bind_params
 from ember.graph.passes.eliminate_dead_code import eliminate_dead_code
 from ember.graph.passes.fold_constants import fold_constants
@@ -42,6 +43,7 @@ def default_pipeline() -> list[Pass]:
     return [
         infer_types,  # every type re-derived from the op rules
         simplify,  # drop dropout/identity; fold batch norm and scales into conv/dense
+        rewrite_activations,  # x * sigmoid(x) -> nn.silu(x), GELU, hard-swish, mish
         fold_constants,  # evaluate what only depends on weights
         eliminate_dead_code,  # forward literal tuple fields, drop unreachable functions
     ]

@@ -305,6 +305,9 @@ class _Lowering:
         class _Loads(Mutator):
             def __init__(self) -> None:
                 self.in_select = 0
+                # The same read recurs in many terms (Winograd: every output's sum reads
+                # the same tile elements): rewrite each once, inside or outside a select.
+                self.done: dict[tuple[E.ProducerLoad, bool], E.PrimExpr] = {}
 
             def visit_Select(self, e: E.Select) -> E.PrimExpr:
                 cond = self.expr(e.condition)
@@ -314,6 +317,13 @@ class _Lowering:
                 return E.Select(cond, t, f)
 
             def visit_ProducerLoad(self, e: E.ProducerLoad) -> E.PrimExpr:
+                key = (e, self.in_select > 0)
+                done = self.done.get(key)
+                if done is None:
+                    done = self.done[key] = self.rewrite(e)
+                return done
+
+            def rewrite(self, e: E.ProducerLoad) -> E.PrimExpr:
                 e = self.generic(e)
                 t = e.producer
                 buf = outer.buffers[t]

@@ -15,7 +15,9 @@ The pipeline, one line per step:
 4. per distinct kernel workload: a schedule from the dispatch context (a tuned config)
    or the op strategy's default, ``lower`` to loop IR, and the C code generator;
 5. the C files compile in parallel with the target's compiler (each cached by content),
-   and link with the AOT entry (``aot_source``) into ``model.so``;
+   each as soon as it is generated, and link with the AOT entry (``aot_source``) into
+   ``model.so``; with default schedules the C of each kernel is cached by content too
+   (:mod:`ember.driver.kernel_cache`), so a warm compile skips step 4;
 6. weights are packed into ``params.bin`` (bound at load time, never pasted into
    C source: compile time does not grow with the weights).
 
@@ -46,6 +48,7 @@ from ember.dispatch.context import DispatchContext, apply_history_best, current_
 from ember.dispatch.graph_plan import Blocks, GraphPlan, plan_blocks
 from ember.driver import toolchain
 from ember.driver.aot import aot_source
+from ember.driver.kernel_cache import cached_source, source_key
 from ember.driver.memory_plan import MemoryPlan, plan_memory
 from ember.driver.native import check_buildable
 from ember.driver.toolchain import compile_object, link_shared
@@ -291,7 +294,12 @@ def compile(
 
         for i, (key, func) in enumerate(funcs.items(), start=1):
             say(f"[{i}/{len(funcs)}] generating {names[key]}")
-            submit(names[key], lower_kernel(func, names[key], tgt, schedules, timer))
+            generate = functools.partial(lower_kernel, func, names[key], tgt, schedules, timer)
+            if schedules is None:  # default schedules: the C is a function of the key
+                source = cached_source(source_key(key, names[key], tgt), generate)
+            else:  # a tuning log's config is not in the key
+                source = generate()
+            submit(names[key], source)
 
         input_names = [v.name for v in plan.inputs]
         out_names = output_names(opt.main, len(plan.output_types))

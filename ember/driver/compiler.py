@@ -16,7 +16,9 @@ The pipeline, one line per step:
 4. per distinct kernel workload: a schedule from the dispatch context (a tuned config)
    or the op strategy's default, ``lower`` to loop IR, and the C code generator;
 5. the C files compile in parallel with the target's compiler (each cached by content),
-   and link with the AOT entry (``aot_source``) into ``model.so``;
+   each as soon as it is generated, and link with the AOT entry (``aot_source``) into
+   ``model.so``; with default schedules the C of each kernel is cached by content too
+   (:mod:`ember.driver.kernel_cache`), so a warm compile skips step 4;
 6. weights are packed into ``params.bin`` (bound at load time, never pasted into
    C source: compile time does not grow with the weights).
 
@@ -28,12 +30,13 @@ which the autotuner also builds on. What the tuner needs from here is public:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +47,9 @@ from ember.codegen.c import c_symbol, codegen_c, codegen_runtime
 from ember.codegen.dialect import dialect_for
 from ember.dispatch.context import DispatchContext, apply_history_best, current_context
 from ember.dispatch.graph_plan import Blocks, GraphPlan, plan_blocks
+from ember.driver import toolchain
 from ember.driver.aot import aot_source
+from ember.driver.kernel_cache import cached_source, source_key
 from ember.driver.memory_plan import MemoryPlan, plan_memory
 from ember.driver.native import check_buildable
 from ember.driver.toolchain import compile_object, link_shared
@@ -80,6 +85,10 @@ class CompiledModel:
     metadata: dict[str, Any]
     plan: MemoryPlan
     sources: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    """Where compile time went, in seconds (not part of the artifact): ``*_cpu_s`` is CPU
+    time (``graph``, ``lower``, ``codegen`` of this process's Python; ``cc`` and ``link`` of
+    the compiler processes), ``*_wall_s`` elapsed time; see :class:`CompileTimer`."""
 
     def export(self, path: str | Path) -> Path:
         """Write the one-file artifact (``.ember``) that :func:`ember.load` reads."""
@@ -161,25 +170,54 @@ def kernel_graph(
     return opt, layout_kernels(opt, target, blocks, dump=dump)
 
 
+class CompileTimer:
+    """CPU and wall seconds per compile phase, summed into ``timings`` (``<phase>_cpu_s``,
+    ``<phase>_wall_s``). CPU time is this thread's (``time.thread_time``): the C compile
+    threads beside it do not blur the Python phases; the compilers' own CPU time comes
+    from :data:`ember.driver.toolchain.stats`.
+
+    >>> timer = CompileTimer(); with timer("graph"): ...; timer.timings["graph_cpu_s"]
+    """
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    def add(self, phase: str, cpu: float, wall: float) -> None:
+        for key, value in ((f"{phase}_cpu_s", cpu), (f"{phase}_wall_s", wall)):
+            self.timings[key] = self.timings.get(key, 0.0) + value
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        cpu, wall = time.thread_time(), time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(phase, time.thread_time() - cpu, time.perf_counter() - wall)
+
+
 def lower_kernel(
     func: Function,
     name: str,
     target: Target,
     schedules: DispatchContext | None = None,
+    timer: CompileTimer | None = None,
     *,
     runtime: bool = True,
 ) -> str:
     """The C source of one fused kernel (primitive function) as compile generates it:
     the dispatch context's tuned schedule if it has one, else the op strategy's default.
-    ``runtime``: include the runtime support (the thread pool) so it builds on its own;
-    compile links one copy of it instead.
+    ``timer`` gets the seconds spent in lowering (schedule, TE and loop IR) and in C codegen.
+    ``runtime``: include the runtime support (the thread pool) so the source builds on its
+    own; compile links one copy of it instead.
 
     >>> source = lower_kernel(kernels(fused)[0].op, "k0", Target.parse("host"))  # doctest: +SKIP
     """
+    timer = timer or CompileTimer()
     try:
         tuned = schedules.kernel_schedule(func, target) if schedules is not None else None
-        sch, args = tuned if tuned is not None else schedule_primitive(func, target)
-        prim = lower(sch, args, name=name)
+        with timer("lower"):
+            sch, args = tuned if tuned is not None else schedule_primitive(func, target)
+            prim = lower(sch, args, name=name)
     except EmberError:
         raise
     except Exception as err:  # a bug in a schedule: say which kernel
@@ -187,7 +225,8 @@ def lower_kernel(
             f"could not generate kernel {name} ({func.name}): {type(err).__name__}: {err}",
             hint="please report this with the model; EMBER_DEBUG=1 shows the traceback",
         ) from err
-    return codegen_c([prim], dialect_for(target), runtime=runtime).get_source()
+    with timer("codegen"):
+        return codegen_c([prim], dialect_for(target), runtime=runtime).get_source()
 
 
 def compile(
@@ -220,11 +259,13 @@ def compile(
         schedules = current_context()
     say = progress or (lambda msg: None)
     start = time.perf_counter()
-    opt, fused = kernel_graph(
-        mod, params, tgt, schedules=schedules, graph_plan=graph_plan, progress=say, dump=dump_ir
-    )
-    plan = plan_memory(fused)
-    calls = kernels(fused)
+    timer = CompileTimer()
+    with timer("graph"):
+        opt, fused = kernel_graph(
+            mod, params, tgt, schedules=schedules, graph_plan=graph_plan, progress=say, dump=dump_ir
+        )
+        plan = plan_memory(fused)
+        calls = kernels(fused)
     say(f"{len(calls)} kernel calls after fusion; {plan.summary()}")
 
     # One C file per distinct workload; names carry the workload hash so identical
@@ -243,34 +284,52 @@ def compile(
         symbols[call] = names[key]
     say(f"{len(funcs)} distinct kernels")
 
+    # Each kernel's C file goes to the compiler as soon as it is generated, so the C
+    # compiles (other processes) overlap the Python lowering of the next kernels.
     sources: dict[str, str] = {}
-    for i, (key, func) in enumerate(funcs.items(), start=1):
-        say(f"[{i}/{len(funcs)}] generating {names[key]}")
-        sources[names[key]] = lower_kernel(func, names[key], tgt, schedules, runtime=False)
-    sources["ember_runtime"] = codegen_runtime(dialect_for(tgt))  # the thread pool, once
-
-    input_names = [v.name for v in plan.inputs]
-    out_names = output_names(opt.main, len(plan.output_types))
-    param_names = [c.name or f"param{i}" for i, c in enumerate(plan.params)]
-    param_arrays = [np.ascontiguousarray(c.value) for c in plan.params]
-    _, offsets = pack_params(param_arrays)
-    sources["ember_aot"] = aot_source(plan, symbols, input_names, out_names, param_names, offsets)
-
-    if schedules is not None:
-        say(schedules.summary())  # how many kernels used tuned configs
-    say(f"compiling {len(sources)} C files")
-    workers = max(1, min(len(sources), os.cpu_count() or 1))
+    objects: dict[str, Future[Path]] = {}
+    cc_cpu = toolchain.stats["compiler_cpu_s"]
+    cc_start = time.perf_counter()
+    workers = max(1, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        objects = list(
-            pool.map(
-                lambda kv: compile_object(
-                    kv[1], tgt, include_dirs=(RUNTIME_INCLUDE,), what=f"kernel {kv[0]}"
-                ),
-                sources.items(),
+
+        def submit(name: str, source: str) -> None:
+            sources[name] = source
+            objects[name] = pool.submit(
+                compile_object, source, tgt, include_dirs=(RUNTIME_INCLUDE,), what=f"kernel {name}"
             )
-        )
-    lib_bytes = link_shared(objects, tgt)
+
+        for i, (key, func) in enumerate(funcs.items(), start=1):
+            say(f"[{i}/{len(funcs)}] generating {names[key]}")
+            generate = functools.partial(
+                lower_kernel, func, names[key], tgt, schedules, timer, runtime=False
+            )
+            if schedules is None:  # default schedules: the C is a function of the key
+                source = cached_source(source_key(key, names[key], tgt), generate)
+            else:  # a tuning log's config is not in the key
+                source = generate()
+            submit(names[key], source)
+        submit("ember_runtime", codegen_runtime(dialect_for(tgt)))  # the thread pool, once
+
+        input_names = [v.name for v in plan.inputs]
+        out_names = output_names(opt.main, len(plan.output_types))
+        param_names = [c.name or f"param{i}" for i, c in enumerate(plan.params)]
+        param_arrays = [np.ascontiguousarray(c.value) for c in plan.params]
+        with timer("codegen"):
+            _, offsets = pack_params(param_arrays)
+            aot = aot_source(plan, symbols, input_names, out_names, param_names, offsets)
+        submit("ember_aot", aot)
+        if schedules is not None:
+            say(schedules.summary())  # how many kernels used tuned configs
+        say(f"compiling {len(sources)} C files")
+        paths = [objects[name].result() for name in sources]  # link order: sources order
+    timer.add("cc", toolchain.stats["compiler_cpu_s"] - cc_cpu, time.perf_counter() - cc_start)
+    link_cpu, link_start = toolchain.stats["compiler_cpu_s"], time.perf_counter()
+    lib_bytes = link_shared(paths, tgt)
+    link_cpu = toolchain.stats["compiler_cpu_s"] - link_cpu
+    timer.add("link", link_cpu, time.perf_counter() - link_start)
     seconds = time.perf_counter() - start
+    timer.timings["total_wall_s"] = seconds
     say(f"done in {seconds:.1f} s")
 
     summary = summarize(opt)
@@ -304,7 +363,7 @@ def compile(
         # One entry per AOT step, for Model.profile (ember_run_profiled times each step).
         "steps": [_step_record(step.call, symbols) for step in plan.steps],
     }
-    return CompiledModel(lib_bytes, param_arrays, metadata, plan, sources)
+    return CompiledModel(lib_bytes, param_arrays, metadata, plan, sources, timer.timings)
 
 
 def _step_record(call: Call, symbols: Mapping[Call, str]) -> dict[str, Any]:
@@ -314,4 +373,11 @@ def _step_record(call: Call, symbols: Mapping[Call, str]) -> dict[str, Any]:
     return {"name": call.name, "kernel": call.op.name, "flops": call_flops(call)}
 
 
-__all__ = ["CompiledModel", "compile", "kernel_graph", "layout_kernels", "lower_kernel"]
+__all__ = [
+    "CompileTimer",
+    "CompiledModel",
+    "compile",
+    "kernel_graph",
+    "layout_kernels",
+    "lower_kernel",
+]

@@ -233,17 +233,23 @@ class _Lowering:
                         if cb.extents[leaf] > 1
                     )
                     chain = chain.attach_stage
-        index_lists = []
+        # dict keys: one entry per distinct index tuple, in first-read order. Winograd's
+        # transforms read the same few elements in every term of every output (an F(6x6)
+        # input transform reads 64 elements 4096 times); bounding each read once keeps the
+        # region the same (a repeat cannot widen it) at a fraction of the cost.
+        index_lists: dict[tuple[E.PrimExpr, ...], None] = {}
         for r in readers:
             rb = self.bounds[r]
             vmap = {a.var: rb.absolute(a) for a in r.axis + r.reduce_axis}
-            for load in producer_loads(self.body[r]):
-                if load.producer in st.outputs:
-                    index_lists.append(tuple(substitute(i, vmap) for i in load.indices))
-        region = region_of(index_lists, full, relaxed, self.var_bounds, clamp=False)
+            for indices in dict.fromkeys(
+                load.indices for load in producer_loads(self.body[r]) if load.producer in st.outputs
+            ):
+                index_lists[tuple(substitute(i, vmap) for i in indices)] = None
+        reads = list(index_lists)
+        region = region_of(reads, full, relaxed, self.var_bounds, clamp=False)
         if self._extension_safe(st, region):
             return region
-        return region_of(index_lists, full, relaxed, self.var_bounds, clamp=True)
+        return region_of(reads, full, relaxed, self.var_bounds, clamp=True)
 
     def _extension_safe(self, st: Stage, region: list[tuple[E.PrimExpr, int]]) -> bool:
         """May ``st`` compute ``region`` even where it pokes out of its domain (consumer
@@ -299,6 +305,9 @@ class _Lowering:
         class _Loads(Mutator):
             def __init__(self) -> None:
                 self.in_select = 0
+                # The same read recurs in many terms (Winograd: every output's sum reads
+                # the same tile elements): rewrite each once, inside or outside a select.
+                self.done: dict[tuple[E.ProducerLoad, bool], E.PrimExpr] = {}
 
             def visit_Select(self, e: E.Select) -> E.PrimExpr:
                 cond = self.expr(e.condition)
@@ -308,6 +317,13 @@ class _Lowering:
                 return E.Select(cond, t, f)
 
             def visit_ProducerLoad(self, e: E.ProducerLoad) -> E.PrimExpr:
+                key = (e, self.in_select > 0)
+                done = self.done.get(key)
+                if done is None:
+                    done = self.done[key] = self.rewrite(e)
+                return done
+
+            def rewrite(self, e: E.ProducerLoad) -> E.PrimExpr:
                 e = self.generic(e)
                 t = e.producer
                 buf = outer.buffers[t]

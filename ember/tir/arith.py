@@ -9,6 +9,7 @@ loads, products of variables, ...), the canonical form that makes
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from ember.tir import expr as E
@@ -17,6 +18,7 @@ Interval = tuple[int | None, int | None]
 UNKNOWN: Interval = (None, None)
 
 
+@functools.cache  # pure in the dtype string; the simplifier asks for every rewrite
 def dtype_range(dtype: str) -> Interval:
     """The values an integer dtype can hold; ``(None, None)`` for non-integers."""
     base = E.dtype_element(dtype)
@@ -232,6 +234,7 @@ class Linear:
         return out
 
 
+@functools.cache
 def is_linear_dtype(dtype: str) -> bool:
     return E.is_int(dtype) and E.dtype_lanes(dtype) == 1
 

@@ -15,6 +15,7 @@ with :func:`equal` (or ``a.equal(b)``). Dtypes are strings like ``"int32"`` or
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ select and convert it."""
 SCALAR_DTYPES = INT_DTYPES + FLOAT_DTYPES + ("bool",)
 
 
+@functools.cache  # a handful of dtype strings, asked millions of times
 def dtype_lanes(dtype: str) -> int:
     """``"float32x8"`` -> 8, ``"float32"`` -> 1."""
     if "x" in dtype:
@@ -40,28 +42,34 @@ def dtype_lanes(dtype: str) -> int:
     return 1
 
 
+@functools.cache
 def dtype_element(dtype: str) -> str:
     """``"float32x8"`` -> ``"float32"``."""
     return dtype.split("x", 1)[0]
 
 
+@functools.cache
 def with_lanes(dtype: str, lanes: int) -> str:
     base = dtype_element(dtype)
     return base if lanes == 1 else f"{base}x{lanes}"
 
 
+@functools.cache
 def is_float(dtype: str) -> bool:
     return dtype_element(dtype) in FLOAT_DTYPES
 
 
+@functools.cache
 def is_int(dtype: str) -> bool:
     return dtype_element(dtype) in INT_DTYPES
 
 
+@functools.cache
 def is_unsigned(dtype: str) -> bool:
     return dtype_element(dtype).startswith("uint")
 
 
+@functools.cache
 def is_bool(dtype: str) -> bool:
     return dtype_element(dtype) == "bool"
 

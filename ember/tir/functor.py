@@ -30,16 +30,23 @@ from ember.tir.stmt import Allocate, BufferStore, Stmt
 
 _BINDING_FIELDS = frozenset({"loop_var", "var"})
 
+_SCALAR_FIELD_TYPES = frozenset({"str", "int", "float", "bool", "ForKind", str, int, float, bool})
+"""Field annotations that never hold a child (a dtype, a name, a constant's value):
+skipped by the walks, which otherwise test each of them against every node kind."""
+
 
 @functools.cache
 def _child_fields(cls: type) -> tuple[str, ...]:
-    """The fields of IR node class ``cls`` that hold children (binding variables and
-    non-init fields excluded); () for a Var or a non-dataclass. Cached per class: the
-    walks below run millions of times per model and ``dataclasses.fields`` is slow."""
+    """The fields of IR node class ``cls`` that may hold children (binding variables,
+    scalar fields and non-init fields excluded); () for a Var or a non-dataclass. Cached
+    per class: the walks below run millions of times per model and ``dataclasses.fields``
+    is slow."""
     if not dataclasses.is_dataclass(cls) or issubclass(cls, Var):
         return ()
     return tuple(
-        f.name for f in dataclasses.fields(cls) if f.init and f.name not in _BINDING_FIELDS
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.init and f.name not in _BINDING_FIELDS and f.type not in _SCALAR_FIELD_TYPES
     )
 
 
@@ -85,13 +92,15 @@ class Mutator:
 
     def generic(self, node: Any) -> Any:
         """Visit the children of ``node``; rebuild it only when one of them changed."""
-        changes: dict[str, Any] = {}
+        changes: dict[str, Any] | None = None
         for name in _child_fields(type(node)):
             old = getattr(node, name)
             new = self._child(old)
             if new is not old:
+                if changes is None:
+                    changes = {}
                 changes[name] = new
-        if not changes:
+        if changes is None:
             return node
         return dataclasses.replace(node, **changes)
 

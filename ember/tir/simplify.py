@@ -109,6 +109,28 @@ class Analyzer(Mutator):
 
     def __init__(self, bounds: dict[E.Var, Interval] | None = None) -> None:
         self.bounds: dict[E.Var, Interval] = dict(bounds or {})
+        self._memo: dict[E.PrimExpr, E.PrimExpr] = {}
+
+    # The result of simplifying an expression depends only on it and on ``bounds``, so
+    # results are kept until ``bounds`` changes. Only scalar integer arithmetic and
+    # comparisons are kept: that is where the work is (linear forms, div/mod by ranges),
+    # their trees are small to hash, and big unrolled kernels repeat them (every term of
+    # a Winograd transform computes the same tile index).
+    def expr(self, e: E.PrimExpr) -> E.PrimExpr:
+        if not isinstance(e, E.BinaryOp | E.CmpOp) or not is_linear_dtype(e.a.dtype):
+            return super().expr(e)
+        done = self._memo.get(e)
+        if done is None:
+            done = self._memo[e] = super().expr(e)
+        return done
+
+    def _set_bound(self, var: E.Var, interval: Interval | None) -> None:
+        """Set (None: forget) the range of ``var``; results kept for the old ranges go."""
+        self._memo.clear()
+        if interval is None:
+            self.bounds.pop(var, None)
+        else:
+            self.bounds[var] = interval
 
     # ------------------------------------------------------------------ facts
     def bind(self, var: E.Var, rng: tuple[E.PrimExpr | int, E.PrimExpr | int]) -> None:
@@ -117,11 +139,11 @@ class Analyzer(Mutator):
         lo = self.bound(lo_e)
         ext = self.bound(ext_e)
         hi = None if lo[1] is None or ext[1] is None else lo[1] + ext[1] - 1
-        self.bounds[var] = (lo[0], hi)
+        self._set_bound(var, (lo[0], hi))
 
     def bind_range(self, var: E.Var, lo: int | None, hi: int | None) -> None:
         """Record ``lo <= var <= hi`` (inclusive; None for an open side)."""
-        self.bounds[var] = (lo, hi)
+        self._set_bound(var, (lo, hi))
 
     def bound(self, e: E.PrimExpr) -> Interval:
         """Inclusive range of an integer expression (after simplification)."""
@@ -412,7 +434,7 @@ class Analyzer(Mutator):
             return self.expr(substitute(e.body, {e.var: value}))
         old = self.bounds.get(e.var)
         if is_linear_dtype(value.dtype):
-            self.bounds[e.var] = self.bound(value)
+            self._set_bound(e.var, self.bound(value))
         body = self.expr(e.body)
         self._restore(e.var, old)
         if value is e.value and body is e.body:
@@ -420,10 +442,7 @@ class Analyzer(Mutator):
         return E.Let(e.var, value, body)
 
     def _restore(self, var: E.Var, old: Interval | None) -> None:
-        if old is None:
-            self.bounds.pop(var, None)
-        else:
-            self.bounds[var] = old
+        self._set_bound(var, old)
 
     # ------------------------------------------------------------------ statements
     def visit_For(self, s: For) -> Stmt:
@@ -462,7 +481,7 @@ class Analyzer(Mutator):
             return self.stmt(substitute(s.body, {s.var: value}))
         old = self.bounds.get(s.var)
         if is_linear_dtype(value.dtype):
-            self.bounds[s.var] = self.bound(value)
+            self._set_bound(s.var, self.bound(value))
         body = self.stmt(s.body)
         self._restore(s.var, old)
         if value is s.value and body is s.body:

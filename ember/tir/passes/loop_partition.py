@@ -48,6 +48,18 @@ def _count(s: Stmt, limit: int | None = None) -> tuple[int, int]:
     return guards, nodes
 
 
+def _has_guard(s: Stmt) -> bool:
+    """Is there an ``IfThenElse`` under ``s``? (Statements only: a guard is never inside
+    an expression, and the expressions are most of a big body's nodes.)"""
+    stack: list[object] = [s]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, IfThenElse):
+            return True
+        stack.extend(c for c in children(n) if isinstance(c, Stmt))
+    return False
+
+
 def _tighten(loop: For) -> For:
     """``for v in (lo, n): if v + c < k: body`` -> ``for v in (lo, min(n, k - c - lo)): body``."""
     guard = loop.body
@@ -92,8 +104,10 @@ class _Partition(Mutator):
             return loop
         if loop.kind not in (ForKind.SERIAL, ForKind.PARALLEL):
             return loop
+        if not _has_guard(loop.body):
+            return loop  # the common case, found without counting expression nodes
         guards, nodes = _count(loop.body, MAX_PEELED_STMTS)
-        if guards == 0 or nodes > MAX_PEELED_STMTS:
+        if nodes > MAX_PEELED_STMTS:
             return loop
         n = loop.extent.value
         main = simplify_stmt(

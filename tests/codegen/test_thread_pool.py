@@ -111,7 +111,9 @@ print("child", os.waitstatus_to_exitcode(status))
 """
 
 
-def _thread_probe_library() -> str:
+def _thread_probe() -> PrimFunc:
+    """A parallel loop whose iteration i writes the id of the thread that ran it (each
+    iteration busy for ~20 us, so a second thread has time to join)."""
     A = decl_buffer((64,), "int32", "A")
     i = Var("i")
     f = PrimFunc(
@@ -130,7 +132,33 @@ def _thread_probe_library() -> str:
         "  volatile double x = 0; for (int k = 0; k < 20000 + i; ++k) x += k;\n"
         "  return (int32_t)syscall(SYS_gettid);\n}"
     ]
-    return str(ember.build([f]).lib_path)
+    return f
+
+
+def test_num_threads_from_config_reaches_the_pool(monkeypatch):
+    import dataclasses
+
+    import ember.config
+
+    out = np.zeros(64, "int32")
+    monkeypatch.setattr(
+        ember.config, "config", dataclasses.replace(ember.config.config, num_threads=1)
+    )
+    mod = ember.build([_thread_probe()])  # loading applies config.num_threads
+    for _ in range(3):
+        mod.entry(out)
+        assert len(set(out.tolist())) == 1  # one thread ran every iteration
+    mod._lib.ember_set_num_threads(2)
+    seen = set()
+    for _ in range(20):
+        mod.entry(out)
+        assert len(set(out.tolist())) <= 2
+        seen |= set(out.tolist())
+    assert 1 <= len(seen) <= 3  # the caller and at most one worker (respawned once, maybe)
+
+
+def _thread_probe_library() -> str:
+    return str(ember.build([_thread_probe()]).lib_path)
 
 
 @pytest.mark.parametrize(

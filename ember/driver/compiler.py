@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+import ember.config as _config
 from ember.codegen.c import c_symbol, codegen_c, codegen_runtime
 from ember.codegen.dialect import dialect_for
 from ember.dispatch.context import DispatchContext, apply_history_best, current_context
@@ -56,12 +57,14 @@ from ember.driver.toolchain import compile_object, link_shared
 from ember.errors import EmberError, LoweringError
 from ember.graph.analysis import call_flops, function_flops, output_names, summarize
 from ember.graph.ir import Call, Function, Module
+from ember.graph.op import Op
 from ember.graph.passes import optimize, run_passes
 from ember.graph.passes.alter_layout import alter_layout
 from ember.graph.passes.dense_rewrite import pack_dense
 from ember.graph.passes.fuse_ops import fuse_ops, kernels
 from ember.graph.passes.winograd import winograd_conv2d
 from ember.graph.structural import workload_key
+from ember.graph.visitor import post_order
 from ember.runtime.artifact import pack_params, write_artifact
 from ember.runtime.model import Model
 from ember.target import Target
@@ -195,6 +198,15 @@ class CompileTimer:
             self.add(phase, time.thread_time() - cpu, time.perf_counter() - wall)
 
 
+def _builtin_only(func: Function) -> bool:
+    """Does kernel ``func`` call only ember's own ops? (A custom op's compute and schedule
+    are the user's code, which the source cache's key does not cover.)"""
+    return all(
+        not isinstance(n, Call) or not isinstance(n.op, Op) or n.op.is_builtin
+        for n in post_order(func.body)
+    )
+
+
 def lower_kernel(
     func: Function,
     name: str,
@@ -304,7 +316,9 @@ def compile(
             generate = functools.partial(
                 lower_kernel, func, names[key], tgt, schedules, timer, runtime=False
             )
-            if schedules is None:  # default schedules: the C is a function of the key
+            if schedules is None and not _config.config.debug and _builtin_only(func):
+                # The C is a function of the key; a custom op's code is not in it, and
+                # EMBER_DEBUG lowers every kernel again (its IR is verified on the way).
                 source = cached_source(source_key(key, names[key], tgt), generate)
             else:  # a tuning log's config is not in the key
                 source = generate()

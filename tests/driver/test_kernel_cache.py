@@ -148,3 +148,22 @@ def test_tuned_compiles_do_not_use_the_source_cache(cache: Path) -> None:
     ember.compile(mod, params, target="host", schedules=ember.dispatch.DispatchContext())
     assert (kernel_cache.stats["hits"], kernel_cache.stats["misses"]) == (hits, misses)
     assert not (cache / "sources").exists()
+
+
+def test_kernels_with_custom_ops_bypass_the_source_cache() -> None:
+    """A custom op's compute and schedule are the user's code, which the key does not
+    cover: a kernel that calls one is lowered on every compile, never read back."""
+    from ember import custom
+    from ember.driver.compiler import _builtin_only
+    from ember.graph.ir import Call, Function, TensorType, Var
+    from ember.ops import NoAttrs
+
+    op = custom.register_op("cachetest.twice", library="cachetest_ops")
+    op.type_rule(lambda types, attrs: types[0])
+    try:
+        x = Var("x", TensorType((4,), "float32"))
+        relu = ember.ops.call("nn.relu", x)
+        assert _builtin_only(Function((x,), relu))
+        assert not _builtin_only(Function((x,), Call(op, (relu,), NoAttrs())))
+    finally:
+        custom.unregister_library("cachetest_ops")

@@ -122,6 +122,8 @@ def schedule_dense_pack(outputs: list[Tensor], target: Target, cfg: Any = None) 
         return None  # a second reduction: not a GEMM + epilogue kernel
     gemm = acc
     rows_total, columns = int_shape(out)
+    if rows_total == 0 or columns == 0:
+        return None  # an empty product: nothing to tile (the generic schedule runs it)
     (k_axis,) = s[gemm].reduce_axis
     depth = int(k_axis.extent)
     registers = target.vector_registers
@@ -249,6 +251,8 @@ def schedule_matmul(outputs: list[Tensor], target: Target) -> Schedule | None:
     if acc is None:
         return None
     *batch_shape, rows_total, columns = shape
+    if 0 in shape:
+        return None  # an empty product: nothing to tile (the generic schedule runs it)
     registers = target.vector_registers
     lanes = target.vector_lanes("float32")
     if columns < lanes * 2:

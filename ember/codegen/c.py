@@ -115,6 +115,7 @@ class _FuncEmitter:
         self.p = ExprPrinter(dialect, self.analyzer, taken_globals)
         self.pointers: dict[E.Var, str] = {}  # buffer data variable -> element C type
         self.outlined: list[str] = []  # parallel loop bodies, emitted before the kernel
+        self.n_outlined = 0
         self.entry = c_symbol(func.name)
 
     def emit(self, text: str) -> None:
@@ -163,6 +164,10 @@ class _FuncEmitter:
         pragma = self.d.nested_parallel if nested else self.d.loop_pragmas.get(s.kind)
         if pragma:
             self.emit(pragma)
+        self._loop(s, ctype, name, lo, end, unroll)
+
+    def _loop(self, s: For, ctype: str, name: str, lo: str, end: str, unroll: int | None) -> None:
+        """Loop ``s`` from ``lo`` to ``end`` (its unroll pragma, its variable's range)."""
         if unroll is not None:
             factor = unroll if unroll > 0 else self.d.default_unroll
             self.emit(self.d.unroll_pragma.format(factor=factor))
@@ -178,8 +183,8 @@ class _FuncEmitter:
         """Run parallel loop ``s`` on the thread pool: its body becomes a function of a
         range of the loop variable, the variables it uses travel in a struct, and the
         kernel calls ``ember_parallel_for(lo, end, fn, &env)``."""
-        fn = f"{self.entry}_par{sum(1 for x in self.outlined if x.startswith('static void'))}"
-        fn = fresh_name(fn, self.p.taken)
+        fn = fresh_name(f"{self.entry}_par{self.n_outlined}", self.p.taken)
+        self.n_outlined += 1
         captured = self._captured(s)
         fields = [self._field(v) for v in captured]
         names = [self.p.name(v) for v in captured]
@@ -187,16 +192,7 @@ class _FuncEmitter:
         # own names (restrict pointers, as in the kernel), so the loop's text is unchanged.
         saved = self.lines, self.depth
         self.lines, self.depth = [], 1
-        old = self.analyzer.bounds.get(s.loop_var)
-        self.analyzer.bind(s.loop_var, (s.min, s.extent))
-        self.parallel_depth += 1
-        if unroll is not None:
-            factor = unroll if unroll > 0 else self.d.default_unroll
-            self.emit(self.d.unroll_pragma.format(factor=factor))
-        self.block(self.d.for_loop(ctype, name, "_begin", "_end"), s.body)
-        self.parallel_depth -= 1
-        if old is None:
-            self.analyzer.bounds.pop(s.loop_var, None)
+        self._loop(s, ctype, name, "_begin", "_end", unroll)
         body, (self.lines, self.depth) = self.lines, saved
         params = ", ".join(["int64_t _begin", "int64_t _end", *fields])
         unpack = ", ".join(["_begin", "_end", *(f"_e->{n}" for n in names)])
